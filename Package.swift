@@ -1,0 +1,88 @@
+// swift-tools-version:6.2
+// PostLens: a CPU-first Qwen3-VL engine, server and analysis tools in Swift.
+//
+// Module graph (arrows point to what a module may import):
+//   postlens ─► Engine ─► Qwen3VL ─► Kernels ─► Tensors
+//                              ├──► SafeTensors ─► Tensors
+//                              ├──► Tokenizer
+//                              └──► Imaging ─► CImageCodecs (libjpeg, libpng, libwebp, libgif)
+//   Kernels ─► CBLAS (OpenBLAS)
+import Foundation
+import PackageDescription
+
+/// Build-time CPU selection. By default the compute targets are built for Haswell-class x86-64
+/// (AVX2 + FMA + F16C) and get the `POSTLENS_AVX2` compilation condition; `POSTLENS_PORTABLE=1`
+/// builds the portable SIMD path that runs on any x86-64 or arm64 machine.
+let environment = ProcessInfo.processInfo.environment
+let portable = environment["POSTLENS_PORTABLE"] == "1"
+#if arch(x86_64)
+let useAVX2 = !portable
+#else
+let useAVX2 = false
+#endif
+
+/// Compute targets are optimized even in debug builds: `swift test` builds debug, and unoptimized
+/// SIMD code runs ~75x slower. `-enable-testing` is still passed in debug, so `@testable import` works.
+var computeSettings: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+if useAVX2 {
+    computeSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
+    computeSettings.append(.define("POSTLENS_AVX2"))
+}
+
+let package = Package(
+    name: "PostLens",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "postlens", targets: ["postlens"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: System libraries
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(
+            name: "CImageCodecs",
+            path: "Sources/CImageCodecs",
+            cSettings: [.unsafeFlags(["-O2"])],
+            linkerSettings: [
+                .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("webp"),
+                .linkedLibrary("webpdemux"), .linkedLibrary("gif"),
+            ]
+        ),
+
+        // MARK: Core
+        .target(name: "Tensors", swiftSettings: computeSettings),
+        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS"], swiftSettings: computeSettings),
+        .target(name: "SafeTensors", dependencies: ["Tensors"], swiftSettings: computeSettings),
+        .target(name: "Tokenizer", swiftSettings: computeSettings),
+        .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),
+        .target(
+            name: "Qwen3VL",
+            dependencies: ["Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging"],
+            swiftSettings: computeSettings
+        ),
+        .target(name: "Engine", dependencies: ["Qwen3VL", "Kernels", "Tensors"], swiftSettings: computeSettings),
+
+        // MARK: Command line
+        .executableTarget(
+            name: "postlens",
+            dependencies: [
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),
+        .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

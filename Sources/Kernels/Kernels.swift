@@ -1,0 +1,1 @@
+// The Kernels module. See docs/architecture.md.

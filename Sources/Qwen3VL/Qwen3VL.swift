@@ -1,0 +1,1 @@
+// The Qwen3VL module. See docs/architecture.md.

@@ -1,0 +1,1 @@
+// The Tokenizer module. See docs/architecture.md.

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct PostLens: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "postlens",
+        abstract: "Understand social-media posts with Qwen3-VL on the CPU."
+    )
+}

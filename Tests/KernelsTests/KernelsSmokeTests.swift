@@ -1,0 +1,4 @@
+import Testing
+@testable import Kernels
+
+@Test func KernelsModuleLinks() { #expect(Bool(true)) }

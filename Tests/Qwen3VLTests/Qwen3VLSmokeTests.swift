@@ -1,0 +1,4 @@
+import Testing
+@testable import Qwen3VL
+
+@Test func Qwen3VLModuleLinks() { #expect(Bool(true)) }

@@ -1,0 +1,4 @@
+import Testing
+@testable import SafeTensors
+
+@Test func SafeTensorsModuleLinks() { #expect(Bool(true)) }
