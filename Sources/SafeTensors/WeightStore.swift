@@ -1,0 +1,74 @@
+import Foundation
+import Tensors
+
+/// All tensors of a model folder: a single `model.safetensors`, or shards listed by
+/// `model.safetensors.index.json` (`weight_map`: tensor name → shard file name).
+public final class WeightStore: Sendable {
+    public let directory: URL
+    public let files: [SafeTensorsFile]
+    private let locations: [String: (file: Int, info: TensorInfo)]
+
+    public var names: [String] { locations.keys.sorted() }
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        let fm = FileManager.default
+        let single = directory.appendingPathComponent("model.safetensors")
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        var shardNames: [String]
+        if fm.fileExists(atPath: index.path) {
+            shardNames = try Self.shardNames(indexURL: index)
+        } else if fm.fileExists(atPath: single.path) {
+            shardNames = ["model.safetensors"]
+        } else {
+            let others = (try? fm.contentsOfDirectory(atPath: directory.path))?.filter { $0.hasSuffix(".safetensors") }.sorted() ?? []
+            guard !others.isEmpty else { throw SafeTensorsError.noWeights(directory: directory.path) }
+            shardNames = others
+        }
+        var files: [SafeTensorsFile] = []
+        var locations: [String: (file: Int, info: TensorInfo)] = [:]
+        for shard in shardNames {
+            let file = try SafeTensorsFile(url: directory.appendingPathComponent(shard))
+            for (name, info) in file.tensors { locations[name] = (files.count, info) }
+            files.append(file)
+        }
+        self.files = files
+        self.locations = locations
+    }
+
+    /// Shard file names from an index, refusing names that would leave the model folder.
+    static func shardNames(indexURL: URL) throws -> [String] {
+        let name = indexURL.lastPathComponent
+        guard let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: indexURL)) as? [String: Any] else {
+            throw SafeTensorsError.malformedIndex(file: name, reason: "not a JSON object")
+        }
+        guard let map = object["weight_map"] as? [String: String] else {
+            throw SafeTensorsError.malformedIndex(file: name, reason: "missing 'weight_map' object of strings")
+        }
+        let shards = Set(map.values)
+        for shard in shards where shard.contains("/") || shard.hasPrefix(".") || shard.isEmpty {
+            throw SafeTensorsError.malformedIndex(file: name, reason: "shard name '\(shard)' is not a plain file name")
+        }
+        return shards.sorted()
+    }
+
+    public func info(_ name: String) -> TensorInfo? { locations[name]?.info }
+
+    public func contains(_ name: String) -> Bool { locations[name] != nil }
+
+    public func pointer(_ name: String) throws -> (TensorInfo, UnsafeRawPointer) {
+        guard let location = locations[name] else { throw SafeTensorsError.missingTensor(name: name) }
+        return (location.info, files[location.file].pointer(location.info))
+    }
+
+    /// The tensor converted to F32.
+    public func floatTensor(_ name: String) throws -> Tensor {
+        let (info, pointer) = try self.pointer(name)
+        let tensor = Tensor(shape: info.shape)
+        convertToFloat(info.dtype, source: pointer, destination: tensor.data, count: info.elementCount)
+        return tensor
+    }
+
+    /// Total parameter count over all tensors.
+    public var parameterCount: Int { locations.values.reduce(0) { $0 + $1.info.elementCount } }
+}
