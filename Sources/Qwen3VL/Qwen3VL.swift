@@ -1,1 +1,0 @@
-// The Qwen3VL module. See docs/architecture.md.
