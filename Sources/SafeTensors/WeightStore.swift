@@ -36,6 +36,17 @@ public final class WeightStore: Sendable {
         self.locations = locations
     }
 
+    /// A store over already-opened files (e.g. a single reference file in tests).
+    public init(files: [SafeTensorsFile]) {
+        directory = files.first?.file.url.deletingLastPathComponent() ?? URL(fileURLWithPath: "/")
+        var locations: [String: (file: Int, info: TensorInfo)] = [:]
+        for (index, file) in files.enumerated() {
+            for (name, info) in file.tensors { locations[name] = (index, info) }
+        }
+        self.files = files
+        self.locations = locations
+    }
+
     /// Shard file names from an index, refusing names that would leave the model folder.
     static func shardNames(indexURL: URL) throws -> [String] {
         let name = indexURL.lastPathComponent

@@ -1,0 +1,118 @@
+import Foundation
+
+/// Scaled dot-product attention with grouped KV heads, over strided views (no copies).
+///
+/// - `q`: `queryCount` rows, row stride `ldq`; head `h` occupies columns `h·headDim ..< (h+1)·headDim`.
+/// - `k`, `v`: `keyCount` rows, row stride `ldkv`; KV head `g` at columns `g·headDim`. Query head `h`
+///   reads KV head `h / (heads / kvHeads)` (spec §8.8: consecutive query heads share a KV head).
+/// - `causalOffset`: nil for full (bidirectional) attention; otherwise query `t` sees keys
+///   `0 ... causalOffset + t` (the keys before the current chunk plus the chunk's causal triangle).
+/// - `out`: `queryCount` rows, row stride `ldo`, same head layout as `q`.
+///
+/// Many queries use OpenBLAS sgemm per head and block of queries; few queries (decode) use a direct
+/// loop parallel over heads, where BLAS call overhead would dominate.
+public func attention(
+    q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
+    heads: Int, kvHeads: Int, headDim: Int, scale: Float, causalOffset: Int?,
+    out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    precondition(heads % kvHeads == 0, "heads \(heads) not a multiple of kvHeads \(kvHeads)")
+    if queryCount <= 4 {
+        attentionDirect(q: q, ldq: ldq, queryCount: queryCount, k: k, v: v, ldkv: ldkv, keyCount: keyCount,
+                        heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
+                        out: out, ldo: ldo)
+        return
+    }
+    let group = heads / kvHeads
+    let block = min(queryCount, 256)
+    let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * keyCount)
+    defer { scores.deallocate() }
+    for h in 0..<heads {
+        let g = h / group
+        var start = 0
+        while start < queryCount {
+            let rows = min(block, queryCount - start)
+            // Keys visible to the last query of the block bound the work for causal attention.
+            let visible = causalOffset.map { min(keyCount, $0 + start + rows) } ?? keyCount
+            matmulTransposedB(q + start * ldq + h * headDim, rows: rows, inner: headDim, ldx: ldq,
+                              k + g * headDim, columns: visible, ldw: ldkv,
+                              scores, ldy: visible, alpha: scale)
+            for r in 0..<rows {
+                let row = scores + r * visible
+                let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
+                for j in limit..<visible { row[j] = -Float.infinity }
+                softmaxInPlace(row, count: visible)
+            }
+            matmul(scores, rows: rows, inner: visible, ldx: visible,
+                   v + g * headDim, columns: headDim, ldb: ldkv,
+                   out + start * ldo + h * headDim, ldy: ldo)
+            start += rows
+        }
+    }
+}
+
+/// Direct attention for a handful of queries, parallel over heads.
+private func attentionDirect(
+    q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
+    heads: Int, kvHeads: Int, headDim: Int, scale: Float, causalOffset: Int?,
+    out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    let group = heads / kvHeads
+    let work = heads * queryCount
+    Parallel.forRanges(work, minimumPerThread: 1) { range in
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, keyCount))
+        defer { scores.deallocate() }
+        for item in range {
+            let h = item % heads, t = item / heads
+            let g = h / group
+            let qv = q + t * ldq + h * headDim
+            let visible = causalOffset.map { min(keyCount, $0 + t + 1) } ?? keyCount
+            for s in 0..<visible {
+                let kv = k + s * ldkv + g * headDim
+                var dot: Float = 0
+                for i in 0..<headDim { dot += qv[i] * kv[i] }
+                scores[s] = dot * scale
+            }
+            softmaxInPlace(scores, count: visible)
+            let o = out + t * ldo + h * headDim
+            o.update(repeating: 0, count: headDim)
+            for s in 0..<visible {
+                let p = scores[s]
+                let vv = v + s * ldkv + g * headDim
+                for i in 0..<headDim { o[i] += p * vv[i] }
+            }
+        }
+    }
+}
+
+/// Naive twin of `attention` in double precision, for tests.
+public func naiveAttention(
+    q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
+    heads: Int, kvHeads: Int, headDim: Int, scale: Float, causalOffset: Int?,
+    out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    let group = heads / kvHeads
+    for h in 0..<heads {
+        let g = h / group
+        for t in 0..<queryCount {
+            let visible = causalOffset.map { min(keyCount, $0 + t + 1) } ?? keyCount
+            var logits = [Double](repeating: 0, count: visible)
+            for s in 0..<visible {
+                var dot = 0.0
+                for i in 0..<headDim { dot += Double(q[t * ldq + h * headDim + i]) * Double(k[s * ldkv + g * headDim + i]) }
+                logits[s] = dot * Double(scale)
+            }
+            let m = logits.max() ?? 0
+            let e = logits.map { Foundation.exp($0 - m) }
+            let z = e.reduce(0, +)
+            for i in 0..<headDim {
+                var acc = 0.0
+                for s in 0..<visible { acc += e[s] / z * Double(v[s * ldkv + g * headDim + i]) }
+                out[t * ldo + h * headDim + i] = Float(acc)
+            }
+        }
+    }
+}

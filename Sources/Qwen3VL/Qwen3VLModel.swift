@@ -1,0 +1,42 @@
+import Foundation
+import Kernels
+import SafeTensors
+import Tensors
+
+/// The model as the engine sees it: configuration, vision tower and text decoder, loaded from a
+/// Hugging Face model folder (`config.json`, `generation_config.json`, `*.safetensors`). Strings and
+/// images stay in `Qwen3VLProcessor`; only token ids, patches and grids reach this type.
+public final class Qwen3VLModel: Sendable {
+    public let directory: URL
+    public let configuration: Qwen3VLConfiguration
+    public let generation: GenerationConfiguration
+    public let vision: VisionEncoder
+    public let text: TextDecoder
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        configuration = try Qwen3VLConfiguration.load(from: directory)
+        generation = try GenerationConfiguration.load(from: directory)
+        let store = try WeightStore(directory: directory)
+        let weights = try Qwen3VLWeights.load(from: store, configuration: configuration)
+        vision = VisionEncoder(configuration: configuration.vision, weights: weights.vision)
+        text = TextDecoder(configuration: configuration.text, weights: weights.text, imageTokenID: configuration.imageTokenID)
+    }
+
+    /// Token ids that end generation: generation_config's, else the text config's.
+    public var eosTokenIDs: [Int] {
+        generation.eosTokenIDs.isEmpty ? configuration.text.eosTokenIDs : generation.eosTokenIDs
+    }
+
+    public var mergeSize: Int { configuration.vision.spatialMergeSize }
+
+    /// Runs the vision tower over images given as concatenated patches `[ΣN, C·T·P·P]`.
+    public func encodeImages(pixelValues: Tensor, grids: [ImageGrid]) -> VisionFeatures {
+        withExtendedLifetime(pixelValues) { vision.encode(pixelValues: pixelValues.data, grids: grids) }
+    }
+
+    /// MRoPE positions of a prompt.
+    public func positions(for tokens: [Int], grids: [ImageGrid]) throws -> MRoPEPositions {
+        try MRoPEPositions.compute(tokens: tokens, imageTokenID: configuration.imageTokenID, grids: grids, mergeSize: mergeSize)
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import Kernels
+import SafeTensors
+import Tensors
+
+/// Every checkpoint key of `Qwen3VLForConditionalGeneration` is named in this file and nowhere else
+/// (spec §1.2). Shapes are checked against the configuration at load: a mismatch names the key, the
+/// expected and the actual shape. Weights are converted from their on-disk dtype (BF16) to the
+/// runtime format; the tied `lm_head` shares the embedding table.
+public enum WeightLoadError: Error, CustomStringConvertible, Equatable {
+    case shapeMismatch(key: String, expected: [Int], actual: [Int])
+    case missing(key: String)
+
+    public var description: String {
+        switch self {
+        case .shapeMismatch(let key, let expected, let actual):
+            return "checkpoint tensor '\(key)' has shape \(actual), but config.json implies \(expected)"
+        case .missing(let key):
+            return "checkpoint has no tensor '\(key)'; is this a Qwen3-VL checkpoint?"
+        }
+    }
+}
+
+// MARK: - Weight types (shapes use the notation of spec §0: D vision hidden, H text hidden)
+
+/// One ViT block (spec §3.4).
+public struct VisionBlockWeights: Sendable {
+    public let norm1Weight, norm1Bias: Tensor   // [D]
+    public let qkv: LinearWeight                // [3D, D] + [3D]: Q rows, then K, then V
+    public let proj: LinearWeight               // [D, D] + [D]
+    public let norm2Weight, norm2Bias: Tensor   // [D]
+    public let fc1: LinearWeight                // [I, D] + [I]
+    public let fc2: LinearWeight                // [D, I] + [D]
+}
+
+/// The final merger (LayerNorm per patch) or a DeepStack merger (LayerNorm after grouping 2×2 patches).
+public struct MergerWeights: Sendable {
+    public let normWeight, normBias: Tensor     // [D] (final) or [4D] (DeepStack)
+    public let fc1: LinearWeight                // [4D, 4D] + [4D]
+    public let fc2: LinearWeight                // [H, 4D] + [H]
+    public let normAfterGrouping: Bool
+}
+
+public struct VisionWeights: Sendable {
+    public let patchEmbed: LinearWeight         // Conv3d [D, C, T, P, P] flattened to [D, C·T·P·P] + [D]
+    public let positionEmbedding: Tensor        // [S·S, D], learned S×S grid, row-major
+    public let blocks: [VisionBlockWeights]
+    public let merger: MergerWeights
+    public let deepstackMergers: [MergerWeights]
+}
+
+/// One Qwen3 decoder layer (spec §4.2); no biases.
+public struct DecoderLayerWeights: Sendable {
+    public let inputNorm: Tensor                // [H]
+    public let qProj: LinearWeight              // [heads·hd, H]
+    public let kProj: LinearWeight              // [kvHeads·hd, H]
+    public let vProj: LinearWeight              // [kvHeads·hd, H]
+    public let oProj: LinearWeight              // [H, heads·hd]
+    public let qNorm, kNorm: Tensor             // [hd]
+    public let postAttentionNorm: Tensor        // [H]
+    public let gateProj, upProj: LinearWeight   // [F, H]
+    public let downProj: LinearWeight           // [H, F]
+}
+
+public struct TextWeights: Sendable {
+    public let embedTokens: Tensor              // [V, H]
+    public let layers: [DecoderLayerWeights]
+    public let norm: Tensor                     // [H]
+    public let lmHead: LinearWeight             // [V, H]; the embedding table itself when tied
+}
+
+public struct Qwen3VLWeights: Sendable {
+    public let vision: VisionWeights
+    public let text: TextWeights
+
+    /// Loads and checks every tensor.
+    public static func load(from store: WeightStore, configuration: Qwen3VLConfiguration) throws -> Qwen3VLWeights {
+        let reader = TensorReader(store: store)
+        return Qwen3VLWeights(
+            vision: try loadVision(reader, configuration.vision, textHidden: configuration.text.hiddenSize),
+            text: try loadText(reader, configuration)
+        )
+    }
+
+    // MARK: Key names
+
+    /// Checkpoints saved by transformers ≥ 4.57 use `model.visual.` / `model.language_model.`; older
+    /// exports used `visual.` / `model.`. The first prefix whose probe key exists wins.
+    static func prefixes(_ store: WeightStore) -> (vision: String, text: String) {
+        let vision = store.contains("model.visual.patch_embed.proj.weight") ? "model.visual." : "visual."
+        let text = store.contains("model.language_model.embed_tokens.weight") ? "model.language_model." : "model."
+        return (vision, text)
+    }
+
+    static func loadVision(_ r: TensorReader, _ c: VisionConfiguration, textHidden: Int) throws -> VisionWeights {
+        let p = prefixes(r.store).vision
+        let d = c.hiddenSize, i = c.intermediateSize, merged = d * c.mergeUnit
+        let patch = try r.tensor(p + "patch_embed.proj.weight",
+                                 [d, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
+        patch.reshape([d, c.patchInputSize])
+        let patchEmbed = LinearWeight(f32: patch, bias: try r.tensor(p + "patch_embed.proj.bias", [d]))
+        let blocks = try (0..<c.depth).map { b -> VisionBlockWeights in
+            let k = p + "blocks.\(b)."
+            return VisionBlockWeights(
+                norm1Weight: try r.tensor(k + "norm1.weight", [d]), norm1Bias: try r.tensor(k + "norm1.bias", [d]),
+                qkv: try r.linear(k + "attn.qkv", out: 3 * d, in: d, bias: true),
+                proj: try r.linear(k + "attn.proj", out: d, in: d, bias: true),
+                norm2Weight: try r.tensor(k + "norm2.weight", [d]), norm2Bias: try r.tensor(k + "norm2.bias", [d]),
+                fc1: try r.linear(k + "mlp.linear_fc1", out: i, in: d, bias: true),
+                fc2: try r.linear(k + "mlp.linear_fc2", out: d, in: i, bias: true))
+        }
+        func merger(_ k: String, normWidth: Int, afterGrouping: Bool) throws -> MergerWeights {
+            MergerWeights(
+                normWeight: try r.tensor(k + "norm.weight", [normWidth]), normBias: try r.tensor(k + "norm.bias", [normWidth]),
+                fc1: try r.linear(k + "linear_fc1", out: merged, in: merged, bias: true),
+                fc2: try r.linear(k + "linear_fc2", out: textHidden, in: merged, bias: true),
+                normAfterGrouping: afterGrouping)
+        }
+        return VisionWeights(
+            patchEmbed: patchEmbed,
+            positionEmbedding: try r.tensor(p + "pos_embed.weight", [c.positionEmbeddingCount, d]),
+            blocks: blocks,
+            merger: try merger(p + "merger.", normWidth: d, afterGrouping: false),
+            deepstackMergers: try c.deepstackIndexes.indices.map {
+                try merger(p + "deepstack_merger_list.\($0).", normWidth: merged, afterGrouping: true)
+            })
+    }
+
+    static func loadText(_ r: TensorReader, _ config: Qwen3VLConfiguration) throws -> TextWeights {
+        let c = config.text
+        let p = prefixes(r.store).text
+        let h = c.hiddenSize, hd = c.headDim, f = c.intermediateSize
+        let embed = try r.tensor(p + "embed_tokens.weight", [c.vocabSize, h])
+        let layers = try (0..<c.layerCount).map { l -> DecoderLayerWeights in
+            let k = p + "layers.\(l)."
+            return DecoderLayerWeights(
+                inputNorm: try r.tensor(k + "input_layernorm.weight", [h]),
+                qProj: try r.linear(k + "self_attn.q_proj", out: c.headCount * hd, in: h, bias: false),
+                kProj: try r.linear(k + "self_attn.k_proj", out: c.kvHeadCount * hd, in: h, bias: false),
+                vProj: try r.linear(k + "self_attn.v_proj", out: c.kvHeadCount * hd, in: h, bias: false),
+                oProj: try r.linear(k + "self_attn.o_proj", out: h, in: c.headCount * hd, bias: false),
+                qNorm: try r.tensor(k + "self_attn.q_norm.weight", [hd]),
+                kNorm: try r.tensor(k + "self_attn.k_norm.weight", [hd]),
+                postAttentionNorm: try r.tensor(k + "post_attention_layernorm.weight", [h]),
+                gateProj: try r.linear(k + "mlp.gate_proj", out: f, in: h, bias: false),
+                upProj: try r.linear(k + "mlp.up_proj", out: f, in: h, bias: false),
+                downProj: try r.linear(k + "mlp.down_proj", out: h, in: f, bias: false))
+        }
+        // Tied: the output matrix is the embedding table (a present lm_head.weight is ignored, spec §1.2).
+        let lmHead: LinearWeight
+        if config.tieWordEmbeddings || !r.store.contains("lm_head.weight") {
+            lmHead = LinearWeight(f32: embed, bias: nil)
+        } else {
+            lmHead = try r.linear("lm_head", out: c.vocabSize, in: h, bias: false)
+        }
+        return TextWeights(embedTokens: embed, layers: layers, norm: try r.tensor(p + "norm.weight", [h]), lmHead: lmHead)
+    }
+}
+
+/// Reads tensors by name with shape checks.
+struct TensorReader {
+    let store: WeightStore
+
+    func tensor(_ key: String, _ shape: [Int]) throws -> Tensor {
+        guard let info = store.info(key) else { throw WeightLoadError.missing(key: key) }
+        guard info.shape == shape else { throw WeightLoadError.shapeMismatch(key: key, expected: shape, actual: info.shape) }
+        return try store.floatTensor(key)
+    }
+
+    func linear(_ key: String, out: Int, in inFeatures: Int, bias: Bool) throws -> LinearWeight {
+        LinearWeight(f32: try tensor(key + ".weight", [out, inFeatures]),
+                     bias: bias ? try tensor(key + ".bias", [out]) : nil)
+    }
+}
