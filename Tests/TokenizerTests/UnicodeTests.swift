@@ -90,3 +90,18 @@ import Testing
     #expect(pieces("\u{3000}中文") == ["\u{3000}中文"])
     #expect(pieces("I'LL") == ["I", "'LL"])
 }
+
+@Test func scalarsNewerThanReferenceAreNFCStable() {
+    // Foundation's NFC may know a newer Unicode than the reference; scalars the reference does not know must
+    // pass through unchanged for the two to agree.
+    var changed: [String] = []
+    for v in UInt32(0)..<0x110000 {
+        guard let scalar = Unicode.Scalar(v), let age = scalar.properties.age,
+              age.major > QwenPreTokenizer.referenceUnicodeMajor else { continue }
+        let s = String(scalar)
+        if !sameBytes(NFC.normalize(s), s) || !sameBytes(NFC.normalize("a" + s + "\u{316}"), "a" + s + "\u{316}") {
+            changed.append("U+\(String(v, radix: 16))")
+        }
+    }
+    #expect(changed.isEmpty, "\(changed.prefix(20))")
+}
