@@ -51,6 +51,18 @@ import Testing
         #expect(meanDiff <= 0.002, "\(file): mean |diff| \(meanDiff)")
     }
 
+    /// EXIF orientation from PNG eXIf, WebP EXIF and JPEG APP1 (mirror), decoded pixels against PIL's.
+    @Test(arguments: (try? ReferenceManifest.load())?.decode_checks.map(\.file) ?? [])
+    func decodeMatchesPIL(file: String) throws {
+        let check = try #require(try ReferenceManifest.load().decode_checks.first { $0.file == file })
+        let image = try ImageDecoder.decode(fixtureData(file))
+        #expect(image.width == check.width && image.height == check.height, "\(file): \(image.width)x\(image.height)")
+        let expected = [UInt8](try fixtureData(check.rgb))
+        try #require(expected.count == image.pixels.count)
+        let maxDiff = zip(image.pixels, expected).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        #expect(maxDiff <= 1, "\(file): max decode diff \(maxDiff)")
+    }
+
     /// A file named .png that holds JPEG bytes is decoded as the JPEG it is (format sniffed from magic bytes).
     @Test func misnamedFileIsSniffed() throws {
         let jpeg = try fixtureData("odd_333x217.jpg")

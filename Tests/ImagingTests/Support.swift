@@ -20,8 +20,16 @@ struct ReferenceManifest: Decodable {
         let image_grid_thw: [Int]
         let reference: String
     }
+    struct DecodeCheck: Decodable {
+        let file: String
+        let width: Int
+        let height: Int
+        let rgb: String
+    }
     let versions: [String: String]
     let images: [Entry]
+    /// Small images whose upright RGB decode (PIL exif_transpose + convert("RGB")) is stored exactly.
+    let decode_checks: [DecodeCheck]
 
     static func load() throws -> ReferenceManifest {
         try JSONDecoder().decode(ReferenceManifest.self, from: fixtureData("reference.json"))
