@@ -1,6 +1,9 @@
 import CImageCodecs
 
 /// PNG through libpng (C glue for its setjmp error handling). No gamma or ICC transforms, like PIL.
+/// 16-bit samples keep their high byte, which is what PIL does for 16-bit RGB(A). Deliberate deviation: PIL opens
+/// 16-bit grayscale as mode "I;16" and its convert("RGB") clips values above 255 to white (a 16-bit gray photo
+/// becomes almost entirely white); we take the high byte there too.
 enum PNGCodec {
     static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPixels: Int) throws -> RGBImage {
         // Check the announced size from IHDR ourselves first: libpng would otherwise happily start on a header
