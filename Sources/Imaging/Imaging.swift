@@ -1,1 +1,0 @@
-// The Imaging module. See docs/architecture.md.

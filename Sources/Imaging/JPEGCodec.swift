@@ -1,0 +1,33 @@
+import CImageCodecs
+
+/// JPEG through libjpeg-turbo (C glue for its setjmp error handling). Default decoder settings (ISLOW IDCT,
+/// fancy upsampling) are the ones PIL uses, so output matches PIL up to libjpeg-turbo version differences.
+enum JPEGCodec {
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPixels: Int) throws -> RGBImage {
+        var handle: OpaquePointer?
+        var info = pl_jpeg_info()
+        var message = [CChar](repeating: 0, count: Int(PL_ERR_LEN))
+        guard pl_jpeg_open(bytes.baseAddress, bytes.count, &handle, &info, &message) == 0, let handle else {
+            throw ImageError.corrupt("JPEG: \(cString(message))")
+        }
+        defer { pl_jpeg_close(handle) }
+        let width = Int(info.width), height = Int(info.height), channels = Int(info.channels)
+        try ImageDecoder.checkSize(.jpeg, width: width, height: height, maxPixels: maxPixels)
+
+        var failed = false
+        let samples = [UInt8](unsafeUninitializedCapacity: width * height * channels) { buffer, count in
+            failed = pl_jpeg_read(handle, buffer.baseAddress, &message) != 0
+            count = failed ? 0 : width * height * channels
+        }
+        if failed {
+            throw ImageError.corrupt("JPEG: \(cString(message))")
+        }
+        if info.color_model == Int32(PL_JPEG_CMYK) {
+            let rgb = samples.withUnsafeBufferPointer {
+                PixelConversion.cmykToRGB($0, inverted: info.adobe_inverted != 0, pixelCount: width * height)
+            }
+            return RGBImage(width: width, height: height, pixels: rgb)
+        }
+        return RGBImage(width: width, height: height, pixels: samples)
+    }
+}
