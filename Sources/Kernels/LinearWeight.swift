@@ -48,3 +48,12 @@ public final class LinearWeight: @unchecked Sendable {
         return y
     }
 }
+
+extension LinearWeight {
+    /// Identity of the underlying storage (a tied output matrix shares the embedding's tensor).
+    public var storageIdentity: ObjectIdentifier {
+        switch storage {
+        case .f32(let t): return ObjectIdentifier(t)
+        }
+    }
+}

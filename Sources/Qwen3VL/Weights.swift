@@ -172,3 +172,75 @@ struct TensorReader {
                      bias: bias ? try tensor(key + ".bias", [out]) : nil)
     }
 }
+
+// MARK: - Checkpoint layout
+
+extension Qwen3VLWeights {
+    /// Every tensor a checkpoint for `configuration` holds, with its shape, under the names
+    /// transformers ≥ 4.57 writes (`model.visual.`, `model.language_model.`; no `lm_head` when tied).
+    /// Used to write random checkpoints of real shapes; a test checks it against what `load` reads.
+    public static func checkpointLayout(_ configuration: Qwen3VLConfiguration) -> [(name: String, shape: [Int])] {
+        let v = configuration.vision, t = configuration.text
+        let p = "model.visual.", q = "model.language_model."
+        let d = v.hiddenSize, merged = d * v.mergeUnit, h = t.hiddenSize, hd = t.headDim
+        var out: [(String, [Int])] = [
+            (p + "patch_embed.proj.weight", [d, v.inChannels, v.temporalPatchSize, v.patchSize, v.patchSize]),
+            (p + "patch_embed.proj.bias", [d]),
+            (p + "pos_embed.weight", [v.positionEmbeddingCount, d]),
+        ]
+        for b in 0..<v.depth {
+            let k = p + "blocks.\(b)."
+            out += [(k + "norm1.weight", [d]), (k + "norm1.bias", [d]),
+                    (k + "attn.qkv.weight", [3 * d, d]), (k + "attn.qkv.bias", [3 * d]),
+                    (k + "attn.proj.weight", [d, d]), (k + "attn.proj.bias", [d]),
+                    (k + "norm2.weight", [d]), (k + "norm2.bias", [d]),
+                    (k + "mlp.linear_fc1.weight", [v.intermediateSize, d]), (k + "mlp.linear_fc1.bias", [v.intermediateSize]),
+                    (k + "mlp.linear_fc2.weight", [d, v.intermediateSize]), (k + "mlp.linear_fc2.bias", [d])]
+        }
+        func merger(_ k: String, normWidth: Int) -> [(String, [Int])] {
+            [(k + "norm.weight", [normWidth]), (k + "norm.bias", [normWidth]),
+             (k + "linear_fc1.weight", [merged, merged]), (k + "linear_fc1.bias", [merged]),
+             (k + "linear_fc2.weight", [h, merged]), (k + "linear_fc2.bias", [h])]
+        }
+        out += merger(p + "merger.", normWidth: d)
+        for k in v.deepstackIndexes.indices { out += merger(p + "deepstack_merger_list.\(k).", normWidth: merged) }
+        out.append((q + "embed_tokens.weight", [t.vocabSize, h]))
+        for l in 0..<t.layerCount {
+            let k = q + "layers.\(l)."
+            out += [(k + "input_layernorm.weight", [h]),
+                    (k + "self_attn.q_proj.weight", [t.headCount * hd, h]),
+                    (k + "self_attn.k_proj.weight", [t.kvHeadCount * hd, h]),
+                    (k + "self_attn.v_proj.weight", [t.kvHeadCount * hd, h]),
+                    (k + "self_attn.o_proj.weight", [h, t.headCount * hd]),
+                    (k + "self_attn.q_norm.weight", [hd]), (k + "self_attn.k_norm.weight", [hd]),
+                    (k + "post_attention_layernorm.weight", [h]),
+                    (k + "mlp.gate_proj.weight", [t.intermediateSize, h]),
+                    (k + "mlp.up_proj.weight", [t.intermediateSize, h]),
+                    (k + "mlp.down_proj.weight", [h, t.intermediateSize])]
+        }
+        out.append((q + "norm.weight", [h]))
+        if !configuration.tieWordEmbeddings { out.append(("lm_head.weight", [t.vocabSize, h])) }
+        return out
+    }
+}
+
+extension TextWeights {
+    /// Bytes of all text weights in their runtime format (the tied output matrix counted once).
+    public var byteCount: Int {
+        var total = embedTokens.count * 4 + norm.count * 4
+        for l in layers {
+            total += [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.byteCount }
+            total += (l.inputNorm.count + l.qNorm.count + l.kNorm.count + l.postAttentionNorm.count) * 4
+        }
+        if lmHead.storageIdentity != ObjectIdentifier(embedTokens) { total += lmHead.byteCount }
+        return total
+    }
+
+    /// Weights multiplied per prompt token (everything but the embedding lookup; the output matrix
+    /// only for the last position, so it is excluded as well).
+    public var nonEmbeddingParameters: Int {
+        layers.reduce(0) { sum, l in
+            sum + [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.outFeatures * $1.inFeatures }
+        }
+    }
+}

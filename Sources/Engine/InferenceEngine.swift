@@ -1,0 +1,88 @@
+import Dispatch
+import Foundation
+import Imaging
+import Kernels
+import Qwen3VL
+import Synchronization
+
+/// The one owner of the model. Requests are queued and run one at a time on a dedicated serial
+/// dispatch queue — model work is seconds of CPU per call and must never block Swift's cooperative
+/// thread pool (which has only as many threads as cores). Results stream back through an
+/// `AsyncThrowingStream`; when the consumer goes away the request is cancelled before its next step.
+public final class InferenceEngine: Sendable {
+    public let model: Qwen3VLModel
+    public let processor: Qwen3VLProcessor
+    public let generator: Generator
+    private let queue = DispatchQueue(label: "postlens.engine", qos: .userInitiated)
+
+    public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil) {
+        self.model = model
+        self.processor = processor
+        generator = Generator(model: model, processor: processor, contextLimit: contextLimit)
+    }
+
+    /// Loads a model folder (config, weights, tokenizer, preprocessor).
+    public convenience init(directory: URL, contextLimit: Int? = nil) throws {
+        let model = try Qwen3VLModel(directory: directory)
+        let processor = try Qwen3VLProcessor(directory: directory, configuration: model.configuration)
+        self.init(model: model, processor: processor, contextLimit: contextLimit)
+    }
+
+    /// A conversation to answer: messages with image parts, and the images in the same order.
+    public struct Request: Sendable {
+        public var messages: [ChatMessage]
+        public var images: [RGBImage]
+        public var parameters: GenerationParameters
+        public var minPixels: Int?
+        public var maxPixels: Int?
+
+        public init(messages: [ChatMessage], images: [RGBImage] = [], parameters: GenerationParameters = GenerationParameters(),
+                    minPixels: Int? = nil, maxPixels: Int? = nil) {
+            self.messages = messages
+            self.images = images
+            self.parameters = parameters
+            self.minPixels = minPixels
+            self.maxPixels = maxPixels
+        }
+    }
+
+    /// Streams the answer: `.delta` events as tokens arrive, then one `.finished`.
+    public func generate(_ request: Request) -> AsyncThrowingStream<GenerationEvent, Error> {
+        let cancelled = CancellationFlag()
+        let arrival = DispatchTime.now()
+        return AsyncThrowingStream { continuation in
+            continuation.onTermination = { _ in cancelled.set() }
+            queue.async { [self] in
+                do {
+                    var timings = Timings()
+                    let start = DispatchTime.now()
+                    let prompt = try processor.prepare(request.messages, images: request.images,
+                                                       minPixels: request.minPixels, maxPixels: request.maxPixels)
+                    timings.preprocessMs = milliseconds(since: start)
+                    _ = try generator.generate(prompt, parameters: request.parameters, timings: timings, started: arrival,
+                                               isCancelled: { cancelled.isSet }, emit: { continuation.yield($0) })
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+        }
+    }
+
+    /// Runs a request to completion and returns the result (the CLI's and tests' convenience).
+    public func complete(_ request: Request) async throws -> GenerationResult {
+        var result: GenerationResult?
+        for try await event in generate(request) {
+            if case .finished(let r) = event { result = r }
+        }
+        guard let result else { throw CancellationError() }
+        return result
+    }
+}
+
+/// A flag set from any thread and polled by the generation loop.
+final class CancellationFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func set() { flag.store(true, ordering: .relaxed) }
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+}
