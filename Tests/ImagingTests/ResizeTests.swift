@@ -2,7 +2,12 @@ import Imaging
 import Testing
 
 /// The naive twin of `resizeBicubicAntialiased`: the spec §2.4 text in Double, one output sample at a time.
-func naiveBicubicResize(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+/// `verticalFirst` (default: horizontal first) transposes in and out, which runs the vertical pass first.
+func naiveBicubicResize(_ image: RGBImage, width: Int, height: Int, verticalFirst: Bool = false) -> RGBImage {
+    if verticalFirst {
+        let t = naiveBicubicResize(transposed(image), width: height, height: width)
+        return transposed(t)
+    }
     func kernel(_ x: Double) -> Double {
         let a = -0.5, t = abs(x)
         if t < 1 { return (a + 2) * t * t * t - (a + 3) * t * t + 1 }
@@ -41,6 +46,16 @@ func naiveBicubicResize(_ image: RGBImage, width: Int, height: Int) -> RGBImage 
         }
     }
     return RGBImage(width: width, height: height, pixels: out)
+}
+
+func transposed(_ image: RGBImage) -> RGBImage {
+    var out = [UInt8](repeating: 0, count: image.pixels.count)
+    for y in 0..<image.height {
+        for x in 0..<image.width {
+            for c in 0..<3 { out[(x * image.height + y) * 3 + c] = image.pixels[(y * image.width + x) * 3 + c] }
+        }
+    }
+    return RGBImage(width: image.height, height: image.width, pixels: out)
 }
 
 @Suite struct ResizeTests {
