@@ -82,7 +82,8 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
+        .testTarget(name: "CLITests", dependencies: ["postlens"]),
     ],
     swiftLanguageModes: [.v6]
 )

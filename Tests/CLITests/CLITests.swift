@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// End-to-end tests of the `postlens` binary that `swift build` / `swift test` produce.
+enum CLI {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = root.appendingPathComponent("Tests/Fixtures")
+
+    /// The built binary, beside the test bundle.
+    static var binary: URL {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("postlens")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        return root.appendingPathComponent(".build/debug/postlens")
+    }
+
+    struct Output { let status: Int32; let stdout: String; let stderr: String }
+
+    static func run(_ arguments: [String], stdin: String? = nil) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func referenceCase(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: fixtures.appendingPathComponent("models/tiny/reference/cases.json"))
+        return ((try JSONSerialization.jsonObject(with: data) as! [String: Any])["cases"] as! [String: Any])[name] as! [String: Any]
+    }
+}
+
+@Test func binaryExists() {
+    #expect(FileManager.default.isExecutableFile(atPath: CLI.binary.path), "build the postlens product first: \(CLI.binary.path)")
+}
+
+@Test func askReproducesTheReferenceGreedyText() throws {
+    let info = try CLI.referenceCase("one_image")
+    let model = CLI.fixtures.appendingPathComponent("models/tiny").path
+    let image = CLI.fixtures.appendingPathComponent("models/tiny/reference/img_a.png").path
+    let streamed = try CLI.run(["ask", "--model", model, "--image", image, "--temperature", "0", "--max-tokens", "16", "Describe this image."])
+    #expect(streamed.status == 0, "\(streamed.stderr)")
+    #expect(streamed.stdout == (info["greedy_text"] as! String) + "\n")
+
+    let json = try CLI.run(["ask", "--model", model, "--image", image, "--temperature", "0", "--max-tokens", "16", "--json", "-"],
+                           stdin: "Describe this image.")
+    #expect(json.status == 0, "\(json.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+    #expect(object["token_ids"] as? [Int] == info["greedy_ids"] as? [Int])
+    #expect(object["finish_reason"] as? String == "length")
+    let usage = object["usage"] as! [String: Any]
+    #expect(usage["prompt_tokens"] as? Int == info["L"] as? Int)
+    #expect(usage["image_tokens"] as? Int == info["M"] as? Int)
+    let timings = object["timings"] as! [String: Any]
+    for key in ["preprocess_ms", "vision_ms", "prefill_ms", "decode_ms"] { #expect(timings[key] is Double, "missing \(key)") }
+}
+
+@Test func askErrorsGoToStderrWithNonZeroExit() throws {
+    let model = CLI.fixtures.appendingPathComponent("models/tiny").path
+    let missingModel = try CLI.run(["ask", "--model", "/nonexistent/model", "hi"])
+    #expect(missingModel.status != 0)
+    #expect(missingModel.stderr.contains("does not exist"))
+    #expect(missingModel.stdout.isEmpty)
+    let badImage = try CLI.run(["ask", "--model", model, "--image", CLI.fixtures.appendingPathComponent("models/tiny/config.json").path, "hi"])
+    #expect(badImage.status != 0)
+    #expect(badImage.stderr.contains("config.json"))
+}
+
+@Test func tokenizePrintsIDs() throws {
+    let model = CLI.fixtures.appendingPathComponent("models/tiny").path
+    let r = try CLI.run(["tokenize", "--model", model, "<|im_start|>user"])
+    #expect(r.status == 0)
+    let ids = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [Int]
+    #expect(ids.first == 4001)  // <|im_start|> in the trimmed fixture vocabulary
+}
+
+@Test func inspectSummarizesAModelFolder() throws {
+    let r = try CLI.run(["inspect", "--json", CLI.fixtures.appendingPathComponent("models/odd").path])
+    #expect(r.status == 0, "\(r.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+    #expect((object["dtypes"] as! [String: Int]).keys.sorted() == ["bf16"])
+    #expect((object["text"] as! [String: Any])["kv_heads"] as? Int == 1)
+    #expect((object["vision"] as! [String: Any])["deepstack_indexes"] as? [Int] == [0])
+}
