@@ -4,6 +4,7 @@ import ArgumentParser
 struct PostLens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postlens",
-        abstract: "Understand social-media posts with Qwen3-VL on the CPU."
+        abstract: "Understand social-media posts with Qwen3-VL on the CPU.",
+        subcommands: [DownloadCommand.self]
     )
 }
