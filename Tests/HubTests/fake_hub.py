@@ -10,6 +10,7 @@ and headers that `postlens download` and `huggingface_hub` use:
                                                   X-Linked-Size, Accept-Ranges and HTTP Range support
   GET  /_cdn/{sha256}                             where LFS files redirect to with --redirect-lfs
   GET  /_stats                                    what was served (requests and body bytes), as JSON
+                                                  (also written to the --stats file after every request)
 
 Files at least --lfs-threshold bytes big are treated as LFS files (etag = sha256 of the content);
 smaller ones are regular git files (etag = git blob sha1). Failure injection for the tests:
@@ -26,6 +27,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -87,10 +89,15 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- helpers ---------------------------------------------------------------------------
     def record(self, status, sent, path=None):
+        """Log a request (with the body bytes it sends) and rewrite the --stats file.
+
+        Bodies are recorded before they are sent, so the file is up to date by the time the
+        client has read the last byte."""
         with self.state.lock:
             self.state.requests.append({
                 "method": self.command,
                 "path": path or self.path,
+                "url": self.path,
                 "range": self.headers.get("Range"),
                 "authorization": self.headers.get("Authorization"),
                 "status": status,
@@ -98,6 +105,12 @@ class Handler(BaseHTTPRequestHandler):
             })
             if path:
                 self.state.bytes_by_path[path] = self.state.bytes_by_path.get(path, 0) + sent
+            stats_path = self.state.args.stats
+            if stats_path:
+                tmp = stats_path + ".tmp"
+                with open(tmp, "w") as f:
+                    json.dump({"requests": self.state.requests, "bytes_by_path": self.state.bytes_by_path}, f)
+                os.replace(tmp, stats_path)
 
     def send_json(self, status, obj, extra=None):
         body = json.dumps(obj).encode()
@@ -284,23 +297,27 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.drop_pending = False
                 drop_at = self.state.args.drop_after
         if drop_at is not None:
+            self.record(status, min(drop_at, len(body)), file_path)
             self.wfile.write(body[:drop_at])
             self.wfile.flush()
-            self.record(status, min(drop_at, len(body)), file_path)
             self.close_connection = True
+            # Give the client a moment to consume what is in flight (on loopback the server runs
+            # far ahead of the client, whose HTTP library drops bytes it buffered but not yet
+            # handed out when the connection fails), then half-close: FIN after the data sent,
+            # no RST, so the client sees the connection end mid-body after the first N bytes.
+            time.sleep(self.state.args.drop_delay)
             try:
-                self.connection.shutdown(socket.SHUT_RDWR)
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(5)
+                while self.connection.recv(65536):
+                    pass
             except OSError:
                 pass
             return
-        sent = 0
+        self.record(status, len(body), file_path)
         chunk = 256 * 1024
-        try:
-            while sent < len(body):
-                self.wfile.write(body[sent:sent + chunk])
-                sent += min(chunk, len(body) - sent)
-        finally:
-            self.record(status, sent, file_path)
+        for start in range(0, len(body), chunk):
+            self.wfile.write(body[start:start + chunk])
 
 
 def main():
@@ -312,9 +329,11 @@ def main():
     ap.add_argument("--lfs-threshold", type=int, default=1024 * 1024)
     ap.add_argument("--require-token", default=None)
     ap.add_argument("--drop-after", type=int, default=None)
+    ap.add_argument("--drop-delay", type=float, default=1.0, help="seconds between the last byte and the close")
     ap.add_argument("--corrupt", default=None)
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--redirect-lfs", action="store_true")
+    ap.add_argument("--stats", default=None, help="JSON file rewritten after every request with what was served")
     args = ap.parse_args()
 
     repo = Repo(args.root, args.repo, args.commit, args.lfs_threshold)
