@@ -84,10 +84,15 @@ public struct HubClient: Sendable {
         _ id: RepoID, revision: String, session: HubSession, progress: (any DownloadProgressReporter)?
     ) async throws -> URL {
         let info: RepoInfo
+        // With a cached copy at hand, a Hub that cannot be reached is not worth waiting for
+        // through several retries (AsyncHTTPClient already retries connecting until the connect
+        // timeout): fall back to the cache at once, as huggingface_hub does.
+        let cached = cache.cachedSnapshot(id, revision: revision)
         do {
-            info = try await session.repoInfo(id, revision: revision, progress: progress)
+            info = try await session.repoInfo(
+                id, revision: revision, progress: progress, maxRetries: cached == nil ? nil : 0)
         } catch let error as HubError {
-            if case .network(let message) = error, let folder = cache.cachedSnapshot(id, revision: revision) {
+            if case .network(let message) = error, let folder = cached {
                 progress?.note("Could not reach the Hub (\(message)); using the cached snapshot \(folder.path)")
                 return folder
             }
@@ -206,9 +211,11 @@ final class HubSession: Sendable {
     }
 
     /// `GET {endpoint}/api/models/{repo}/revision/{revision}?blobs=true`, with retries.
-    func repoInfo(_ id: RepoID, revision: String, progress: (any DownloadProgressReporter)?) async throws -> RepoInfo {
+    func repoInfo(
+        _ id: RepoID, revision: String, progress: (any DownloadProgressReporter)?, maxRetries: Int? = nil
+    ) async throws -> RepoInfo {
         let url = "\(configuration.endpoint)/api/models/\(id)/revision/\(URLPath.encodeComponent(revision))?blobs=true"
-        return try await withRetries(what: "the file list of \(id)", progress: progress) { _ in
+        return try await withRetries(what: "the file list of \(id)", progress: progress, maxRetries: maxRetries) { _ in
             let response = try await self.execute(self.request(url))
             try self.checkStatus(response, repo: id, revision: revision, file: nil, url: url)
             let body = try await response.body.collect(upTo: 64 * 1024 * 1024)
@@ -276,6 +283,7 @@ final class HubSession: Sendable {
     func withRetries<T>(
         what: String,
         progress: (any DownloadProgressReporter)?,
+        maxRetries: Int? = nil,
         madeProgress: () -> Bool = { false },
         _ body: (Int) async throws -> T
     ) async throws -> T {
@@ -287,11 +295,12 @@ final class HubSession: Sendable {
                 return try await body(attempt)
             } catch let error as TransientError {
                 failures = madeProgress() ? 1 : failures + 1
-                guard failures <= configuration.maxRetries else {
+                let allowed = maxRetries ?? configuration.maxRetries
+                guard failures <= allowed else {
                     throw HubError.network("\(error.description) (while fetching \(what), after \(failures) tries)")
                 }
                 let delay = error.retryAfter ?? backoff(failures)
-                progress?.note("\(error.description); retrying in \(String(format: "%.1f", TerminalProgressReporter.seconds(delay)))s (\(failures)/\(configuration.maxRetries))")
+                progress?.note("\(error.description); retrying in \(String(format: "%.1f", TerminalProgressReporter.seconds(delay)))s (\(failures)/\(allowed))")
                 try await Task.sleep(for: delay)
             }
         }

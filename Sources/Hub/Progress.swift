@@ -62,6 +62,8 @@ public final class TerminalProgressReporter: DownloadProgressReporter {
             s.startBytes = completedBytes
             s.startTime = .now
             s.samples = [(.now, completedBytes)]
+            // Plain lines start one interval in, when there is a speed worth printing.
+            s.lastDraw = isTerminal ? nil : .now
         }
         var line = "Downloading \(repo): \(fileCount) file\(fileCount == 1 ? "" : "s"), \(ByteCount.format(totalBytes))"
         if completedBytes > 0 { line += " (\(ByteCount.format(completedBytes)) already here)" }
@@ -108,7 +110,8 @@ public final class TerminalProgressReporter: DownloadProgressReporter {
     }
 
     /// One progress line, e.g. `[#####-----]  45.0%  1.93 GB / 4.27 GB  52.10 MB/s  ETA 0:45  model.safetensors`.
-    public static func render(completed: Int64, total: Int64, bytesPerSecond: Double, file: String, bar: Bool) -> String {
+    /// `bytesPerSecond` is nil while too little time has passed to measure a speed.
+    public static func render(completed: Int64, total: Int64, bytesPerSecond: Double?, file: String, bar: Bool) -> String {
         let fraction = total > 0 ? min(1, max(0, Double(completed) / Double(total))) : 0
         var parts: [String] = []
         if bar {
@@ -118,8 +121,8 @@ public final class TerminalProgressReporter: DownloadProgressReporter {
         }
         parts.append(String(format: "%5.1f%%", fraction * 100))
         parts.append("\(ByteCount.format(completed)) / \(ByteCount.format(total))")
-        parts.append("\(ByteCount.format(Int64(bytesPerSecond)))/s")
-        if bytesPerSecond > 0, total > completed {
+        parts.append(bytesPerSecond.map { "\(ByteCount.format(Int64($0)))/s" } ?? "--/s")
+        if let bytesPerSecond, bytesPerSecond > 0, total > completed {
             parts.append("ETA " + formatDuration(Double(total - completed) / bytesPerSecond))
         } else {
             parts.append("ETA --")
@@ -136,10 +139,11 @@ public final class TerminalProgressReporter: DownloadProgressReporter {
         return h > 0 ? String(format: "%d:%02d:%02d", h, m, s) : String(format: "%d:%02d", m, s)
     }
 
-    static func speed(_ samples: [(ContinuousClock.Instant, Int64)]) -> Double {
-        guard let first = samples.first, let last = samples.last else { return 0 }
+    /// Bytes per second over the recent samples, or nil if they span less than half a second.
+    static func speed(_ samples: [(ContinuousClock.Instant, Int64)]) -> Double? {
+        guard let first = samples.first, let last = samples.last else { return nil }
         let seconds = Self.seconds(last.0 - first.0)
-        return seconds > 0 ? Double(last.1 - first.1) / seconds : 0
+        return seconds >= 0.5 ? Double(last.1 - first.1) / seconds : nil
     }
 
     static func seconds(_ d: Duration) -> Double {

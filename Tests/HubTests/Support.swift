@@ -138,7 +138,7 @@ func testConfiguration(endpoint: String, cache: URL, token: String? = nil, offli
     var configuration = HubConfiguration(endpoint: endpoint, token: token, cacheDirectory: cache, offline: offline)
     configuration.initialBackoff = .milliseconds(10)
     configuration.maxBackoff = .milliseconds(50)
-    configuration.connectTimeout = .seconds(5)
+    configuration.connectTimeout = .seconds(2)
     configuration.readTimeout = .seconds(10)
     configuration.diskSpaceReserve = 0
     return configuration
