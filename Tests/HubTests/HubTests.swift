@@ -21,6 +21,12 @@ struct HubDownloadTests {
 
     func repoFolder(_ cache: URL) -> URL { cache.appendingPathComponent("models--test-org--tiny-model") }
 
+    /// Where the big file is written while it downloads; the fake hub watches it to drop the
+    /// connection only once the client has consumed the bytes sent (see fake_hub.py).
+    func partialPath(_ cache: URL, _ fixture: Fixture) -> String {
+        repoFolder(cache).appendingPathComponent("blobs/\(Self.sha256(fixture.files[Fixture.bigFile]!)).incomplete").path
+    }
+
     @Test("full download writes the huggingface_hub cache layout", arguments: [false, true])
     func fullDownload(redirectLFS: Bool) async throws {
         let tmp = try TemporaryFolder()
@@ -70,9 +76,10 @@ struct HubDownloadTests {
         let tmp = try TemporaryFolder()
         let fixture = try Fixture(in: tmp.url)
         let dropAfter = Fixture.bigSize * 6 / 10
-        let hub = try FakeHub(fixture: fixture, scratch: tmp.url, options: ["--drop-after", "\(dropAfter)"])
-        defer { hub.stop() }
         let cache = tmp.sub("cache")
+        let hub = try FakeHub(fixture: fixture, scratch: tmp.url,
+                              options: ["--drop-after", "\(dropAfter)", "--drop-wait-for", partialPath(cache, fixture)])
+        defer { hub.stop() }
         var configuration = testConfiguration(endpoint: hub.endpoint, cache: cache)
         configuration.maxRetries = 0
 
@@ -105,7 +112,8 @@ struct HubDownloadTests {
         let tmp = try TemporaryFolder()
         let fixture = try Fixture(in: tmp.url)
         let hub = try FakeHub(fixture: fixture, scratch: tmp.url,
-                              options: ["--drop-after", "\(Fixture.bigSize / 3)", "--fail-first", "2"])
+                              options: ["--drop-after", "\(Fixture.bigSize / 3)", "--fail-first", "2",
+                                        "--drop-wait-for", partialPath(tmp.sub("cache"), fixture)])
         defer { hub.stop() }
         let output = CapturedOutput()
         let reporter = TerminalProgressReporter(isTerminal: true, write: { output.append($0) })
@@ -115,9 +123,25 @@ struct HubDownloadTests {
         let stats = try hub.stats()
         #expect(stats.requests.filter { $0.status == 503 }.count == 2)
         let served = stats.bytes_by_path[Fixture.bigFile] ?? 0  // resumed: (almost) nothing fetched twice
-        #expect(served >= Fixture.bigSize && Double(served) < 1.1 * Double(Fixture.bigSize))
+        #expect(served >= Fixture.bigSize && Double(served) < 1.1 * Double(Fixture.bigSize),
+                "served \(served) bytes: \(stats.requests.filter { $0.path == Fixture.bigFile }.map { "\($0.status) \($0.range ?? "-") \($0.bytes)" })")
         #expect(output.text.contains("retrying"))
         #expect(output.text.contains("\r"))
+    }
+
+    @Test("a server that ignores Range gets the file restarted, and the result is still right")
+    func serverIgnoresRange() async throws {
+        let tmp = try TemporaryFolder()
+        let fixture = try Fixture(in: tmp.url)
+        let hub = try FakeHub(fixture: fixture, scratch: tmp.url,
+                              options: ["--drop-after", "\(Fixture.bigSize / 2)", "--ignore-range"])
+        defer { hub.stop() }
+        let folder = try await HubClient(configuration: testConfiguration(endpoint: hub.endpoint, cache: tmp.sub("cache")))
+            .snapshot(repo: Fixture.repo)
+        #expect(try readTree(folder) == fixture.files)
+        let big = try hub.fileRequests().filter { $0.path == Fixture.bigFile }
+        #expect(big.count == 2)
+        #expect(big.last?.range != nil && big.last?.status == 200)
     }
 
     @Test("a corrupted byte fails the checksum and leaves nothing behind")

@@ -16,7 +16,8 @@ Files at least --lfs-threshold bytes big are treated as LFS files (etag = sha256
 smaller ones are regular git files (etag = git blob sha1). Failure injection for the tests:
 --drop-after N closes the connection after N body bytes of the first GET of the largest file;
 --corrupt NAME flips one byte of NAME when serving it; --fail-first N answers 503 to the first N
-resolve requests; --require-token T answers 401 unless `Authorization: Bearer T` is sent.
+resolve requests; --require-token T answers 401 unless `Authorization: Bearer T` is sent;
+--ignore-range answers every Range request with the whole file (200), as some proxies do.
 
 Only the standard library is used. The chosen port is printed as `PORT <n>` on stdout.
 """
@@ -265,7 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             mid = len(data) // 2
             data = data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:]
         start, end, status = 0, len(data) - 1, 200
-        rng = self.headers.get("Range")
+        rng = None if self.state.args.ignore_range else self.headers.get("Range")
         if rng and rng.startswith("bytes="):
             first, _, last = rng[len("bytes="):].partition("-")
             start = int(first) if first else 0
@@ -301,11 +302,23 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body[:drop_at])
             self.wfile.flush()
             self.close_connection = True
-            # Give the client a moment to consume what is in flight (on loopback the server runs
-            # far ahead of the client, whose HTTP library drops bytes it buffered but not yet
-            # handed out when the connection fails), then half-close: FIN after the data sent,
-            # no RST, so the client sees the connection end mid-body after the first N bytes.
-            time.sleep(self.state.args.drop_delay)
+            # Wait until the client has consumed what is in flight (on loopback the server runs
+            # far ahead of the client, whose HTTP library drops bytes it buffered but had not yet
+            # handed out when the connection fails): until --drop-wait-for (the client's partial
+            # file) holds N bytes, else for --drop-delay seconds. Then half-close: FIN after the
+            # data sent, no RST, so the client sees the connection end after the first N bytes.
+            wait_for = self.state.args.drop_wait_for
+            if wait_for:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    try:
+                        if os.path.getsize(wait_for) >= min(drop_at, len(body)):
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.01)
+            else:
+                time.sleep(self.state.args.drop_delay)
             try:
                 self.connection.shutdown(socket.SHUT_WR)
                 self.connection.settimeout(5)
@@ -330,9 +343,11 @@ def main():
     ap.add_argument("--require-token", default=None)
     ap.add_argument("--drop-after", type=int, default=None)
     ap.add_argument("--drop-delay", type=float, default=1.0, help="seconds between the last byte and the close")
+    ap.add_argument("--drop-wait-for", default=None, help="file whose size tells how much the client consumed")
     ap.add_argument("--corrupt", default=None)
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--redirect-lfs", action="store_true")
+    ap.add_argument("--ignore-range", action="store_true", help="always answer 200 with the whole file")
     ap.add_argument("--stats", default=None, help="JSON file rewritten after every request with what was served")
     args = ap.parse_args()
 
