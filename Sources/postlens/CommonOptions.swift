@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import Hub
 import Kernels
 
 /// Options every model-running command shares.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model folder (config.json, *.safetensors, tokenizer.json, preprocessor_config.json).")
+    @Option(name: .long, help: "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use).")
     var model: String
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
@@ -17,14 +18,12 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// A `--model` argument as a folder. (Repo ids resolve through the hub cache once `postlens download` exists.)
+/// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) is
+/// found in the Hugging Face cache or downloaded on first use (with progress on stderr) unless
+/// `HF_HUB_OFFLINE=1`.
 func resolveModelFolder(_ argument: String) async throws -> URL {
-    let url = URL(fileURLWithPath: (argument as NSString).expandingTildeInPath).standardizedFileURL
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
-        throw CLIError("model folder \(url.path) does not exist; pass a folder with config.json and *.safetensors")
-    }
-    return url
+    try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: true,
+                                   progress: TerminalProgressReporter())
 }
 
 /// An error whose message is printed as is.
