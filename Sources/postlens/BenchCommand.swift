@@ -61,8 +61,8 @@ struct BenchCommand: AsyncParsableCommand {
 
         var report: [String: Any] = ["format": "f32", "threads": Parallel.threadCount]
         log("measuring memory bandwidth and sgemm peak")
-        let bandwidth = MachineLimits.readBandwidth()
-        let gflops = MachineLimits.sgemmGFLOPS()
+        let bandwidth = MachineProbe.readBandwidth()
+        let gflops = MachineProbe.sgemmGFLOPS()
         report["bandwidth_gbps"] = bandwidth
         report["sgemm_gflops"] = gflops
 
@@ -77,7 +77,7 @@ struct BenchCommand: AsyncParsableCommand {
         report["load_ms_warm"] = ms(since: start)
         guard let engine else { return }
 
-        let image = MachineLimits.testImage(side: imageSize)
+        let image = BenchInputs.testImage(side: imageSize)
         let question = "What does this post advertise, and at what price? Answer briefly in one sentence please."
         let messages = [ChatMessage(role: .user, content: [.image, .text(question)])]
         start = Date()
@@ -104,7 +104,7 @@ struct BenchCommand: AsyncParsableCommand {
         let textBytes = Double(engine.model.text.weights.byteCount)
         report["decode_bandwidth_limit_tokens_per_s"] = bandwidth * 1e9 / textBytes
         report["prefill_flops_limit_tokens_per_s"] = gflops * 1e9 / (2 * Double(engine.model.text.weights.nonEmbeddingParameters))
-        report["peak_rss_mb"] = MachineLimits.peakRSSMegabytes()
+        report["peak_rss_mb"] = MachineProbe.peakRSSMegabytes()
 
         if json {
             writeOut(jsonString(report) + "\n")
