@@ -39,6 +39,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: System libraries
@@ -66,11 +67,17 @@ let package = Package(
         ),
         .target(name: "Engine", dependencies: ["Qwen3VL", "Kernels", "Tensors"], swiftSettings: computeSettings),
 
+        // MARK: Server
+        .target(
+            name: "Server",
+            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+
         // MARK: Command line
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging",
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -83,6 +90,10 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["Server", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
