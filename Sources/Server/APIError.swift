@@ -1,7 +1,9 @@
 import Engine
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Imaging
+import NIOCore
 import Qwen3VL
 
 /// Problems the server finds in a request, typed; they become OpenAI-shaped JSON only in `APIError`.
@@ -106,6 +108,8 @@ extension APIError {
             }
         case let error as HTTPError:
             self.init(http: error)
+        case is NIOTooManyBytesError:
+            self.init(http: HTTPError(.contentTooLarge))
         default:
             self.init(status: .internalServerError, message: "internal error; see the server log", type: "server_error")
         }
@@ -198,7 +202,7 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let apiError = APIError(error, retryAfter: retryAfter)
-            if apiError.status.code >= 500 {
+            if apiError.status == .internalServerError {
                 context.logger.error("request failed", metadata: ["status": "\(apiError.status.code)", "error": "\(error)"])
             } else {
                 context.logger.info("request refused", metadata: [

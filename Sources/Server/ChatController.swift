@@ -20,6 +20,7 @@ struct ChatController<Context: RequestContext>: Sendable {
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
+        var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
         let chat = try decodeRequest(ChatCompletionRequest.self, from: Data(buffer: body, byteTransferStrategy: .noCopy))
         let parameters = try generationParameters(chat, defaults: engine.defaultParameters)

@@ -212,7 +212,7 @@ import Qwen3VL
 
     @Test func healthSaysLoadingUntilTheModelIsReady() async throws {
         let host = ModelHost(modelID: "tiny")
-        let app = buildApplication(configuration: Fixture.configuration(), host: host)
+        let app = buildApplication(configuration: Fixture.configuration(), host: host, logger: Fixture.logger)
         try await app.test(.router) { client in
             let health = try await client.get("/health")
             #expect(health.status == .serviceUnavailable)
@@ -236,7 +236,7 @@ import Qwen3VL
         let escape = link.appendingPathComponent("escape.png")
         try FileManager.default.createSymbolicLink(at: escape, withDestinationURL: allowed.appendingPathComponent("img_a.png"))
 
-        func ask(_ client: any TestClientProtocol, _ url: String) async throws -> JSONResponse {
+        @Sendable func ask(_ client: any TestClientProtocol, _ url: String) async throws -> JSONResponse {
             try await client.post(json: ["temperature": 0, "max_tokens": 2, "messages": [userWithImages("What?", [url])]])
         }
         try await runApp(Fixture.configuration { $0.allowedImageDirectory = allowed }) { client in

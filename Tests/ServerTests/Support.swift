@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Testing
 @testable import Engine
 import Imaging
+import Logging
 import Qwen3VL
 @testable import Server
 
@@ -23,6 +24,13 @@ enum Fixture {
         "data:\(mime);base64," + (try file(path)).base64EncodedString()
     }
     static func image(_ path: String) throws -> RGBImage { try ImageDecoder.decode(try file(path)) }
+
+    /// Quiet unless POSTLENS_TEST_LOG=debug (or another level) is set.
+    static let logger: Logger = {
+        var logger = Logger(label: "postlens.server.tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["POSTLENS_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        return logger
+    }()
 
     static func configuration(_ edit: (inout ServerConfiguration) -> Void = { _ in }) -> ServerConfiguration {
         var configuration = ServerConfiguration(modelID: "tiny")
@@ -49,7 +57,9 @@ struct JSONResponse {
 
 func runApp(_ configuration: ServerConfiguration = Fixture.configuration(), engine: (any ChatEngine)? = nil,
             _ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-    let app = buildApplication(configuration: configuration, engine: try engine ?? Fixture.engine())
+    let chosen: any ChatEngine = try engine ?? Fixture.engine()
+    let app = buildApplication(configuration: configuration, host: ModelHost(modelID: configuration.modelID, engine: chosen),
+                               logger: Fixture.logger)
     try await app.test(.router) { client in try await test(client) }
 }
 
