@@ -168,3 +168,10 @@ func openAIFinishReason(_ reason: FinishReason) -> String {
     case .length: return "length"
     }
 }
+
+/// The encoder of every JSON body: URLs and paths in messages stay readable (`docs/api.md`, not `docs\/api.md`).
+func makeJSONEncoder() -> JSONEncoder {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.withoutEscapingSlashes]
+    return encoder
+}

@@ -64,7 +64,7 @@ struct ChatController<Context: RequestContext>: Sendable {
             choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
                             logprobs: wantsLogprobs ? ChoiceLogprobs(result.logprobs) : nil)],
             usage: UsageBody(result))
-        let data = try JSONEncoder().encode(completion)
+        let data = try makeJSONEncoder().encode(completion)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
@@ -77,7 +77,7 @@ struct ChatController<Context: RequestContext>: Sendable {
         let first = try await events.next()
         let body = ResponseBody { writer in
             _ = ticket  // held until the body is written or abandoned
-            let encoder = JSONEncoder()
+            let encoder = makeJSONEncoder()
             func send(_ chunk: ChatCompletionChunk) async throws {
                 var buffer = ByteBuffer(string: "data: ")
                 buffer.writeBytes(try encoder.encode(chunk))

@@ -115,6 +115,33 @@ import Qwen3VL
         }
     }
 
+    @Test func detailLowShrinksOnlyItsOwnImage() async throws {
+        let engine = try Fixture.engine()
+        let a = try Fixture.dataURL("models/tiny/reference/img_large.png"), b = try Fixture.dataURL("models/tiny/reference/img_b.png")
+        // All images low: the request-wide budget is the low one, exactly as the engine applies max_pixels.
+        let lowTokens = 8
+        let expected = try await engine.complete(InferenceEngine.Request(
+            messages: [ChatMessage(role: .user, content: [.image, .text("?")])],
+            images: [try Fixture.image("models/tiny/reference/img_large.png")], parameters: greedy(4, engine: engine),
+            maxPixels: lowTokens * 1024))
+        try await runApp(Fixture.configuration { $0.lowDetailImageTokens = lowTokens }) { client in
+            func imageTokens(_ response: JSONResponse) -> Int? { (response.usage["postlens"] as? [String: Any])?["image_tokens"] as? Int }
+            let low = try await client.post(json: ["temperature": 0, "max_tokens": 4, "messages": [userWithImages("?", [a], detail: "low")]])
+            #expect(low.content == expected.text)
+            #expect(imageTokens(low) == expected.usage.imageTokens)
+            let high = try await client.post(json: ["temperature": 0, "max_tokens": 4, "messages": [userWithImages("?", [a], detail: "high")]])
+            let mixed = try await client.post(json: ["temperature": 0, "max_tokens": 4, "messages": [
+                ["role": "user", "content": [["type": "image_url", "image_url": ["url": a, "detail": "low"]],
+                                             ["type": "image_url", "image_url": ["url": b, "detail": "high"]],
+                                             ["type": "text", "text": "?"]]],
+            ]])
+            let bHigh = try await client.post(json: ["temperature": 0, "max_tokens": 4, "messages": [userWithImages("?", [b], detail: "high")]])
+            #expect(mixed.status == .ok)
+            #expect(try #require(imageTokens(low)) < #require(imageTokens(high)))
+            #expect(imageTokens(mixed) == imageTokens(low).flatMap { l in imageTokens(bHigh).map { l + $0 } })
+        }
+    }
+
     @Test func multiTurnWithEarlierImage() async throws {
         let engine = try Fixture.engine()
         let expected = try await engine.complete(InferenceEngine.Request(
