@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: System libraries
@@ -78,11 +79,17 @@ let package = Package(
             ]
         ),
 
+        // MARK: Server
+        .target(
+            name: "Server",
+            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
+
         // MARK: Command line
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Hub",
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Hub", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -97,6 +104,10 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: ["Server", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

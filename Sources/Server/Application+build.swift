@@ -1,0 +1,42 @@
+import Engine
+import Hummingbird
+import Logging
+
+/// The request context of every route: Hummingbird's basic one (its logger carries `hb.request.id`).
+public typealias ServerContext = BasicRequestContext
+
+/// Builds the HTTP application around a loaded engine. `postlens serve` and the tests both call this.
+public func buildApplication(configuration: ServerConfiguration, engine: some ChatEngine,
+                             logger: Logger? = nil) -> some ApplicationProtocol {
+    buildApplication(configuration: configuration, host: ModelHost(modelID: configuration.modelID, engine: engine), logger: logger)
+}
+
+/// Builds the HTTP application around a model host that may still be loading (`/health` says `loading`,
+/// chat requests get 503 until it is ready).
+public func buildApplication(configuration: ServerConfiguration, host: ModelHost,
+                             logger: Logger? = nil) -> some ApplicationProtocol {
+    let logger = logger ?? {
+        var logger = Logger(label: "postlens.server")
+        logger.logLevel = .info
+        return logger
+    }()
+    let router = buildRouter(configuration: configuration, host: host)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "postlens"),
+        logger: logger
+    )
+}
+
+/// The routes, with error mapping outermost and authentication inside it.
+func buildRouter(configuration: ServerConfiguration, host: ModelHost) -> Router<ServerContext> {
+    let router = Router(context: ServerContext.self)
+    router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
+    router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
+    let gate = AdmissionGate(limit: configuration.maxQueue)
+    HealthController<ServerContext>(host: host, gate: gate).register(on: router)
+    let images = ImageSource(configuration: configuration)
+    router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images).routes, atPath: "/v1")
+    router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
+    return router
+}

@@ -1,0 +1,307 @@
+import Engine
+import Foundation
+import Hummingbird
+import Imaging
+import Logging
+import Qwen3VL
+
+/// `POST /v1/chat/completions`: OpenAI's chat API, streaming (SSE) or not, over the one engine.
+struct ChatController<Context: RequestContext>: Sendable {
+    let host: ModelHost
+    let configuration: ServerConfiguration
+    let gate: AdmissionGate
+    let images: ImageSource
+
+    var routes: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.post("/chat/completions", use: create)
+        return routes
+    }
+
+    @Sendable func create(_ request: Request, context: Context) async throws -> Response {
+        let engine = try host.readyEngine()
+        var request = request
+        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let chat = try decodeRequest(ChatCompletionRequest.self, from: Data(buffer: body, byteTransferStrategy: .noCopy))
+        let parameters = try generationParameters(chat, defaults: engine.defaultParameters)
+        guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
+        let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor)
+        let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
+                                                    minPixels: prepared.budget?.minPixels, maxPixels: prepared.budget?.maxPixels)
+        var logger = context.logger
+        logger[metadataKey: "stream"] = "\(chat.stream == true)"
+        logger[metadataKey: "images"] = "\(prepared.images.count)"
+        logger.debug("chat completion admitted", metadata: ["messages": "\(chat.messages.count)", "in_flight": "\(gate.inFlight)"])
+        let meta = ResponseMeta(id: "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
+                                created: Int(Date().timeIntervalSince1970), model: configuration.modelID)
+        let stream = engine.generate(engineRequest)
+        if chat.stream == true {
+            return try await streamingResponse(stream, meta: meta, includeUsage: chat.streamOptions?.includeUsage == true,
+                                               wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
+        }
+        return try await completeResponse(stream, meta: meta, wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
+    }
+
+    struct ResponseMeta: Sendable {
+        let id: String
+        let created: Int
+        let model: String
+    }
+
+    // MARK: - Responses
+
+    private func completeResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, wantsLogprobs: Bool,
+                                  ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+        var result: GenerationResult?
+        for try await event in stream {
+            if case .finished(let r) = event { result = r }
+        }
+        withExtendedLifetime(ticket) {}
+        guard let result else { throw CancellationError() }
+        log(result, logger: logger)
+        let completion = ChatCompletion(
+            id: meta.id, created: meta.created, model: meta.model,
+            choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
+                            logprobs: wantsLogprobs ? ChoiceLogprobs(result.logprobs) : nil)],
+            usage: UsageBody(result))
+        let data = try makeJSONEncoder().encode(completion)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Server-sent events. The first engine event is awaited before the 200 goes out, so a prompt the engine
+    /// refuses (too long, bad image) still gets its proper status. A write that fails (the client went away)
+    /// ends the loop, which drops the engine stream and cancels the generation before its next step.
+    private func streamingResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, includeUsage: Bool,
+                                   wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+        let events = EventSource(stream)
+        let first = try await events.next()
+        let body = ResponseBody { writer in
+            _ = ticket  // held until the body is written or abandoned
+            let encoder = makeJSONEncoder()
+            func send(_ chunk: ChatCompletionChunk) async throws {
+                var buffer = ByteBuffer(string: "data: ")
+                buffer.writeBytes(try encoder.encode(chunk))
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            func chunk(_ delta: ChatCompletionChunk.Delta, logprobs: [TokenLogprob]? = nil, finish: String? = nil) -> ChatCompletionChunk {
+                ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model,
+                                    choices: [.init(index: 0, delta: delta, logprobs: logprobs.map(ChoiceLogprobs.init),
+                                                    finishReason: finish)],
+                                    usage: nil, includeUsage: includeUsage)
+            }
+            var failure: (any Error)?
+            do {
+                try await send(chunk(.init(role: "assistant", content: ""), logprobs: nil))
+                var event = first
+                while let current = event {
+                    switch current {
+                    case let .delta(text, _, logprobs):
+                        if !text.isEmpty || (wantsLogprobs && !logprobs.isEmpty) {
+                            try await send(chunk(.init(content: text), logprobs: wantsLogprobs ? logprobs : nil))
+                        }
+                    case let .finished(result):
+                        log(result, logger: logger)
+                        try await send(chunk(.init(), finish: openAIFinishReason(result.finishReason)))
+                        if includeUsage {
+                            try await send(ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model, choices: [],
+                                                               usage: UsageBody(result), includeUsage: true))
+                        }
+                    }
+                    do { event = try await events.next() } catch { failure = error; event = nil }
+                }
+                if let failure {
+                    // The engine failed after the headers went out: report it in-band, as OpenAI-compatible servers do.
+                    logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
+                    var buffer = ByteBuffer(string: "data: ")
+                    buffer.writeBytes(try encoder.encode(APIError(failure, retryAfter: configuration.retryAfterSeconds).body))
+                    buffer.writeString("\n\n")
+                    try await writer.write(buffer)
+                }
+            } catch {
+                // A write failed: the client went away. Dropping the engine stream cancels the generation.
+                events.cancel()
+                logger.info("client went away; generation cancelled")
+                throw error
+            }
+            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    private func log(_ result: GenerationResult, logger: Logger) {
+        logger.info("chat completion", metadata: [
+            "prompt_tokens": "\(result.usage.promptTokens)", "image_tokens": "\(result.usage.imageTokens)",
+            "completion_tokens": "\(result.usage.completionTokens)", "finish_reason": "\(result.finishReason.rawValue)",
+            "ttft_ms": "\(Int(result.timings.timeToFirstTokenMs))",
+            "decode_tokens_per_s": "\(Int(result.timings.decodeTokensPerSecond))",
+        ])
+    }
+
+    // MARK: - Request → engine
+
+    func generationParameters(_ chat: ChatCompletionRequest, defaults: GenerationParameters) throws -> GenerationParameters {
+        if let model = chat.model, !model.isEmpty, model != configuration.modelID { throw ServerError.unknownModel(model) }
+        if let n = chat.n, n != 1 { throw ServerError.unsupportedN(n) }
+        guard !chat.messages.isEmpty else { throw ServerError.invalidRequest("'messages' must not be empty", param: "messages") }
+        func check(_ ok: Bool, _ param: String, _ rule: String) throws {
+            if !ok { throw ServerError.invalidRequest("'\(param)' must be \(rule)", param: param) }
+        }
+        var p = defaults
+        if let maxTokens = chat.maxCompletionTokens ?? chat.maxTokens {
+            try check(maxTokens >= 1, chat.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens", "at least 1")
+            p.maxTokens = maxTokens
+        } else {
+            p.maxTokens = configuration.defaultMaxTokens
+        }
+        if let t = chat.temperature {
+            try check(t >= 0 && t <= 2, "temperature", "between 0 and 2")
+            p.sampling.temperature = t
+        }
+        if let v = chat.topP {
+            try check(v > 0 && v <= 1, "top_p", "in (0, 1]")
+            p.sampling.topP = v
+        }
+        if let v = chat.topK {
+            try check(v >= -1, "top_k", "-1 or 0 (off), or a positive count")
+            p.sampling.topK = max(0, v)
+        }
+        if let v = chat.minP {
+            try check(v >= 0 && v <= 1, "min_p", "between 0 and 1")
+            p.sampling.minP = v
+        }
+        if let v = chat.presencePenalty {
+            try check(v >= -2 && v <= 2, "presence_penalty", "between -2 and 2")
+            p.sampling.presencePenalty = v
+        }
+        if let v = chat.frequencyPenalty {
+            try check(v >= -2 && v <= 2, "frequency_penalty", "between -2 and 2")
+            p.sampling.frequencyPenalty = v
+        }
+        if let v = chat.repetitionPenalty {
+            try check(v > 0 && v <= 10, "repetition_penalty", "in (0, 10]")
+            p.sampling.repetitionPenalty = v
+        }
+        if let seed = chat.seed { p.sampling.seed = UInt64(bitPattern: seed) }
+        if let stop = chat.stop?.values {
+            try check(stop.count <= 16, "stop", "at most 16 strings")
+            try check(!stop.contains(""), "stop", "non-empty strings")
+            p.stop = stop
+        }
+        p.logprobs = chat.logprobs ?? false
+        if let top = chat.topLogprobs {
+            try check(top >= 0 && top <= 20, "top_logprobs", "between 0 and 20")
+            try check(top == 0 || p.logprobs, "top_logprobs", "used with 'logprobs': true")
+            p.topLogprobs = top
+        }
+        if let v = chat.maxPixels { try check(v >= ServerConfiguration.pixelsPerImageToken, "max_pixels", "at least 1024") }
+        if let v = chat.minPixels {
+            try check(v >= 1, "min_pixels", "at least 1")
+            if let maxPixels = chat.maxPixels { try check(v <= maxPixels, "min_pixels", "at most max_pixels") }
+        }
+        return p
+    }
+
+    struct PreparedMessages {
+        var messages: [ChatMessage] = []
+        var images: [RGBImage] = []
+        /// The request-wide budget handed to the engine; nil when there are no images.
+        var budget: ImageBudget?
+    }
+
+    /// OpenAI messages → template messages + decoded images in order. Images whose `detail` asks for less than the
+    /// request-wide budget are resized here to exactly what the processor would make of them under their own budget,
+    /// so the processor leaves them unchanged (smart_resize of a 32-aligned size within budget is the identity).
+    func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration) throws -> PreparedMessages {
+        var out = PreparedMessages()
+        var budgets: [ImageBudget] = []
+        for (m, message) in chat.messages.enumerated() {
+            let role: ChatRole
+            switch message.role {
+            case .system, .developer: role = .system
+            case .user: role = .user
+            case .assistant: role = .assistant
+            case .tool: role = .tool
+            }
+            var parts: [ContentPart] = []
+            switch message.content {
+            case .none:
+                guard role == .assistant else {
+                    throw ServerError.invalidRequest("missing required field 'messages[\(m)].content'", param: "messages[\(m)].content")
+                }
+            case .text(let text)?:
+                parts = [.text(text)]
+            case .parts(let list)?:
+                for (i, part) in list.enumerated() {
+                    let param = "messages[\(m)].content[\(i)]"
+                    switch part.type {
+                    case "text", "input_text":
+                        guard let text = part.text else {
+                            throw ServerError.invalidRequest("missing required field '\(param).text'", param: "\(param).text")
+                        }
+                        parts.append(.text(text))
+                    case "image_url", "input_image":
+                        guard let image = part.imageURL else {
+                            throw ServerError.invalidRequest("missing required field '\(param).image_url'", param: "\(param).image_url")
+                        }
+                        guard role == .user else {
+                            throw ServerError.invalidRequest("'\(param)': images are only accepted in user messages", param: param)
+                        }
+                        out.images.append(try images.load(image.url, param: "\(param).image_url.url"))
+                        budgets.append(ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
+                                                           requestMinPixels: chat.minPixels, preprocessor: preprocessor,
+                                                           configuration: configuration))
+                        parts.append(.image)
+                    default:
+                        throw ServerError.invalidRequest(
+                            "'\(param).type': unsupported content part type '\(part.type)'; use 'text' or 'image_url'", param: "\(param).type")
+                    }
+                }
+            }
+            out.messages.append(ChatMessage(role: role, content: parts))
+        }
+        guard let widest = budgets.max(by: { $0.maxPixels < $1.maxPixels }) else { return out }
+        out.budget = widest
+        for (index, budget) in budgets.enumerated() where budget != widest {
+            let image = out.images[index]
+            let (height, width) = try smartResize(height: image.height, width: image.width,
+                                                  factor: preprocessor.patchSize * preprocessor.mergeSize,
+                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
+            out.images[index] = resizeBicubicAntialiased(image, width: width, height: height)
+        }
+        return out
+    }
+}
+
+extension ModelHost {
+    /// The engine, or 503 while loading / after a failed load.
+    func readyEngine() throws -> any ChatEngine {
+        switch current {
+        case .ready(let engine): return engine
+        case .loading: throw ServerError.modelLoading
+        case .failed(let reason): throw ServerError.modelFailed(reason)
+        }
+    }
+}
+
+/// The engine's event stream, pulled from the handler (first event) and then from the response body writer.
+/// Dropping it — or `cancel()` — terminates the stream, which cancels the generation.
+final class EventSource: @unchecked Sendable {
+    // Touched by one task at a time: the handler, then the body writer that the handler hands it to.
+    private var iterator: AsyncThrowingStream<GenerationEvent, Error>.AsyncIterator?
+
+    init(_ stream: AsyncThrowingStream<GenerationEvent, Error>) {
+        iterator = stream.makeAsyncIterator()
+    }
+
+    func next() async throws -> GenerationEvent? {
+        guard var current = iterator else { return nil }
+        iterator = nil
+        let event = try await current.next()
+        iterator = current
+        return event
+    }
+
+    func cancel() { iterator = nil }
+}

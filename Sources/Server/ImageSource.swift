@@ -1,0 +1,112 @@
+import Foundation
+import Imaging
+import Qwen3VL
+
+/// Turns an `image_url` into decoded pixels: inline `data:` URLs always, local files only under the
+/// directory allowed by `--allow-image-dir`, remote URLs never (fetching is a later step).
+struct ImageSource: Sendable {
+    /// Resolved (symlink-free) allowed directory, or nil.
+    let allowedDirectory: URL?
+    let maxFileBytes: Int
+    let maxPixels: Int
+
+    init(configuration: ServerConfiguration) {
+        allowedDirectory = configuration.allowedImageDirectory.map { ImageSource.realPath($0.path).map(URL.init(fileURLWithPath:)) ?? $0 }
+        maxFileBytes = configuration.maxImageFileBytes
+        maxPixels = configuration.maxDecodedPixels
+    }
+
+    /// Reads and decodes one image. `param` names the content part for error messages.
+    func load(_ url: String, param: String) throws -> RGBImage {
+        let bytes = try self.bytes(url, param: param)
+        do {
+            // The claimed MIME type is ignored: the decoder sniffs the magic bytes.
+            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+        } catch let error as ImageError {
+            throw ServerError.image(error, param: param)
+        }
+    }
+
+    func bytes(_ url: String, param: String) throws -> Data {
+        let trimmed = url.trimmingCharacters(in: .whitespacesAndNewlines)
+        let lower = trimmed.prefix(8).lowercased()
+        if lower.hasPrefix("data:") { return try dataURL(trimmed, param: param) }
+        if lower.hasPrefix("http://") || lower.hasPrefix("https://") { throw ServerError.remoteImageURL(param: param) }
+        if lower.hasPrefix("file://") {
+            guard let path = URL(string: trimmed)?.path, !path.isEmpty else {
+                throw ServerError.badImageData("malformed file:// URL", param: param)
+            }
+            return try localFile(path, param: param)
+        }
+        if trimmed.hasPrefix("/") { return try localFile(trimmed, param: param) }
+        if let colon = trimmed.firstIndex(of: ":"), trimmed[..<colon].allSatisfy({ $0.isLetter }) {
+            throw ServerError.badImageData("unsupported URL scheme '\(trimmed[..<colon])'; send a data: URL", param: param)
+        }
+        // A relative path: resolved under the allowed directory.
+        guard let allowedDirectory else { throw ServerError.localImagesDisabled(param: param) }
+        return try localFile(allowedDirectory.appendingPathComponent(trimmed).path, param: param)
+    }
+
+    /// `data:[<mime>][;base64],<payload>`; only base64 payloads carry binary images.
+    private func dataURL(_ url: String, param: String) throws -> Data {
+        guard let comma = url.firstIndex(of: ",") else {
+            throw ServerError.badImageData("malformed data: URL (no comma); expected data:image/png;base64,...", param: param)
+        }
+        let header = url[url.index(url.startIndex, offsetBy: 5)..<comma].lowercased()
+        guard header.split(separator: ";").contains("base64") else {
+            throw ServerError.badImageData("data: URLs must be base64-encoded (data:image/png;base64,...)", param: param)
+        }
+        var payload = String(url[url.index(after: comma)...])
+        payload.removeAll { $0 == "\n" || $0 == "\r" || $0 == " " || $0 == "\t" }
+        // Accept base64url and missing padding, which some clients produce.
+        if payload.contains("-") || payload.contains("_") {
+            payload = payload.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        }
+        if payload.count % 4 != 0 { payload += String(repeating: "=", count: 4 - payload.count % 4) }
+        guard let data = Data(base64Encoded: payload) else {
+            throw ServerError.badImageData("the data: URL payload is not valid base64", param: param)
+        }
+        guard !data.isEmpty else { throw ServerError.image(.empty, param: param) }
+        return data
+    }
+
+    /// A file under the allowed directory, after resolving `..` and symlinks.
+    private func localFile(_ path: String, param: String) throws -> Data {
+        guard let allowedDirectory else { throw ServerError.localImagesDisabled(param: param) }
+        guard let resolved = ImageSource.realPath(path) else { throw ServerError.imageFileUnreadable(param: param) }
+        let root = allowedDirectory.path.hasSuffix("/") ? allowedDirectory.path : allowedDirectory.path + "/"
+        guard resolved.hasPrefix(root) else { throw ServerError.imagePathOutsideAllowedDirectory(param: param) }
+        let attributes = try? FileManager.default.attributesOfItem(atPath: resolved)
+        guard let size = (attributes?[.size] as? NSNumber)?.intValue, attributes?[.type] as? FileAttributeType == .typeRegular else {
+            throw ServerError.imageFileUnreadable(param: param)
+        }
+        guard size <= maxFileBytes else { throw ServerError.imageFileTooLarge(bytes: size, limit: maxFileBytes, param: param) }
+        guard let data = FileManager.default.contents(atPath: resolved) else { throw ServerError.imageFileUnreadable(param: param) }
+        return data
+    }
+
+    /// The canonical absolute path (`realpath(3)`: no `..`, no symlinks), or nil if it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+/// Pixel budgets per image from `detail` and the request's `max_pixels` / `min_pixels`.
+struct ImageBudget: Sendable, Equatable {
+    var minPixels: Int
+    var maxPixels: Int
+
+    /// `low`: at most `lowDetailImageTokens` tokens; `high`/`auto`: the preprocessor's maximum capped by
+    /// `maxImageTokens`. An explicit `max_pixels` replaces either (still capped by the preprocessor maximum).
+    static func resolve(detail: ChatCompletionRequest.Detail?, requestMaxPixels: Int?, requestMinPixels: Int?,
+                        preprocessor: PreprocessorConfiguration, configuration: ServerConfiguration) -> ImageBudget {
+        let perToken = ServerConfiguration.pixelsPerImageToken
+        let high = min(preprocessor.maxPixels, configuration.maxImageTokens * perToken)
+        var maxPixels = detail == .low ? min(high, configuration.lowDetailImageTokens * perToken) : high
+        if let requestMaxPixels { maxPixels = min(requestMaxPixels, preprocessor.maxPixels) }
+        let minPixels = min(requestMinPixels ?? preprocessor.minPixels, maxPixels)
+        return ImageBudget(minPixels: minPixels, maxPixels: maxPixels)
+    }
+}

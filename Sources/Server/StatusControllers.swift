@@ -1,0 +1,78 @@
+import Foundation
+import Hummingbird
+
+/// `GET /v1/models` and `GET /v1/models/{id}`: the one served model, in OpenAI's list shape.
+struct ModelsController<Context: RequestContext>: Sendable {
+    let host: ModelHost
+
+    var routes: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.get("/models", use: list)
+        routes.get("/models/{id}", use: show)
+        return routes
+    }
+
+    struct Model: ResponseEncodable {
+        let id: String
+        let object = "model"
+        let created: Int
+        let ownedBy = "postlens"
+        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by" }
+    }
+
+    struct ModelList: ResponseEncodable {
+        let object = "list"
+        let data: [Model]
+    }
+
+    private var model: Model { Model(id: host.modelID, created: Int(host.startedAt.timeIntervalSince1970)) }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> ModelList {
+        ModelList(data: [model])
+    }
+
+    @Sendable func show(_ request: Request, context: Context) async throws -> Model {
+        let id = try context.parameters.require("id")
+        guard id == host.modelID else { throw ServerError.unknownModel(id) }
+        return model
+    }
+}
+
+/// `GET /health`: whether the model is loaded, without authentication (for load balancers and scripts).
+struct HealthController<Context: RequestContext>: Sendable {
+    let host: ModelHost
+    let gate: AdmissionGate
+
+    struct Health: ResponseEncodable {
+        /// `loading`, `ready` or `failed`.
+        let status: String
+        let model: String
+        let uptimeSeconds: Double
+        let inFlight: Int
+        let maxQueue: Int
+        let error: String?
+        enum CodingKeys: String, CodingKey {
+            case status, model, error, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue"
+        }
+    }
+
+    func register(on router: Router<Context>) {
+        router.get("/health", use: health)
+    }
+
+    @Sendable func health(_ request: Request, context: Context) async throws -> Response {
+        let status: String, error: String?
+        switch host.current {
+        case .loading: (status, error) = ("loading", nil)
+        case .ready: (status, error) = ("ready", nil)
+        case .failed(let reason): (status, error) = ("failed", reason)
+        }
+        let body = Health(status: status, model: host.modelID,
+                          uptimeSeconds: (Date().timeIntervalSince(host.startedAt) * 10).rounded() / 10,
+                          inFlight: gate.inFlight, maxQueue: gate.limit, error: error)
+        // 200 only when ready, so `curl -f` and load balancers can wait on it; the body says why otherwise.
+        var response = try body.response(from: request, context: context)
+        if status != "ready" { response.status = .serviceUnavailable }
+        return response
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Server
+
+/// `postlens serve`: the OpenAI-compatible HTTP server (docs/api.md).
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the model over an OpenAI-compatible HTTP API (POST /v1/chat/completions).",
+        discussion: "The server listens at once; GET /health says 'loading' until the model is ready. See docs/api.md."
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the folder's name).")
+    var modelID: String?
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on.")
+    var port = 8080
+
+    @Option(name: .customLong("api-key"), help: "Accept this bearer key (repeat for several; default: no authentication). Also POSTLENS_API_KEY.")
+    var apiKeys: [String] = []
+
+    @Option(name: .customLong("max-queue"), help: "Most chat requests in flight (running + waiting); more get 429.")
+    var maxQueue = 8
+
+    @Option(name: .customLong("allow-image-dir"), help: "Allow image_url to name local files under this folder.")
+    var allowImageDir: String?
+
+    @Option(name: .customLong("max-image-tokens"), help: "Image-token cap per image for detail high/auto (1 token = 32x32 pixels).")
+    var maxImageTokens = 1280
+
+    @Option(name: .customLong("context-limit"), help: "Longest prompt + answer, in tokens (default: the model's, at most 32768).")
+    var contextLimit: Int?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0...65535") }
+        guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
+        guard maxImageTokens >= 4 else { throw ValidationError("--max-image-tokens must be at least 4") }
+        guard ServerRunner.isValidLogLevel(logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() async throws {
+        let folder: URL
+        do {
+            folder = try await modelOptions.prepare()
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+        // A repo id names the model better than its snapshot folder (a commit hash).
+        let isFolder = FileManager.default.fileExists(atPath: (modelOptions.model as NSString).expandingTildeInPath)
+        let defaultID = isFolder ? folder.lastPathComponent : modelOptions.model
+        var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
+        configuration.host = host
+        configuration.port = port
+        configuration.apiKeys = apiKeys
+        if let key = ProcessInfo.processInfo.environment["POSTLENS_API_KEY"], !key.isEmpty { configuration.apiKeys.append(key) }
+        configuration.maxQueue = maxQueue
+        configuration.maxImageTokens = maxImageTokens
+        if let allowImageDir {
+            var isDirectory: ObjCBool = false
+            let url = URL(fileURLWithPath: (allowImageDir as NSString).expandingTildeInPath).standardizedFileURL
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                printError("error: --allow-image-dir \(url.path) is not a folder")
+                throw ExitCode.failure
+            }
+            configuration.allowedImageDirectory = url
+        }
+
+        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, logLevel: logLevel)
+    }
+}

@@ -1,0 +1,72 @@
+"""Starts the built `postlens serve` on the tiny fixture model for the live OpenAI-SDK tests.
+
+The binary must exist (`swift build` first): a missing binary fails the run, it never skips.
+The server is always stopped at the end of the session, failures included.
+"""
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("POSTLENS_BINARY", REPO / ".build" / "debug" / "postlens"))
+MODEL = REPO / "Tests" / "Fixtures" / "models" / "tiny"
+API_KEY = "live-test-key"
+MAX_QUEUE = 1
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def health(base: str) -> dict:
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:  # 503 while loading still has a JSON body
+        return json.loads(error.read() or b"{}")
+
+
+@pytest.fixture(scope="session")
+def server():
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} does not exist: run `swift build` in {REPO} before the live tests", pytrace=False)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="postlens-serve-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [str(BINARY), "serve", "--model", str(MODEL), "--port", str(port), "--api-key", API_KEY,
+         "--max-queue", str(MAX_QUEUE), "--allow-image-dir", str(MODEL / "reference")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"postlens serve exited with {process.returncode}:\n{Path(log.name).read_text()[-4000:]}", pytrace=False)
+            try:
+                if health(base).get("status") == "ready":
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"postlens serve not ready after 60 s:\n{Path(log.name).read_text()[-4000:]}", pytrace=False)
+            time.sleep(0.1)
+        yield {"base": base, "port": port, "log": log.name, "process": process}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
