@@ -71,7 +71,7 @@ public final class LinearWeight: @unchecked Sendable {
 
     /// `y[rows, out] = x[rows, in] · Wᵀ + b` (or `+=` when `accumulate`). `x` rows have stride `ldx`.
     ///
-    /// Quantized: up to `QuantizedGEMM.smallBatchLimit` rows (decode, batched decode) use integer
+    /// Quantized: up to `QuantizedGEMM.smallBatchLimit` (64) rows (decode, batched decode) use integer
     /// dot products on Q8-quantized activations; more rows (prefill, vision) use dequantized weight
     /// tiles with sgemm.
     public func forward(_ x: UnsafePointer<Float>, rows: Int, ldx: Int? = nil,

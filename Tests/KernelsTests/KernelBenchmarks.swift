@@ -5,7 +5,8 @@ import Tensors
 
 /// Opt-in microbenchmarks of the quantized kernels (the kernels are built with -O even in debug):
 /// `POSTLENS_BENCH=1 swift test --filter KernelBenchmarks`. Prints best-of-N timings; the machine
-/// is shared, so take the best and repeat.
+/// is shared, so take the best and repeat. Mutates `Parallel.threadCount` and
+/// `QuantizedGEMM.smallBatchLimit`: run it alone (with the filter), not beside other tests.
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["POSTLENS_BENCH"] == "1"))
 struct KernelBenchmarks {
     static func best(_ reps: Int, _ body: () -> Void) -> Double {
@@ -79,12 +80,11 @@ struct KernelBenchmarks {
             print(String(format: "[bench]   tile %d MiB: Q8 dequantized-tile %.1f GFLOPS, Q4 %.1f GFLOPS", tileBytes >> 20, flops / t8 / 1e9, flops / t4 / 1e9))
         }
         // Integer path at this M for comparison (crossover of smallBatchLimit).
-        for rows in [16, 32, 64] {
-            let a = Q8Activations(x.data, rows: rows, columns: k)
+        QuantizedGEMM.smallBatchLimit = 1000
+        defer { QuantizedGEMM.smallBatchLimit = 64 }
+        for rows in [16, 32, 64, 128] {
             let t = Self.best(3) {
-                QuantizedGEMM.integerProduct(outputs: n, activations: a, y: y.data, ldy: n, bias: nil, accumulate: false) { o, r in
-                    dotQ8(q8.quants + o * q8.paddedColumns, q8.scales + o * q8.blocks, a.quants + r * a.paddedColumns, a.scales + r * a.blocks, blocks: q8.blocks)
-                }
+                QuantizedGEMM.forward(q8, x.data, rows: rows, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false)
             }
             let tt = Self.best(3) {
                 QuantizedGEMM.tiledProduct(x.data, rows: rows, ldx: k, inner: k, columns: n, y: y.data, ldy: n, bias: nil, accumulate: false) { r, o in dequantizeRowsQ8(q8, r, into: o, ld: k) }

@@ -125,11 +125,11 @@ struct ProductCase: CustomTestStringConvertible, Sendable {
     let format: Format, shape: Int, rows: Int
     var testDescription: String { "\(format) \(quantShapes[shape]) × \(rows) rows" }
     static let all: [ProductCase] = Format.allCases.flatMap { f in
-        quantShapes.indices.flatMap { s in [1, 2, 3, 16, 17, 45].map { ProductCase(format: f, shape: s, rows: $0) } }
+        quantShapes.indices.flatMap { s in [1, 2, 3, 4, 7, 16, 17, 45, 70].map { ProductCase(format: f, shape: s, rows: $0) } }
     }
 }
 
-@Test("Quantized forward (integer path ≤ 16 rows, tiled sgemm above) matches its naive twin, with strides, bias, accumulate",
+@Test("Quantized forward (integer path up to smallBatchLimit rows, tiled sgemm above) matches its naive twin, with strides, bias, accumulate",
       arguments: ProductCase.all)
 func quantizedForward(_ c: ProductCase) {
     let (n, k) = quantShapes[c.shape]

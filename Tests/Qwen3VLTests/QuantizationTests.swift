@@ -85,14 +85,15 @@ func teacherForcedSteps(_ c: ReferenceCase, _ format: WeightFormat) throws
 
 /// Bounds (nats). The fixtures are random-weight models with weights of std ≈ 0.5 (not ≈ 0.02 as in
 /// a trained model), which makes them strongly chaotic: a single Q8 layer is off by ≈ 0.6 % (weights
-/// and activations rounded), but after the tower and 3–4 decoder layers logits move by up to ≈ 0.5 on
-/// an rms of ≈ 3. Measured: Q8 mean KL 1.0e-3 … 5.7e-3, Q4 0.21 … 1.15 (Q4's step is 16× Q8's, so
-/// ≈ 256× the KL, as observed). The bounds leave ≈ 3× headroom over the worst case.
+/// and activations rounded), but after the tower and 3–4 decoder layers logits move by up to ≈ 0.9 on
+/// an rms of ≈ 2–3. Measured (prompts ≤ 64 tokens run the integer path, i.e. with Q8 activations):
+/// Q8 mean KL 1.6e-3 … 6.6e-3 (1.0e-3 … 5.7e-3 with F32 activations), Q4 0.21 … 1.15 (Q4's step is
+/// 16× Q8's, so ≈ 256× the KL, as observed). The bounds leave ≈ 3× headroom over the worst case.
 let q8MeanKLBound = 0.02
 let q4MeanKLBound = 3.0
 
-/// Bound on max |Δlogit| of a Q8 decode step vs the reference (measured worst ≈ 0.5 on the prompt).
-let q8DecodeDeltaBound: Float = 1.0
+/// Bound on max |Δlogit| of a Q8 decode step vs the reference (measured worst ≈ 0.77).
+let q8DecodeDeltaBound: Float = 1.5
 
 @Test("Q8 vs F32: mean KL of next-token distributions over prompt positions is bounded", arguments: ReferenceCase.all)
 func q8KLBounded(_ c: ReferenceCase) throws {
