@@ -193,7 +193,8 @@ func dotQ8x4(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>, _ x: UnsafePo
     #if POSTLENS_AVX2
     return dotQ8AVX2x4(w, ws, x, xs, ldq: ldq, lds: lds, blocks: blocks)
     #else
-    return SIMD4((0..<4).map { dotQ8Portable(w, ws, x + $0 * ldq, xs + $0 * lds, blocks: blocks) })
+    @inline(__always) func d(_ r: Int) -> Float { dotQ8Portable(w, ws, x + r * ldq, xs + r * lds, blocks: blocks) }
+    return SIMD4(d(0), d(1), d(2), d(3))
     #endif
 }
 
@@ -203,7 +204,8 @@ func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafeP
     #if POSTLENS_AVX2
     return dotQ4AVX2x4(w, ws, x, xs, xsums, ldq: ldq, lds: lds, blocks: blocks)
     #else
-    return SIMD4((0..<4).map { dotQ4Portable(w, ws, x + $0 * ldq, xs + $0 * lds, xsums + $0 * lds, blocks: blocks) })
+    @inline(__always) func d(_ r: Int) -> Float { dotQ4Portable(w, ws, x + r * ldq, xs + r * lds, xsums + r * lds, blocks: blocks) }
+    return SIMD4(d(0), d(1), d(2), d(3))
     #endif
 }
 

@@ -64,7 +64,10 @@ struct KernelBenchmarks {
         for i in 0..<w.count { w[i] = Float.random(in: -1...1, using: &g) }
         for i in 0..<x.count { x[i] = Float.random(in: -1...1, using: &g) }
         let f32 = LinearWeight(w, bias: nil, format: .f32)
-        let q8 = Q8Matrix(quantizing: w), q4 = Q4Matrix(quantizing: w)
+        var q8 = Q8Matrix(quantizing: w), q4 = Q4Matrix(quantizing: w)
+        let tq8 = Self.best(3) { q8 = Q8Matrix(quantizing: w) }
+        let tq4 = Self.best(3) { q4 = Q4Matrix(quantizing: w) }
+        print(String(format: "[bench] quantize at load: Q8 %.1f M weights/s, Q4 %.1f M weights/s", Double(n * k) / tq8 / 1e6, Double(n * k) / tq4 / 1e6))
         let flops = 2.0 * Double(m * k * n)
         let tf = Self.best(5) { f32.forward(x.data, rows: m, into: y.data) }
         print(String(format: "[bench] GEMM M=%d K=%d N=%d threads=%d  sgemm F32 %.1f GFLOPS", m, k, n, Parallel.threadCount, flops / tf / 1e9))
