@@ -22,8 +22,8 @@ public final class InferenceEngine: Sendable {
     }
 
     /// Loads a model folder (config, weights, tokenizer, preprocessor).
-    public convenience init(directory: URL, contextLimit: Int? = nil) throws {
-        let model = try Qwen3VLModel(directory: directory)
+    public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat = .f32) throws {
+        let model = try Qwen3VLModel(directory: directory, format: format)
         let processor = try Qwen3VLProcessor(directory: directory, configuration: model.configuration)
         self.init(model: model, processor: processor, contextLimit: contextLimit)
     }

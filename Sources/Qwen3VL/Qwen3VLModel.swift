@@ -13,12 +13,17 @@ public final class Qwen3VLModel: Sendable {
     public let vision: VisionEncoder
     public let text: TextDecoder
 
-    public init(directory: URL) throws {
+    /// The runtime format of the linear layers and the embedding table (norms and biases stay F32).
+    public let format: WeightFormat
+
+    /// Loads the model, converting linear layers (text and vision) and the embedding table to `format`.
+    public init(directory: URL, format: WeightFormat = .f32) throws {
+        self.format = format
         self.directory = directory
         configuration = try Qwen3VLConfiguration.load(from: directory)
         generation = try GenerationConfiguration.load(from: directory)
         let store = try WeightStore(directory: directory)
-        let weights = try Qwen3VLWeights.load(from: store, configuration: configuration)
+        let weights = try Qwen3VLWeights.load(from: store, configuration: configuration, format: format)
         vision = VisionEncoder(configuration: configuration.vision, weights: weights.vision)
         text = TextDecoder(configuration: configuration.text, weights: weights.text, imageTokenID: configuration.imageTokenID)
     }

@@ -54,7 +54,7 @@ public struct TextDecoder: Sendable {
                 nextFeature += 1
             } else {
                 precondition(id >= 0 && id < c.vocabSize, "token id \(id) outside the vocabulary")
-                (x.data + i * h).update(from: weights.embedTokens.row(id), count: h)
+                weights.embedTokens.dequantizeRow(id, into: x.data + i * h)
             }
         }
 

@@ -63,7 +63,9 @@ public struct DecoderLayerWeights: Sendable {
 }
 
 public struct TextWeights: Sendable {
-    public let embedTokens: Tensor              // [V, H]
+    /// `[V, H]` in the runtime format; look rows up with `embedTokens.dequantizeRow(_:into:)`. When
+    /// the embeddings are tied this is the very object `lmHead` is (one quantized copy, not two).
+    public let embedTokens: LinearWeight
     public let layers: [DecoderLayerWeights]
     public let norm: Tensor                     // [H]
     public let lmHead: LinearWeight             // [V, H]; the embedding table itself when tied
@@ -73,9 +75,11 @@ public struct Qwen3VLWeights: Sendable {
     public let vision: VisionWeights
     public let text: TextWeights
 
-    /// Loads and checks every tensor.
-    public static func load(from store: WeightStore, configuration: Qwen3VLConfiguration) throws -> Qwen3VLWeights {
-        let reader = TensorReader(store: store)
+    /// Loads and checks every tensor; linear layers and the embedding table are converted to `format`
+    /// at load (norms, biases and the vision position table stay F32).
+    public static func load(from store: WeightStore, configuration: Qwen3VLConfiguration,
+                            format: WeightFormat = .f32) throws -> Qwen3VLWeights {
+        let reader = TensorReader(store: store, format: format)
         return Qwen3VLWeights(
             vision: try loadVision(reader, configuration.vision, textHidden: configuration.text.hiddenSize),
             text: try loadText(reader, configuration)
@@ -98,7 +102,7 @@ public struct Qwen3VLWeights: Sendable {
         let patch = try r.tensor(p + "patch_embed.proj.weight",
                                  [d, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
         patch.reshape([d, c.patchInputSize])
-        let patchEmbed = LinearWeight(f32: patch, bias: try r.tensor(p + "patch_embed.proj.bias", [d]))
+        let patchEmbed = LinearWeight(patch, bias: try r.tensor(p + "patch_embed.proj.bias", [d]), format: r.format)
         let blocks = try (0..<c.depth).map { b -> VisionBlockWeights in
             let k = p + "blocks.\(b)."
             return VisionBlockWeights(
@@ -130,7 +134,7 @@ public struct Qwen3VLWeights: Sendable {
         let c = config.text
         let p = prefixes(r.store).text
         let h = c.hiddenSize, hd = c.headDim, f = c.intermediateSize
-        let embed = try r.tensor(p + "embed_tokens.weight", [c.vocabSize, h])
+        let embed = LinearWeight(try r.tensor(p + "embed_tokens.weight", [c.vocabSize, h]), bias: nil, format: r.format)
         let layers = try (0..<c.layerCount).map { l -> DecoderLayerWeights in
             let k = p + "layers.\(l)."
             return DecoderLayerWeights(
@@ -149,7 +153,7 @@ public struct Qwen3VLWeights: Sendable {
         // Tied: the output matrix is the embedding table (a present lm_head.weight is ignored, spec §1.2).
         let lmHead: LinearWeight
         if config.tieWordEmbeddings || !r.store.contains("lm_head.weight") {
-            lmHead = LinearWeight(f32: embed, bias: nil)
+            lmHead = embed
         } else {
             lmHead = try r.linear("lm_head", out: c.vocabSize, in: h, bias: false)
         }
@@ -160,6 +164,7 @@ public struct Qwen3VLWeights: Sendable {
 /// Reads tensors by name with shape checks.
 struct TensorReader {
     let store: WeightStore
+    var format: WeightFormat = .f32
 
     func tensor(_ key: String, _ shape: [Int]) throws -> Tensor {
         guard let info = store.info(key) else { throw WeightLoadError.missing(key: key) }
@@ -168,8 +173,8 @@ struct TensorReader {
     }
 
     func linear(_ key: String, out: Int, in inFeatures: Int, bias: Bool) throws -> LinearWeight {
-        LinearWeight(f32: try tensor(key + ".weight", [out, inFeatures]),
-                     bias: bias ? try tensor(key + ".bias", [out]) : nil)
+        LinearWeight(try tensor(key + ".weight", [out, inFeatures]),
+                     bias: bias ? try tensor(key + ".bias", [out]) : nil, format: format)
     }
 }
 
@@ -227,12 +232,12 @@ extension Qwen3VLWeights {
 extension TextWeights {
     /// Bytes of all text weights in their runtime format (the tied output matrix counted once).
     public var byteCount: Int {
-        var total = embedTokens.count * 4 + norm.count * 4
+        var total = embedTokens.byteCount + norm.count * 4
         for l in layers {
             total += [l.qProj, l.kProj, l.vProj, l.oProj, l.gateProj, l.upProj, l.downProj].reduce(0) { $0 + $1.byteCount }
             total += (l.inputNorm.count + l.qNorm.count + l.kNorm.count + l.postAttentionNorm.count) * 4
         }
-        if lmHead.storageIdentity != ObjectIdentifier(embedTokens) { total += lmHead.byteCount }
+        if lmHead.storageIdentity != embedTokens.storageIdentity { total += lmHead.byteCount }
         return total
     }
 

@@ -31,6 +31,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(name: .customLong("decode-tokens"), help: "Tokens to decode.")
     var decodeTokens: Int = 64
 
+    @Option(help: "Runtime weight format: f32, q8 or q4.")
+    var format: String = "f32"
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -59,7 +62,8 @@ struct BenchCommand: AsyncParsableCommand {
             throw CLIError("give --model DIR or --random qwen3-vl-2b")
         }
 
-        var report: [String: Any] = ["format": "f32", "threads": Parallel.threadCount]
+        guard let weightFormat = WeightFormat(rawValue: format) else { throw CLIError("unknown format '\(format)'; use f32, q8 or q4") }
+        var report: [String: Any] = ["format": format, "threads": Parallel.threadCount]
         log("measuring memory bandwidth and sgemm peak")
         let bandwidth = MachineProbe.readBandwidth()
         let gflops = MachineProbe.sgemmGFLOPS()
@@ -68,12 +72,12 @@ struct BenchCommand: AsyncParsableCommand {
 
         log("loading (cold)")
         var start = Date()
-        var engine: InferenceEngine? = try InferenceEngine(directory: folder)
+        var engine: InferenceEngine? = try InferenceEngine(directory: folder, format: weightFormat)
         report["load_ms_cold"] = ms(since: start)
         engine = nil
         log("loading (warm)")
         start = Date()
-        engine = try InferenceEngine(directory: folder)
+        engine = try InferenceEngine(directory: folder, format: weightFormat)
         report["load_ms_warm"] = ms(since: start)
         guard let engine else { return }
 

@@ -1,0 +1,306 @@
+import Foundation
+import Tensors
+#if POSTLENS_AVX2
+import _Builtin_intrinsics.intel
+#endif
+
+/// Runtime storage format of the linear layers (and of the embedding table, which the tied output
+/// matrix shares). Norms, biases and the vision position table always stay F32.
+public enum WeightFormat: String, Sendable, CaseIterable, Codable {
+    /// Reference: BF16 checkpoint values converted exactly to F32 (4 bytes/weight).
+    case f32
+    /// Blocks of 32 signed 8-bit values with one F32 scale (1.125 bytes/weight). See `Q8Matrix`.
+    case q8
+    /// Blocks of 32 signed 4-bit values with one F32 scale (0.625 bytes/weight). See `Q4Matrix`.
+    case q4
+}
+
+/// The block size of both quantized formats: 32 consecutive input features share one scale. Small
+/// enough that one outlier only coarsens 31 neighbours, large enough that the scale costs 1 bit/weight
+/// (Q8) and that one block is exactly one 256-bit register of int8 values.
+public let quantBlock = 32
+
+/// Allocates `count` zeroed elements, 64-byte aligned (one cache line, and a multiple of 32 for
+/// aligned AVX loads of a block).
+@usableFromInline
+func alignedZeroed<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+    let bytes = max(1, count) * MemoryLayout<T>.stride
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+    return raw.bindMemory(to: T.self, capacity: max(1, count))
+}
+
+// MARK: - Q8
+
+/// A `[rows, columns]` matrix quantized to 8 bits in blocks of 32 along each row.
+///
+/// Byte layout (two arrays, so every block of quants is 32-byte aligned for one AVX2 load):
+/// - `quants`: `rows × paddedColumns` `Int8`, row-major; row `r`, block `b` starts at
+///   `r·paddedColumns + 32·b`. `paddedColumns` is `columns` rounded up to a multiple of 32; the pad
+///   is zeros, so a row whose length is not a multiple of 32 (the `odd` fixture: 80, 100, 200) needs
+///   no special kernel — activations are padded with zeros the same way.
+/// - `scales`: `rows × blocks` `Float`, row-major; scale of row `r`, block `b` at `r·blocks + b`.
+///
+/// Value: `w[r, 32·b + j] ≈ Float(quants[r·paddedColumns + 32·b + j]) · scales[r·blocks + b]`,
+/// with `scale = max|w| / 127` over the block and `q = round(w / scale)` in −127…127 (−128 is
+/// never produced, which keeps the AVX2 sign trick in the dot product exact).
+public final class Q8Matrix: @unchecked Sendable {
+    public let rows: Int
+    public let columns: Int
+    public let blocks: Int
+    public let paddedColumns: Int
+    public let quants: UnsafeMutablePointer<Int8>
+    public let scales: UnsafeMutablePointer<Float>
+
+    public init(rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+        blocks = (columns + quantBlock - 1) / quantBlock
+        paddedColumns = blocks * quantBlock
+        quants = alignedZeroed(Int8.self, count: rows * paddedColumns)
+        scales = alignedZeroed(Float.self, count: rows * blocks)
+    }
+
+    /// Quantizes a row-major F32 matrix with row stride `ld` (rows in parallel).
+    public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
+        self.init(rows: rows, columns: columns)
+        let ld = ld ?? columns
+        Parallel.forRanges(rows, minimumPerThread: 64) { range in
+            for r in range {
+                quantizeRowQ8(w + r * ld, count: columns, quants + r * paddedColumns, scales + r * blocks)
+            }
+        }
+    }
+
+    public convenience init(quantizing t: Tensor) {
+        precondition(t.shape.count == 2, "Q8Matrix needs a 2-D tensor, got \(t.shape)")
+        self.init(quantizing: t.data, rows: t.shape[0], columns: t.shape[1])
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(quants).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+    }
+
+    /// Bytes held (quants with their padding, and scales).
+    public var byteCount: Int { rows * paddedColumns + rows * blocks * 4 }
+
+    /// Row `r` as F32 (`columns` values): the embedding lookup.
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "row \(r) outside 0..<\(rows)")
+        dequantizeRowsQ8(self, r..<(r + 1), into: out, ld: columns)
+    }
+}
+
+/// Quantizes `count` floats into `ceil(count/32)` Q8 blocks (the last zero-padded).
+@inlinable
+public func quantizeRowQ8(_ x: UnsafePointer<Float>, count: Int,
+                          _ q: UnsafeMutablePointer<Int8>, _ scales: UnsafeMutablePointer<Float>) {
+    let blocks = (count + quantBlock - 1) / quantBlock
+    for b in 0..<blocks {
+        let start = b * quantBlock, n = min(quantBlock, count - start)
+        #if POSTLENS_AVX2
+        if n == quantBlock {
+            scales[b] = quantizeBlockQ8AVX2(x + start, q + start)
+            continue
+        }
+        #endif
+        var amax: Float = 0
+        for j in 0..<n { amax = max(amax, abs(x[start + j])) }
+        let scale = amax / 127
+        let inverse: Float = scale > 0 ? 1 / scale : 0
+        scales[b] = scale
+        // Round-to-nearest-even (`vroundps`, vectorizes; away-from-zero calls `roundf` per value).
+        // |x·inverse| ≤ 127 up to one ulp, so the clamp never changes a value; it keeps −128 out.
+        for j in 0..<n {
+            let v = (x[start + j] * inverse).rounded(.toNearestOrEven)
+            q[start + j] = Int8(truncatingIfNeeded: Int32(max(-127, min(127, v))))
+        }
+        for j in n..<quantBlock { q[start + j] = 0 }
+    }
+}
+
+#if POSTLENS_AVX2
+/// One full Q8 block with AVX2 (the scalar loop does not vectorize: float max-reductions and
+/// float→int conversions with range checks stay scalar): max |x| by `vmaxps`, `vcvtps2dq` (round to
+/// nearest even), two saturating packs to bytes and a lane fix-up. Returns the scale. Same values
+/// as the scalar path.
+@inline(__always)
+@usableFromInline
+func quantizeBlockQ8AVX2(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> Float {
+    let signMask = _mm256_set1_ps(-0.0)
+    let v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24)
+    let m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(signMask, v0), _mm256_andnot_ps(signMask, v1)),
+                          _mm256_max_ps(_mm256_andnot_ps(signMask, v2), _mm256_andnot_ps(signMask, v3)))
+    let m8 = unsafeBitCast(m, to: SIMD8<Float>.self)
+    let m4 = pointwiseMax(m8.lowHalf, m8.highHalf)
+    let m2 = pointwiseMax(m4.lowHalf, m4.highHalf)
+    let amax = max(m2[0], m2[1])
+    let scale = amax / 127
+    let inverse = _mm256_set1_ps(scale > 0 ? 1 / scale : 0)
+    let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, inverse)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, inverse))
+    let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, inverse)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, inverse))
+    // Packs work per 128-bit lane: 32-bit groups come out as i0lo i1lo i2lo i3lo i0hi i1hi i2hi i3hi.
+    let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
+    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
+    // |x·inverse| ≤ 127 up to an ulp, so no value saturates to −128.
+    _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
+    return scale
+}
+#endif
+
+/// Dequantizes rows `range` of `m` into `out` (`range.count` rows of `m.columns` floats, stride `ld`).
+public func dequantizeRowsQ8(_ m: Q8Matrix, _ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ld: Int) {
+    let k = m.columns, blocks = m.blocks
+    for (i, r) in range.enumerated() {
+        let q = m.quants + r * m.paddedColumns, s = m.scales + r * blocks, o = out + i * ld
+        for b in 0..<blocks {
+            let scale = s[b], start = b * quantBlock, n = min(quantBlock, k - start)
+            // Plain loop: auto-vectorizes to vpmovsxbd + vcvtdq2ps + vmulps.
+            for j in 0..<n { o[start + j] = Float(q[start + j]) * scale }
+        }
+    }
+}
+
+// MARK: - Q4
+
+/// A `[rows, columns]` matrix quantized to 4 bits in blocks of 32 along each row (symmetric, no min).
+///
+/// Byte layout:
+/// - `quants`: `rows × paddedColumns/2` `UInt8`; row `r`, block `b` is 16 bytes at
+///   `r·paddedColumns/2 + 16·b`. Byte `j` (0…15) of a block holds element `j` in its low nibble and
+///   element `j + 16` in its high nibble — so one 128-bit load, a shift and a mask give the 32
+///   values in order. Nibbles store `q + 8` (0…15). Padding as in Q8 (zero weights, stored as 8).
+/// - `scales`: `rows × blocks` `Float`.
+///
+/// Value: `w ≈ (Float(nibble) − 8) · scale`. The scale is `m / −8` where `m` is the block's value of
+/// largest magnitude (sign kept), so that value maps exactly to −8 and all 16 levels are used; the
+/// price is that values of the opposite sign near the extreme's magnitude clamp at +7 (error up to one
+/// step instead of half), which is rarer and cheaper than losing a level for every block.
+public final class Q4Matrix: @unchecked Sendable {
+    public let rows: Int
+    public let columns: Int
+    public let blocks: Int
+    public let paddedColumns: Int
+    public let quants: UnsafeMutablePointer<UInt8>
+    public let scales: UnsafeMutablePointer<Float>
+
+    public init(rows: Int, columns: Int) {
+        self.rows = rows
+        self.columns = columns
+        blocks = (columns + quantBlock - 1) / quantBlock
+        paddedColumns = blocks * quantBlock
+        quants = alignedZeroed(UInt8.self, count: rows * paddedColumns / 2)
+        scales = alignedZeroed(Float.self, count: rows * blocks)
+    }
+
+    public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
+        self.init(rows: rows, columns: columns)
+        let ld = ld ?? columns
+        Parallel.forRanges(rows, minimumPerThread: 64) { range in
+            for r in range {
+                quantizeRowQ4(w + r * ld, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
+            }
+        }
+    }
+
+    public convenience init(quantizing t: Tensor) {
+        precondition(t.shape.count == 2, "Q4Matrix needs a 2-D tensor, got \(t.shape)")
+        self.init(quantizing: t.data, rows: t.shape[0], columns: t.shape[1])
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(quants).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+    }
+
+    public var byteCount: Int { rows * paddedColumns / 2 + rows * blocks * 4 }
+
+    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "row \(r) outside 0..<\(rows)")
+        dequantizeRowsQ4(self, r..<(r + 1), into: out, ld: columns)
+    }
+}
+
+@inlinable
+public func quantizeRowQ4(_ x: UnsafePointer<Float>, count: Int,
+                          _ q: UnsafeMutablePointer<UInt8>, _ scales: UnsafeMutablePointer<Float>) {
+    let blocks = (count + quantBlock - 1) / quantBlock
+    for b in 0..<blocks {
+        let start = b * quantBlock, n = min(quantBlock, count - start)
+        var extreme: Float = 0
+        for j in 0..<n where abs(x[start + j]) > abs(extreme) { extreme = x[start + j] }
+        let scale = extreme / -8
+        let inverse: Float = scale != 0 ? 1 / scale : 0
+        scales[b] = scale
+        @inline(__always) func nibble(_ j: Int) -> UInt8 {
+            guard j < n else { return 8 }
+            let v = (x[start + j] * inverse).rounded(.toNearestOrEven)
+            return UInt8(Int(max(-8, min(7, v))) + 8)
+        }
+        let out = q + b * (quantBlock / 2)
+        for j in 0..<(quantBlock / 2) { out[j] = nibble(j) | (nibble(j + 16) << 4) }
+    }
+}
+
+public func dequantizeRowsQ4(_ m: Q4Matrix, _ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ld: Int) {
+    let k = m.columns, blocks = m.blocks
+    for (i, r) in range.enumerated() {
+        let q = m.quants + r * m.paddedColumns / 2, s = m.scales + r * blocks, o = out + i * ld
+        for b in 0..<blocks {
+            let scale = s[b], start = b * quantBlock, bytes = q + b * 16
+            if start + quantBlock <= k {
+                for j in 0..<16 {
+                    o[start + j] = Float(Int32(bytes[j] & 0x0F) - 8) * scale
+                    o[start + j + 16] = Float(Int32(bytes[j] >> 4) - 8) * scale
+                }
+            } else {
+                for j in 0..<(k - start) {
+                    let nibble = j < 16 ? bytes[j] & 0x0F : bytes[j - 16] >> 4
+                    o[start + j] = Float(Int32(nibble) - 8) * scale
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Quantized activations
+
+/// Rows of activations quantized to Q8 for the integer dot products of decode: same block layout
+/// as `Q8Matrix` (zero-padded to `paddedColumns`), plus each block's sum of quants (`sums`), which
+/// the Q4 kernel needs to remove the +8 offset of its nibbles without unpacking them to signed.
+public final class Q8Activations {
+    public let rows: Int
+    public let columns: Int
+    public let blocks: Int
+    public let paddedColumns: Int
+    public let quants: UnsafeMutablePointer<Int8>
+    public let scales: UnsafeMutablePointer<Float>
+    public let sums: UnsafeMutablePointer<Int32>
+
+    public init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
+        self.rows = rows
+        self.columns = columns
+        blocks = (columns + quantBlock - 1) / quantBlock
+        paddedColumns = blocks * quantBlock
+        quants = alignedZeroed(Int8.self, count: rows * paddedColumns)
+        scales = alignedZeroed(Float.self, count: rows * blocks)
+        sums = alignedZeroed(Int32.self, count: rows * blocks)
+        let ld = ld ?? columns
+        for r in 0..<rows {
+            let q = quants + r * paddedColumns
+            quantizeRowQ8(x + r * ld, count: columns, q, scales + r * blocks)
+            for b in 0..<blocks {
+                var s: Int32 = 0
+                for j in 0..<quantBlock { s &+= Int32(q[b * quantBlock + j]) }
+                sums[r * blocks + b] = s
+            }
+        }
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(quants).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+        UnsafeMutableRawPointer(sums).deallocate()
+    }
+}

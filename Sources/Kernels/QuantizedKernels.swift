@@ -1,0 +1,396 @@
+import Foundation
+import Tensors
+#if POSTLENS_AVX2
+import _Builtin_intrinsics.intel
+#endif
+
+// Quantized products. Two paths, chosen by the number of activation rows:
+//
+// - Few rows (decode, batched decode ≤ `QuantizedGEMM.smallBatchLimit`): the activations are
+//   quantized to Q8 blocks too and each weight block meets each activation block in an integer dot
+//   product (AVX2: `vpmaddubsw` + `vpmaddwd`, 32 multiply-adds per instruction pair). The weight
+//   row is read from memory once and stays in L1 while every activation row passes over it, so a
+//   batch of 2–16 sequences costs about one pass over the weights. This path is bandwidth-bound.
+// - Many rows (prefill, vision): tiles of weight rows are dequantized to F32 into a small reused
+//   buffer and handed to OpenBLAS sgemm, so compute runs at sgemm speed while only 8-/4-bit
+//   weights are held. The activations stay F32 (no activation rounding on this path).
+
+/// Integer dot product of one Q8 weight row with one Q8 activation row over `blocks` blocks:
+/// `Σ_b wScale[b]·xScale[b]·Σ_j w[32b+j]·x[32b+j]`.
+@inline(__always)
+func dotQ8(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
+           _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
+    #if POSTLENS_AVX2
+    return dotQ8AVX2(w, ws, x, xs, blocks: blocks)
+    #else
+    return dotQ8Portable(w, ws, x, xs, blocks: blocks)
+    #endif
+}
+
+/// Portable twin: a plain integer loop per block (LLVM vectorizes it to `pmaddwd` on x86 and
+/// `sdot`/`smlal` on arm64); no generic SIMD widening conversions, which compile to lane-by-lane code.
+@inline(__always)
+public func dotQ8Portable(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
+                          _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
+    var acc: Float = 0
+    for b in 0..<blocks {
+        let wb = w + b * quantBlock, xb = x + b * quantBlock
+        var s: Int32 = 0
+        for j in 0..<quantBlock { s &+= Int32(wb[j]) &* Int32(xb[j]) }
+        acc += Float(s) * (ws[b] * xs[b])
+    }
+    return acc
+}
+
+/// Portable Q4 twin: nibbles are unpacked with shifts; `(n − 8)·x` summed per block.
+@inline(__always)
+public func dotQ4Portable(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
+                          _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>,
+                          blocks: Int) -> Float {
+    var acc: Float = 0
+    for b in 0..<blocks {
+        let wb = w + b * (quantBlock / 2), xb = x + b * quantBlock
+        var s: Int32 = 0
+        for j in 0..<(quantBlock / 2) {
+            s &+= Int32(wb[j] & 0x0F) &* Int32(xb[j]) &+ Int32(wb[j] >> 4) &* Int32(xb[j + 16])
+        }
+        acc += Float(s &- 8 &* xsums[b]) * (ws[b] * xs[b])
+    }
+    return acc
+}
+
+@inline(__always)
+func dotQ4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
+           _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>, blocks: Int) -> Float {
+    #if POSTLENS_AVX2
+    return dotQ4AVX2(w, ws, x, xs, xsums, blocks: blocks)
+    #else
+    return dotQ4Portable(w, ws, x, xs, xsums, blocks: blocks)
+    #endif
+}
+
+#if POSTLENS_AVX2
+/// Tree reduction (`SIMD.sum()` adds the lanes one by one, a chain of 7 dependent adds).
+@inline(__always)
+func horizontalSum(_ v: __m256) -> Float {
+    let v8 = unsafeBitCast(v, to: SIMD8<Float>.self)
+    let v4 = v8.lowHalf + v8.highHalf
+    let v2 = v4.lowHalf + v4.highHalf
+    return v2[0] + v2[1]
+}
+
+/// AVX2 Q8·Q8 block dot. `vpmaddubsw` multiplies unsigned by signed bytes, so the weight's sign is
+/// moved onto the activation (`|w|` × `sign(w)·x`, both via `vpsignb`); exact because neither side
+/// is ever −128. Pairs of int16 products are summed by `vpmaddwd` against ones into int32 lanes,
+/// converted and scaled per block. Two accumulators hide the FMA latency.
+@inline(__always)
+public func dotQ8AVX2(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
+                      _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
+    let ones = _mm256_set1_epi16(1)
+    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
+    @inline(__always) func block(_ b: Int) -> __m256 {
+        let vw = _mm256_loadu_si256(UnsafeRawPointer(w + b * 32).assumingMemoryBound(to: __m256i.self))
+        let vx = _mm256_loadu_si256(UnsafeRawPointer(x + b * 32).assumingMemoryBound(to: __m256i.self))
+        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw))
+        return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones))
+    }
+    var b = 0
+    while b + 1 < blocks {
+        acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(ws[b] * xs[b]), acc0)
+        acc1 = _mm256_fmadd_ps(block(b + 1), _mm256_set1_ps(ws[b + 1] * xs[b + 1]), acc1)
+        b += 2
+    }
+    if b < blocks { acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(ws[b] * xs[b]), acc0) }
+    return horizontalSum(_mm256_add_ps(acc0, acc1))
+}
+
+/// AVX2 Q4·Q8 block dot. One 128-bit load holds a block's 32 nibbles; the high nibbles are shifted
+/// down into the upper lane and masked, giving 32 unsigned values 0…15 in element order, which go
+/// straight into `vpmaddubsw` (unsigned × signed, no sign trick). The +8 storage offset is removed
+/// afterwards with the activation block's precomputed sum: `Σ(n−8)x = Σnx − 8Σx`.
+@inline(__always)
+public func dotQ4AVX2(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
+                      _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>,
+                      blocks: Int) -> Float {
+    let ones = _mm256_set1_epi16(1)
+    let mask = _mm256_set1_epi8(0x0F)
+    var acc = _mm256_setzero_ps()
+    var correction: Float = 0
+    for b in 0..<blocks {
+        let raw = _mm_loadu_si128(UnsafeRawPointer(w + b * 16).assumingMemoryBound(to: __m128i.self))
+        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask)
+        let vx = _mm256_loadu_si256(UnsafeRawPointer(x + b * 32).assumingMemoryBound(to: __m256i.self))
+        let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, vx), ones)
+        let d = ws[b] * xs[b]
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d), acc)
+        correction += d * Float(xsums[b])
+    }
+    return horizontalSum(acc) - 8 * correction
+}
+
+/// One Q8 weight row against 4 activation rows (stride `ldq` quants, `lds` scales): each weight
+/// block is loaded and its |w| computed once for the 4 rows — batched decode is compute-bound, and
+/// this removes a third of the instructions per multiply-add.
+@inline(__always)
+public func dotQ8AVX2x4(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
+                        _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, ldq: Int, lds: Int,
+                        blocks: Int) -> SIMD4<Float> {
+    let ones = _mm256_set1_epi16(1)
+    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
+    let x1 = x + ldq, x2 = x + 2 &* ldq, x3 = x + 3 &* ldq
+    let s1 = xs + lds, s2 = xs + 2 &* lds, s3 = xs + 3 &* lds
+    @inline(__always) func load(_ p: UnsafePointer<Int8>) -> __m256i {
+        _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
+    }
+    for b in 0..<blocks {
+        let o = b &* 32
+        let vw = load(w + o)
+        let aw = _mm256_sign_epi8(vw, vw)
+        let sw = ws[b]
+        @inline(__always) func row(_ xp: UnsafePointer<Int8>, _ xsc: UnsafePointer<Float>, _ acc: inout __m256) {
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load(xp + o), vw)), ones)
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(sw * xsc[b]), acc)
+        }
+        row(x, xs, &acc0)
+        row(x1, s1, &acc1)
+        row(x2, s2, &acc2)
+        row(x3, s3, &acc3)
+    }
+    return SIMD4(horizontalSum(acc0), horizontalSum(acc1), horizontalSum(acc2), horizontalSum(acc3))
+}
+
+/// One Q4 weight row against 4 activation rows; the nibbles are unpacked once per block.
+@inline(__always)
+public func dotQ4AVX2x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
+                        _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>,
+                        ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
+    let ones = _mm256_set1_epi16(1)
+    let mask = _mm256_set1_epi8(0x0F)
+    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
+    var correction = SIMD4<Float>()
+    for b in 0..<blocks {
+        let raw = _mm_loadu_si128(UnsafeRawPointer(w + b &* 16).assumingMemoryBound(to: __m128i.self))
+        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask)
+        let sw = ws[b]
+        @inline(__always) func row(_ r: Int, _ acc: inout __m256) -> Float {
+            let xp = x + r &* ldq + b &* 32
+            let vx = _mm256_loadu_si256(UnsafeRawPointer(xp).assumingMemoryBound(to: __m256i.self))
+            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, vx), ones)
+            let d = sw * xs[r &* lds + b]
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc)
+            return d * Float(xsums[r &* lds + b])
+        }
+        correction += SIMD4(row(0, &acc0), row(1, &acc1), row(2, &acc2), row(3, &acc3))
+    }
+    return SIMD4(horizontalSum(acc0), horizontalSum(acc1), horizontalSum(acc2), horizontalSum(acc3)) - 8 * correction
+}
+#endif
+
+/// 4-row variants with a portable fallback (four single-row dots).
+@inline(__always)
+func dotQ8x4(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
+             ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
+    #if POSTLENS_AVX2
+    return dotQ8AVX2x4(w, ws, x, xs, ldq: ldq, lds: lds, blocks: blocks)
+    #else
+    @inline(__always) func d(_ r: Int) -> Float { dotQ8Portable(w, ws, x + r * ldq, xs + r * lds, blocks: blocks) }
+    return SIMD4(d(0), d(1), d(2), d(3))
+    #endif
+}
+
+@inline(__always)
+func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
+             _ xsums: UnsafePointer<Int32>, ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
+    #if POSTLENS_AVX2
+    return dotQ4AVX2x4(w, ws, x, xs, xsums, ldq: ldq, lds: lds, blocks: blocks)
+    #else
+    @inline(__always) func d(_ r: Int) -> Float { dotQ4Portable(w, ws, x + r * ldq, xs + r * lds, xsums + r * lds, blocks: blocks) }
+    return SIMD4(d(0), d(1), d(2), d(3))
+    #endif
+}
+
+// MARK: - Products
+
+/// Entry points of the quantized products; `LinearWeight.forward` dispatches here.
+public enum QuantizedGEMM {
+    /// Up to this many activation rows use the integer dot-product path (one pass over the weights
+    /// for all rows); more rows use dequantized tiles + sgemm. Measured at K=2048, N=6144 (shared,
+    /// loaded 2-core machine, noisy): the integer path ≈ 50–55 GFLOPS at 16–128 rows, the tiled sgemm
+    /// 16 / 24 / 35 / 44 GFLOPS at 16 / 32 / 64 / 128 rows and ≈ 77 at 256.
+    nonisolated(unsafe) public static var smallBatchLimit = 64
+
+    /// Target size of the F32 tile buffer (bytes). Large enough that sgemm's per-call packing of the
+    /// activations is amortized over many weight rows; small next to the 4-byte weights it replaces.
+    /// Measured 1 MiB ≥ 4 MiB ≥ 8 MiB at M=256, K=2048 (the tile stays in L2/L3 between its
+    /// dequantization and sgemm's packing of it).
+    nonisolated(unsafe) public static var tileBytes = 1 << 20
+
+    /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` for a Q8 `W`.
+    public static func forward(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows: Int, ldx: Int,
+                               into y: UnsafeMutablePointer<Float>, ldy: Int,
+                               bias: UnsafePointer<Float>?, accumulate: Bool) {
+        guard rows > 0, w.rows > 0 else { return }
+        if rows <= smallBatchLimit {
+            let a = Q8Activations(x, rows: rows, columns: w.columns, ld: ldx)
+            integerProduct(outputs: w.rows, activations: a, y: y, ldy: ldy, bias: bias, accumulate: accumulate, dot: { o, r in
+                dotQ8(w.quants + o * w.paddedColumns, w.scales + o * w.blocks,
+                      a.quants + r * a.paddedColumns, a.scales + r * a.blocks, blocks: w.blocks)
+            }, dot4: { o, r in
+                dotQ8x4(w.quants + o * w.paddedColumns, w.scales + o * w.blocks,
+                        a.quants + r * a.paddedColumns, a.scales + r * a.blocks,
+                        ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
+            })
+        } else {
+            tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
+                         bias: bias, accumulate: accumulate) { range, out in
+                dequantizeRowsQ8(w, range, into: out, ld: w.columns)
+            }
+        }
+    }
+
+    /// Same for a Q4 `W`.
+    public static func forward(_ w: Q4Matrix, _ x: UnsafePointer<Float>, rows: Int, ldx: Int,
+                               into y: UnsafeMutablePointer<Float>, ldy: Int,
+                               bias: UnsafePointer<Float>?, accumulate: Bool) {
+        guard rows > 0, w.rows > 0 else { return }
+        if rows <= smallBatchLimit {
+            let a = Q8Activations(x, rows: rows, columns: w.columns, ld: ldx)
+            let rowBytes = w.paddedColumns / 2
+            integerProduct(outputs: w.rows, activations: a, y: y, ldy: ldy, bias: bias, accumulate: accumulate, dot: { o, r in
+                dotQ4(w.quants + o * rowBytes, w.scales + o * w.blocks,
+                      a.quants + r * a.paddedColumns, a.scales + r * a.blocks, a.sums + r * a.blocks, blocks: w.blocks)
+            }, dot4: { o, r in
+                dotQ4x4(w.quants + o * rowBytes, w.scales + o * w.blocks,
+                        a.quants + r * a.paddedColumns, a.scales + r * a.blocks, a.sums + r * a.blocks,
+                        ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
+            })
+        } else {
+            tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
+                         bias: bias, accumulate: accumulate) { range, out in
+                dequantizeRowsQ4(w, range, into: out, ld: w.columns)
+            }
+        }
+    }
+
+    /// Output features are split across threads; each weight row is used for every activation row
+    /// before moving on (it is read from memory once).
+    @inline(__always)
+    static func integerProduct(outputs: Int, activations a: Q8Activations, y: UnsafeMutablePointer<Float>, ldy: Int,
+                               bias: UnsafePointer<Float>?, accumulate: Bool, dot: (Int, Int) -> Float,
+                               dot4: (Int, Int) -> SIMD4<Float>) {
+        let rows = a.rows
+        withExtendedLifetime(a) {
+            Parallel.forRanges(outputs, minimumPerThread: 32) { range in
+                for o in range {
+                    let b = bias?[o] ?? 0
+                    var r = 0
+                    while r + 4 <= rows {
+                        let v = dot4(o, r) + b
+                        for i in 0..<4 {
+                            let dst = y + (r + i) * ldy + o
+                            dst.pointee = accumulate ? dst.pointee + v[i] : v[i]
+                        }
+                        r += 4
+                    }
+                    while r < rows {
+                        let v = dot(o, r) + b
+                        let dst = y + r * ldy + o
+                        dst.pointee = accumulate ? dst.pointee + v : v
+                        r += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dequantizes `tile` weight rows at a time into a reused F32 buffer (in parallel) and multiplies
+    /// with OpenBLAS sgemm (itself parallel).
+    static func tiledProduct(_ x: UnsafePointer<Float>, rows m: Int, ldx: Int, inner k: Int, columns n: Int,
+                             y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?, accumulate: Bool,
+                             tileRows: Int? = nil, dequantize: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) {
+        var tile = tileRows ?? max(16, tileBytes / max(1, 4 * k))
+        tile = max(1, min(n, tileRows == nil ? (tile + 15) / 16 * 16 : tile))
+        let buffer = TileBuffers.take(tile * k)
+        defer { TileBuffers.give(buffer) }
+        var n0 = 0
+        while n0 < n {
+            let tn = min(tile, n - n0)
+            let start = n0
+            Parallel.forRanges(tn, minimumPerThread: 8) { range in
+                dequantize((start + range.lowerBound)..<(start + range.upperBound), buffer.pointer + range.lowerBound * k)
+            }
+            matmulTransposedB(x, rows: m, inner: k, ldx: ldx, buffer.pointer, columns: tn, ldw: k,
+                              y + n0, ldy: ldy, bias: bias.map { $0 + start }, accumulate: accumulate)
+            n0 += tn
+        }
+    }
+}
+
+/// A few F32 scratch buffers for the tiled product, reused across calls so that a forward pass does
+/// not page-fault megabytes of fresh memory per layer. Callers on other threads at the same time get
+/// their own buffer.
+final class TileBuffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let capacity: Int
+    init(_ capacity: Int) {
+        self.capacity = capacity
+        pointer = alignedZeroed(Float.self, count: capacity)
+    }
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+}
+
+enum TileBuffers {
+    nonisolated(unsafe) static var free: [TileBuffer] = []
+    static let lock = NSLock()
+
+    static func take(_ count: Int) -> TileBuffer {
+        lock.lock()
+        defer { lock.unlock() }
+        if let i = free.firstIndex(where: { $0.capacity >= count }) { return free.remove(at: i) }
+        if !free.isEmpty { free.removeFirst() }  // too small: drop one, allocate a larger one
+        return TileBuffer(count)
+    }
+
+    static func give(_ buffer: TileBuffer) {
+        lock.lock()
+        defer { lock.unlock() }
+        if free.count < 4 { free.append(buffer) }
+    }
+}
+
+// MARK: - Naive twins (tests)
+
+/// `y = x·Wᵀ + b` with `W` dequantized value by value and double accumulation — no activation
+/// quantization, so tests measure the kernels' total error against the exact product on the
+/// quantized weights.
+public func naiveQuantizedProduct(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows: Int,
+                                  _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil) {
+    let k = w.columns
+    for r in 0..<rows {
+        for o in 0..<w.rows {
+            var sum = Double(bias?[o] ?? 0)
+            for i in 0..<k {
+                let value = Double(w.quants[o * w.paddedColumns + i]) * Double(w.scales[o * w.blocks + i / quantBlock])
+                sum += Double(x[r * k + i]) * value
+            }
+            y[r * w.rows + o] = Float(sum)
+        }
+    }
+}
+
+public func naiveQuantizedProduct(_ w: Q4Matrix, _ x: UnsafePointer<Float>, rows: Int,
+                                  _ y: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil) {
+    let k = w.columns
+    for r in 0..<rows {
+        for o in 0..<w.rows {
+            var sum = Double(bias?[o] ?? 0)
+            for i in 0..<k {
+                let block = i / quantBlock, j = i % quantBlock
+                let byte = w.quants[o * w.paddedColumns / 2 + block * 16 + (j % 16)]
+                let nibble = j < 16 ? byte & 0x0F : byte >> 4
+                sum += Double(x[r * k + i]) * Double(Int(nibble) - 8) * Double(w.scales[o * w.blocks + block])
+            }
+            y[r * w.rows + o] = Float(sum)
+        }
+    }
+}

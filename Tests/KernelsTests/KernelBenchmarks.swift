@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import Tensors
+@testable import Kernels
+
+/// Opt-in microbenchmarks of the quantized kernels (the kernels are built with -O even in debug):
+/// `POSTLENS_BENCH=1 swift test --filter KernelBenchmarks`. Prints best-of-N timings; the machine
+/// is shared, so take the best and repeat. Mutates `Parallel.threadCount` and
+/// `QuantizedGEMM.smallBatchLimit`: run it alone (with the filter), not beside other tests.
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["POSTLENS_BENCH"] == "1"))
+struct KernelBenchmarks {
+    static func best(_ reps: Int, _ body: () -> Void) -> Double {
+        var best = Double.infinity
+        for _ in 0..<reps {
+            let t = DispatchTime.now().uptimeNanoseconds
+            body()
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+        }
+        return best
+    }
+
+    /// A Q8 matrix filled with a cheap pattern (speed does not depend on values).
+    static func patternQ8(_ rows: Int, _ columns: Int) -> Q8Matrix {
+        let q = Q8Matrix(rows: rows, columns: columns)
+        Parallel.forRanges(rows * q.paddedColumns, minimumPerThread: 1 << 20) { r in
+            for i in r { q.quants[i] = Int8(truncatingIfNeeded: (i &* 37) % 255 - 127) }
+        }
+        for i in 0..<(rows * q.blocks) { q.scales[i] = 0.01 }
+        return q
+    }
+
+    static func patternQ4(_ rows: Int, _ columns: Int) -> Q4Matrix {
+        let q = Q4Matrix(rows: rows, columns: columns)
+        for i in 0..<(rows * q.paddedColumns / 2) { q.quants[i] = UInt8(truncatingIfNeeded: i &* 37) }
+        for i in 0..<(rows * q.blocks) { q.scales[i] = 0.01 }
+        return q
+    }
+
+    @Test func matVec() {
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        for (n, k) in [(6144, 2048), (151936, 2048)] {
+            let q8 = Self.patternQ8(n, k), q4 = Self.patternQ4(n, k)
+            let x = Tensor(shape: [16, k])
+            for i in 0..<x.count { x[i] = Float(i % 13) - 6 }
+            let y = Tensor(shape: [16, n])
+            for threads in [1, 2] {
+                Parallel.setThreadCount(threads)
+                let reps = n > 100_000 ? 5 : 40
+                for rows in [1, 4, 16] {
+                    let t8 = Self.best(reps) { QuantizedGEMM.forward(q8, x.data, rows: rows, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+                    let t4 = Self.best(reps) { QuantizedGEMM.forward(q4, x.data, rows: rows, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+                    print(String(format: "[bench] %dx%d rows=%2d threads=%d  Q8 %.3f ms %.1f GB/s  |  Q4 %.3f ms %.1f GB/s",
+                                 n, k, rows, threads, t8 * 1e3, Double(q8.byteCount) / t8 / 1e9, t4 * 1e3, Double(q4.byteCount) / t4 / 1e9))
+                }
+            }
+        }
+    }
+
+    @Test func gemm() {
+        let (m, k, n) = (256, 2048, 6144)
+        var g = SystemRandomNumberGenerator()
+        let w = Tensor(shape: [n, k]), x = Tensor(shape: [m, k]), y = Tensor(shape: [m, n])
+        for i in 0..<w.count { w[i] = Float.random(in: -1...1, using: &g) }
+        for i in 0..<x.count { x[i] = Float.random(in: -1...1, using: &g) }
+        let f32 = LinearWeight(w, bias: nil, format: .f32)
+        var q8 = Q8Matrix(quantizing: w), q4 = Q4Matrix(quantizing: w)
+        let tq8 = Self.best(3) { q8 = Q8Matrix(quantizing: w) }
+        let tq4 = Self.best(3) { q4 = Q4Matrix(quantizing: w) }
+        print(String(format: "[bench] quantize at load: Q8 %.1f M weights/s, Q4 %.1f M weights/s", Double(n * k) / tq8 / 1e6, Double(n * k) / tq4 / 1e6))
+        let flops = 2.0 * Double(m * k * n)
+        let tf = Self.best(5) { f32.forward(x.data, rows: m, into: y.data) }
+        print(String(format: "[bench] GEMM M=%d K=%d N=%d threads=%d  sgemm F32 %.1f GFLOPS", m, k, n, Parallel.threadCount, flops / tf / 1e9))
+        for tileBytes in [1 << 20, 4 << 20, 8 << 20] {
+            let t8 = Self.best(5) {
+                QuantizedGEMM.tiledProduct(x.data, rows: m, ldx: k, inner: k, columns: n, y: y.data, ldy: n, bias: nil, accumulate: false,
+                                           tileRows: tileBytes / (4 * k)) { r, o in dequantizeRowsQ8(q8, r, into: o, ld: k) }
+            }
+            let t4 = Self.best(5) {
+                QuantizedGEMM.tiledProduct(x.data, rows: m, ldx: k, inner: k, columns: n, y: y.data, ldy: n, bias: nil, accumulate: false,
+                                           tileRows: tileBytes / (4 * k)) { r, o in dequantizeRowsQ4(q4, r, into: o, ld: k) }
+            }
+            print(String(format: "[bench]   tile %d MiB: Q8 dequantized-tile %.1f GFLOPS, Q4 %.1f GFLOPS", tileBytes >> 20, flops / t8 / 1e9, flops / t4 / 1e9))
+        }
+        // Integer path at this M for comparison (crossover of smallBatchLimit).
+        QuantizedGEMM.smallBatchLimit = 1000
+        defer { QuantizedGEMM.smallBatchLimit = 64 }
+        for rows in [16, 32, 64, 128] {
+            let t = Self.best(3) {
+                QuantizedGEMM.forward(q8, x.data, rows: rows, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false)
+            }
+            let tt = Self.best(3) {
+                QuantizedGEMM.tiledProduct(x.data, rows: rows, ldx: k, inner: k, columns: n, y: y.data, ldy: n, bias: nil, accumulate: false) { r, o in dequantizeRowsQ8(q8, r, into: o, ld: k) }
+            }
+            print(String(format: "[bench]   rows=%d: integer path %.1f GFLOPS, tiled sgemm %.1f GFLOPS", rows, 2.0 * Double(rows * k * n) / t / 1e9, 2.0 * Double(rows * k * n) / tt / 1e9))
+        }
+    }
+}
