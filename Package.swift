@@ -82,14 +82,14 @@ let package = Package(
         // MARK: Server
         .target(
             name: "Server",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", .product(name: "Hummingbird", package: "hummingbird")]
         ),
 
         // MARK: Command line
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Hub", "Server",
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -14,7 +14,7 @@ extension TextDecoder {
         let x = Tensor(shape: [b, h])
         for (i, id) in tokens.enumerated() {
             precondition(id >= 0 && id < c.vocabSize, "token id \(id) outside the vocabulary")
-            (x.data + i * h).update(from: weights.embedTokens.row(id), count: h)
+            weights.embedTokens.dequantizeRow(id, into: x.data + i * h)
         }
         var positions = MRoPEPositions(t: [], h: [], w: [], ropeDelta: 0)
         for cache in caches {

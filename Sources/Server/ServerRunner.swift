@@ -1,13 +1,14 @@
 import Engine
 import Foundation
 import Hummingbird
+import Kernels
 import Logging
 
 /// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
-    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, logLevel: String) async throws {
+    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, format: WeightFormat = .q8, logLevel: String) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let host = ModelHost(modelID: configuration.modelID)
@@ -17,7 +18,7 @@ public enum ServerRunner {
         Thread.detachNewThread {
             let start = Date()
             do {
-                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit)
+                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: format)
                 host.setReady(engine)
                 loadLogger.info("model ready", metadata: [
                     "model": "\(configuration.modelID)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",

@@ -61,7 +61,7 @@ struct AskCommand: AsyncParsableCommand {
             do { return try ImageDecoder.decode(data) } catch { throw CLIError("\(path): \(error)") }
         }
         let folder = try await modelOptions.prepare()
-        let engine = try InferenceEngine(directory: folder)
+        let engine = try InferenceEngine(directory: folder, format: modelOptions.weightFormat)
 
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: .system, text: system)) }

@@ -11,6 +11,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads (default: all cores).")
     var threads: Int?
 
+    @Option(name: .long, help: "Runtime weight format: q8 (default; 8-bit blocks, ≈1.1 bytes/weight), q4, or f32 (reference).")
+    var format: WeightFormat = .q8
+
+    var weightFormat: WeightFormat { format }
+
     /// Applies the thread count and returns the model folder.
     func prepare() async throws -> URL {
         if let threads { Parallel.setThreadCount(threads) } else { Parallel.setThreadCount(Parallel.threadCount) }
@@ -47,3 +52,5 @@ func jsonString(_ object: Any) -> String {
     guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else { return "{}" }
     return String(decoding: data, as: UTF8.self)
 }
+
+extension WeightFormat: ExpressibleByArgument {}

@@ -74,6 +74,6 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowedImageDirectory = url
         }
 
-        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, logLevel: logLevel)
+        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat, logLevel: logLevel)
     }
 }

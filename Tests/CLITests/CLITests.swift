@@ -50,11 +50,11 @@ enum CLI {
     let info = try CLI.referenceCase("one_image")
     let model = CLI.fixtures.appendingPathComponent("models/tiny").path
     let image = CLI.fixtures.appendingPathComponent("models/tiny/reference/img_a.png").path
-    let streamed = try CLI.run(["ask", "--model", model, "--image", image, "--temperature", "0", "--max-tokens", "16", "Describe this image."])
+    let streamed = try CLI.run(["ask", "--model", model, "--format", "f32", "--image", image, "--temperature", "0", "--max-tokens", "16", "Describe this image."])
     #expect(streamed.status == 0, "\(streamed.stderr)")
     #expect(streamed.stdout == (info["greedy_text"] as! String) + "\n")
 
-    let json = try CLI.run(["ask", "--model", model, "--image", image, "--temperature", "0", "--max-tokens", "16", "--json", "-"],
+    let json = try CLI.run(["ask", "--model", model, "--format", "f32", "--image", image, "--temperature", "0", "--max-tokens", "16", "--json", "-"],
                            stdin: "Describe this image.")
     #expect(json.status == 0, "\(json.stderr)")
     let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]

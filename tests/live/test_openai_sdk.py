@@ -193,3 +193,15 @@ def test_queue_full_is_429_and_disconnect_cancels(client, server):
     start = time.monotonic()
     assert ask(client, "hi").choices[0].message.content is not None
     assert time.monotonic() - start < 10
+
+
+def test_server_greedy_text_equals_postlens_ask(client):
+    """The same question and image through the server and through `postlens ask` give the same greedy text."""
+    import subprocess
+    from conftest import BINARY
+    image = REFERENCE / "img_a.png"
+    completion = ask(client, [image_part(data_url(image)), {"type": "text", "text": "Describe this image."}], max_tokens=16)
+    cli = subprocess.run([str(BINARY), "ask", "--model", str(MODEL), "--image", str(image), "--temperature", "0",
+                          "--max-tokens", "16", "Describe this image."], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout == completion.choices[0].message.content + "\n"
