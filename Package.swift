@@ -68,7 +68,11 @@ let package = Package(
             dependencies: ["Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging"],
             swiftSettings: computeSettings
         ),
-        .target(name: "Engine", dependencies: ["Qwen3VL", "Kernels", "Tensors"], swiftSettings: computeSettings),
+        .target(
+            name: "Engine",
+            dependencies: ["Qwen3VL", "Kernels", "Tensors", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: computeSettings
+        ),
         .target(
             name: "Hub",
             dependencies: [

@@ -5,22 +5,26 @@ import Kernels
 import Qwen3VL
 import Synchronization
 
-/// The one owner of the model. Requests are queued and run one at a time on a dedicated serial
-/// dispatch queue — model work is seconds of CPU per call and must never block Swift's cooperative
-/// thread pool (which has only as many threads as cores). Results stream back through an
-/// `AsyncThrowingStream`; when the consumer goes away the request is cancelled before its next step.
+/// The one owner of the model. Requests go to the `Scheduler`, whose single thread runs all model
+/// work (continuous batching: concurrent requests share decode steps) and never blocks Swift's
+/// cooperative thread pool. Results stream back through an `AsyncThrowingStream`; when the consumer
+/// goes away the request is cancelled before its next step.
 public final class InferenceEngine: Sendable {
     public let model: Qwen3VLModel
     public let processor: Qwen3VLProcessor
     public let generator: Generator
-    private let queue = DispatchQueue(label: "postlens.engine", qos: .userInitiated)
+    let scheduler: Scheduler
 
-    public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil) {
+    public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil, maxBatch: Int = 8) {
         self.model = model
         self.processor = processor
         generator = Generator(model: model, processor: processor, contextLimit: contextLimit)
+        var options = Scheduler.Options()
+        options.maxBatch = max(1, maxBatch)
+        scheduler = Scheduler(generator: generator, options: options)
     }
 
+    deinit { scheduler.stop() }
     /// Loads a model folder (config, weights, tokenizer, preprocessor).
     public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat = .f32) throws {
         let model = try Qwen3VLModel(directory: directory, format: format)
@@ -52,20 +56,7 @@ public final class InferenceEngine: Sendable {
         let arrival = DispatchTime.now()
         return AsyncThrowingStream { continuation in
             continuation.onTermination = { _ in cancelled.set() }
-            queue.async { [self] in
-                do {
-                    var timings = Timings()
-                    let start = DispatchTime.now()
-                    let prompt = try processor.prepare(request.messages, images: request.images,
-                                                       minPixels: request.minPixels, maxPixels: request.maxPixels)
-                    timings.preprocessMs = milliseconds(since: start)
-                    _ = try generator.generate(prompt, parameters: request.parameters, timings: timings, started: arrival,
-                                               isCancelled: { cancelled.isSet }, emit: { continuation.yield($0) })
-                    continuation.finish()
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
+            scheduler.submit(Job(request: request, cancelled: cancelled, continuation: continuation, arrival: arrival))
         }
     }
 
@@ -77,6 +68,19 @@ public final class InferenceEngine: Sendable {
         }
         guard let result else { throw CancellationError() }
         return result
+    }
+
+    /// Counters of the engine's caches and queue, for metrics.
+    public struct Statistics: Sendable {
+        public let visionCache: CacheStatistics
+        public let prefixCache: CacheStatistics
+        public let active: Int
+        public let waiting: Int
+    }
+
+    public func statistics() -> Statistics {
+        let s = scheduler.statistics()
+        return Statistics(visionCache: s.vision, prefixCache: s.prefix, active: s.active, waiting: s.waiting)
     }
 }
 
