@@ -42,6 +42,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -78,11 +79,16 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "Analysis",
+            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+
         // MARK: Command line
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Hub",
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Hub", "Analysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,6 +102,7 @@ let package = Package(
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Engine", "Qwen3VL", "Imaging", "postlens"]),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
     ],
     swiftLanguageModes: [.v6]
