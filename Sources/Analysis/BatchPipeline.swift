@@ -224,7 +224,7 @@ public final class TerminalBatchProgress: BatchProgressReporter, @unchecked Send
     private let isTTY: Bool
     private let plainEvery: Int
     private let write: @Sendable (String) -> Void
-    private var lastPlain = Date.distantPast
+    private var lastPlain = Date()
     private var lastDraw = Date.distantPast
     private var lastLine = ""
 

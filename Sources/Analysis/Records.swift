@@ -136,11 +136,18 @@ public enum RecordReader {
         let parsed = CSV.parse(text, separator: separator)
         guard let header = parsed.rows.first else { return [] }
         var items: [InputItem] = []
+        let dataRows = parsed.rows.count - 1
         for (index, row) in parsed.rows.dropFirst().enumerated() {
             if row.count == 1 && row[0].isEmpty { continue }
             let rowNumber = index + 1
             let seq = items.count
             let fallbackID = "row-\(rowNumber)"
+            if let error = parsed.error, rowNumber == dataRows {
+                // The text ended inside this row's quoted field: the row is bad, not the whole file.
+                let id = header.firstIndex(of: columns.id).flatMap { $0 < row.count - 1 && !row[$0].isEmpty ? row[$0] : nil } ?? fallbackID
+                items.append(InputItem(seq: seq, id: id, record: nil, error: "row \(rowNumber): \(error)"))
+                continue
+            }
             guard row.count == header.count else {
                 let id = header.firstIndex(of: columns.id).flatMap { $0 < row.count && !row[$0].isEmpty ? row[$0] : nil } ?? fallbackID
                 items.append(InputItem(seq: seq, id: id, record: nil,
@@ -150,9 +157,6 @@ public enum RecordReader {
             var object: [String: JSON] = [:]
             for (name, value) in zip(header, row) { object[name] = .string(value) }
             items.append(item(from: object, seq: seq, fallbackID: fallbackID, columns: columns, location: "row \(rowNumber)"))
-        }
-        if let error = parsed.error {
-            items.append(InputItem(seq: items.count, id: "row-\(parsed.rows.count)", record: nil, error: error))
         }
         return items
     }
@@ -180,7 +184,7 @@ public enum RecordReader {
 public enum CSV {
     public struct Parsed: Sendable, Equatable {
         public var rows: [[String]]
-        /// Set when the text ends inside a quoted field.
+        /// Set when the text ends inside a quoted field (then the last row is incomplete).
         public var error: String?
     }
 
@@ -228,7 +232,7 @@ public enum CSV {
         if inQuotes {
             row.append(field)
             rows.append(row)
-            return Parsed(rows: rows, error: "row \(rows.count - 1): unterminated quoted field")
+            return Parsed(rows: rows, error: "unterminated quoted field")
         }
         if sawAny && (!field.isEmpty || !row.isEmpty || afterQuote) {
             row.append(field)

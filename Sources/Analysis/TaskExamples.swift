@@ -41,11 +41,12 @@ public enum TaskExamples {
         }
     }
 
-    /// The smallest value that satisfies `schema` (required properties only; the first enum option;
-    /// numbers at their minimum or 0).
+    /// The smallest value that satisfies `schema` (required properties only; null where allowed; the first
+    /// enum option; numbers at their minimum or 0).
     public static func minimalInstance(of schema: JSON) -> JSON {
         if let first = schema["enum"]?.arrayValue?.first { return first }
-        let type = schema["type"]?.stringValue ?? schema["type"]?.arrayValue?.first?.stringValue ?? "null"
+        let types = schema["type"]?.stringValue.map { [$0] } ?? (schema["type"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let type = types.contains("null") ? "null" : types.first ?? "null"
         switch type {
         case "object":
             var o: [String: JSON] = [:]

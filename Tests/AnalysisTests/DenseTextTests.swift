@@ -55,7 +55,7 @@ let tilingSizes: [Size] = [
     #expect(plan.columns == 1)
     #expect(plan.rows == 6)
     #expect(plan.tiles.allSatisfy { $0.width == 1080 && $0.height == 1517 })
-    #expect(DenseText.plan(width: 2000, height: 1500).columns == 2)
+    #expect(DenseText.plan(width: 2000, height: 1500).columns == 3)  // wider than 1.5 × 1024: a grid
 }
 
 @Test func theBudgetDownscalesHugeImages() {
