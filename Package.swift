@@ -43,6 +43,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -83,6 +84,10 @@ let package = Package(
             ]
         ),
 
+        .target(
+            name: "Analysis",
+            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         // MARK: Server
         .target(
             name: "Server",
@@ -93,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server",
+                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server", "Analysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -107,6 +112,7 @@ let package = Package(
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Engine", "Qwen3VL", "Imaging", "postlens"]),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",

@@ -5,6 +5,6 @@ struct PostLens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postlens",
         abstract: "Understand social-media posts with Qwen3-VL on the CPU.",
-        subcommands: [ServeCommand.self, AskCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self]
+        subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self]
     )
 }

@@ -1,0 +1,286 @@
+import Foundation
+
+/// What a batch run reports as it goes.
+public protocol BatchProgressReporter: Sendable {
+    /// `alreadyDone` items were finished by an earlier, interrupted run.
+    func began(total: Int, alreadyDone: Int)
+    func progressed(done: Int, failed: Int, total: Int, itemsPerSecond: Double?, etaSeconds: Double?)
+    func finished()
+}
+
+/// The counts at the end of a run (over all items, resumed ones included).
+public struct BatchSummary: Sendable, Equatable {
+    public var task: String
+    public var total = 0
+    public var succeeded = 0
+    public var failed = 0
+    /// Items finished by an earlier run and not redone.
+    public var resumed = 0
+    /// Items analyzed in this run.
+    public var processed = 0
+    public var byVerdict: [String: Int] = [:]
+    public var byPolarity: [String: Int] = [:]
+    /// (id, error) for each failed item, in input order.
+    public var failures: [Failure] = []
+    public var seconds = 0.0
+
+    public struct Failure: Sendable, Equatable {
+        public var id: String
+        public var error: String
+    }
+
+    /// Human-readable lines for the end of a run.
+    public var lines: [String] {
+        var out = ["\(task): \(total) items, \(succeeded) ok, \(failed) failed"
+            + (resumed > 0 ? ", \(resumed) resumed from an earlier run" : "")
+            + String(format: " (%.1f s)", seconds)]
+        if !byVerdict.isEmpty {
+            out.append("verdicts: " + ["allow", "review", "block"].map { "\($0) \(byVerdict[$0] ?? 0)" }.joined(separator: ", "))
+        }
+        if !byPolarity.isEmpty {
+            out.append("polarity: " + ["positive", "negative", "neutral", "mixed"].map { "\($0) \(byPolarity[$0] ?? 0)" }.joined(separator: ", "))
+        }
+        if !failures.isEmpty {
+            out.append("failures:")
+            for f in failures.prefix(20) { out.append("  \(f.id): \(f.error)") }
+            if failures.count > 20 { out.append("  … and \(failures.count - 20) more (see the output's error fields)") }
+        }
+        return out
+    }
+
+    public var json: JSON {
+        [
+            "task": .string(task), "total": .number(Double(total)), "succeeded": .number(Double(succeeded)),
+            "failed": .number(Double(failed)), "resumed": .number(Double(resumed)), "processed": .number(Double(processed)),
+            "by_verdict": .object(byVerdict.mapValues { .number(Double($0)) }),
+            "by_polarity": .object(byPolarity.mapValues { .number(Double($0)) }),
+            "failures": .array(failures.map { ["id": .string($0.id), "error": .string($0.error)] }),
+            "seconds": .number((seconds * 1000).rounded() / 1000),
+        ]
+    }
+}
+
+/// Runs a task over many records, one at a time (the engine is serial), recording each item's
+/// output line in the job store as it finishes. Bad records are recorded as errors and the run goes on.
+public struct BatchPipeline: Sendable {
+    public let runner: TaskRunner
+    public let store: JobStore
+
+    public init(runner: TaskRunner, store: JobStore) {
+        self.runner = runner
+        self.store = store
+    }
+
+    /// The job's identity: a resumed run must match it.
+    public func jobIdentity(input: String) -> [String: String] {
+        ["task": runner.task.versionTag, "input": input]
+    }
+
+    public func run(_ items: [InputItem], input: String, resume: Bool, progress: (any BatchProgressReporter)? = nil) async throws -> BatchSummary {
+        let clock = ContinuousClock()
+        let start = clock.now
+        try store.begin(job: jobIdentity(input: input), resume: resume)
+        let done = resume ? try store.finished() : [:]
+        let alreadyDone = items.filter { done[$0.seq] == $0.id }.count
+        progress?.began(total: items.count, alreadyDone: alreadyDone)
+
+        var finished = alreadyDone, processed = 0
+        var failed = try store.items().filter { !$0.ok && done[$0.seq] != nil }.count
+        for item in items where done[item.seq] != item.id {
+            try Task.checkCancellation()
+            let line: JSON, ok: Bool
+            if let record = item.record {
+                let outcome = await runner.run(record)
+                line = outputLine(outcome, record: record)
+                ok = outcome.ok
+            } else {
+                line = errorLine(id: item.id, error: item.error ?? "bad record")
+                ok = false
+            }
+            try store.record(seq: item.seq, id: item.id, ok: ok, line: line.serialized)
+            finished += 1
+            processed += 1
+            if !ok { failed += 1 }
+            let elapsed = seconds(clock.now - start)
+            let rate = elapsed > 0 ? Double(processed) / elapsed : nil
+            let eta = rate.map { Double(items.count - finished) / $0 }
+            progress?.progressed(done: finished, failed: failed, total: items.count, itemsPerSecond: rate, etaSeconds: eta)
+        }
+        progress?.finished()
+        var summary = try summarize()
+        summary.resumed = alreadyDone
+        summary.processed = processed
+        summary.seconds = seconds(clock.now - start)
+        return summary
+    }
+
+    func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    func base(id: String) -> [String: JSON] {
+        ["id": .string(id), "task": .string(runner.task.name), "task_version": .number(Double(runner.task.version))]
+    }
+
+    func outputLine(_ outcome: ItemOutcome, record: PostRecord) -> JSON {
+        var o = base(id: record.id)
+        o["status"] = outcome.ok ? "ok" : "error"
+        o["result"] = outcome.result ?? .null
+        o["error"] = .optional(outcome.error)
+        if let raw = outcome.raw, !outcome.ok { o["raw"] = .string(raw) }
+        if let meta = record.meta { o["meta"] = meta }
+        o["usage"] = [
+            "prompt_tokens": .number(Double(outcome.usage.promptTokens)),
+            "completion_tokens": .number(Double(outcome.usage.completionTokens)),
+            "image_tokens": .number(Double(outcome.usage.imageTokens)),
+        ]
+        o["seconds"] = .number((outcome.seconds * 1000).rounded() / 1000)
+        return .object(o)
+    }
+
+    func errorLine(id: String, error: String) -> JSON {
+        var o = base(id: id)
+        o["status"] = "error"
+        o["result"] = .null
+        o["error"] = .string(error)
+        return .object(o)
+    }
+
+    /// Counts over every stored item.
+    public func summarize() throws -> BatchSummary {
+        var s = BatchSummary(task: runner.task.versionTag)
+        for item in try store.items() {
+            s.total += 1
+            let line = try? JSON.parse(item.line)
+            if item.ok {
+                s.succeeded += 1
+                if let v = line?["result"]?["verdict"]?.stringValue { s.byVerdict[v, default: 0] += 1 }
+                if let p = line?["result"]?["polarity"]?.stringValue { s.byPolarity[p, default: 0] += 1 }
+            } else {
+                s.failed += 1
+                s.failures.append(.init(id: item.id, error: line?["error"]?.stringValue ?? "error"))
+            }
+        }
+        return s
+    }
+
+    /// Writes every stored item, in input order, as JSON lines or (for a `.csv` path) CSV; atomically.
+    public func export(to url: URL) throws {
+        let items = try store.items()
+        var out = ""
+        if url.pathExtension.lowercased() == "csv" {
+            out = ResultCSV.render(items.compactMap { try? JSON.parse($0.line) }, task: runner.task.kind)
+        } else {
+            for item in items { out += item.line + "\n" }
+        }
+        try Data(out.utf8).write(to: url, options: .atomic)
+    }
+
+    /// The JSON lines of every stored item.
+    public func exportLines() throws -> [String] { try store.items().map(\.line) }
+}
+
+/// Results as CSV: `id,task,status,error`, the task's headline columns, and the full result as JSON.
+public enum ResultCSV {
+    static func headline(_ task: TaskKind) -> [String] {
+        switch task {
+        case .ocr: ["text"]
+        case .describe: ["summary"]
+        case .moderation: ["verdict", "categories"]
+        case .sentiment: ["polarity", "score"]
+        case .promo: ["platform", "products"]
+        case .custom: []
+        }
+    }
+
+    public static func render(_ lines: [JSON], task: TaskKind) -> String {
+        let extra = headline(task)
+        var out = CSV.line(["id", "task", "status", "error"] + extra + ["result"])
+        for line in lines {
+            let result = line["result"] ?? .null
+            var fields = [line["id"]?.stringValue ?? "", line["task"]?.stringValue ?? "", line["status"]?.stringValue ?? "",
+                          line["error"]?.stringValue ?? ""]
+            for column in extra {
+                let value = result[column]
+                switch (column, value) {
+                case ("categories", .array(let a)?): fields.append(a.compactMap { $0["category"]?.stringValue }.joined(separator: ";"))
+                case ("products", .array(let a)?): fields.append(a.compactMap { $0["name"]?.stringValue }.joined(separator: ";"))
+                case (_, .string(let s)?): fields.append(s)
+                case (_, .number(let d)?): fields.append(JSON.format(d))
+                default: fields.append("")
+                }
+            }
+            fields.append(result.isNull ? "" : result.serialized)
+            out += CSV.line(fields)
+        }
+        return out
+    }
+}
+
+/// A progress bar with items/s and ETA on a terminal (redrawn in place on stderr); plain lines when
+/// stderr is not a terminal (every `plainEvery` items or 10 seconds, and at the end).
+public final class TerminalBatchProgress: BatchProgressReporter, @unchecked Sendable {
+    private let lock = NSLock()
+    private let isTTY: Bool
+    private let plainEvery: Int
+    private let write: @Sendable (String) -> Void
+    private var lastPlain = Date()
+    private var lastDraw = Date.distantPast
+    private var lastLine = ""
+
+    public init(isTTY: Bool = isatty(STDERR_FILENO) != 0, plainEvery: Int = 10,
+                write: @escaping @Sendable (String) -> Void = { FileHandle.standardError.write(Data($0.utf8)) }) {
+        self.isTTY = isTTY
+        self.plainEvery = plainEvery
+        self.write = write
+    }
+
+    public func began(total: Int, alreadyDone: Int) {
+        if alreadyDone > 0 { write("resuming: \(alreadyDone) of \(total) items already done\n") }
+    }
+
+    public func progressed(done: Int, failed: Int, total: Int, itemsPerSecond: Double?, etaSeconds: Double?) {
+        lock.lock()
+        defer { lock.unlock() }
+        let line = Self.render(done: done, failed: failed, total: total, itemsPerSecond: itemsPerSecond, etaSeconds: etaSeconds, bar: isTTY)
+        lastLine = line
+        let now = Date()
+        if isTTY {
+            if now.timeIntervalSince(lastDraw) >= 0.1 || done == total {
+                write("\r\u{1B}[2K" + line)
+                lastDraw = now
+            }
+        } else if done % plainEvery == 0 || done == total || now.timeIntervalSince(lastPlain) >= 10 {
+            write(line + "\n")
+            lastPlain = now
+        }
+    }
+
+    public func finished() {
+        lock.lock()
+        defer { lock.unlock() }
+        if isTTY && !lastLine.isEmpty { write("\n") }
+    }
+
+    /// `[#########-----------]  45/200 items, 1 failed, 2.3 items/s, ETA 1m07s`.
+    public static func render(done: Int, failed: Int, total: Int, itemsPerSecond: Double?, etaSeconds: Double?, bar: Bool) -> String {
+        var s = ""
+        if bar {
+            let width = 24
+            let filled = total > 0 ? min(width, done * width / total) : width
+            s += "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled) + "] "
+        }
+        s += "\(done)/\(total) items"
+        if failed > 0 { s += ", \(failed) failed" }
+        if let itemsPerSecond { s += String(format: ", %.2f items/s", itemsPerSecond) }
+        if let etaSeconds, done < total, etaSeconds.isFinite { s += ", ETA " + formatDuration(etaSeconds) }
+        return s
+    }
+
+    public static func formatDuration(_ seconds: Double) -> String {
+        let total = Int(seconds.rounded())
+        if total >= 3600 { return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60) }
+        if total >= 60 { return String(format: "%dm%02ds", total / 60, total % 60) }
+        return "\(total)s"
+    }
+}

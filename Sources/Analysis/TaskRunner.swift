@@ -1,0 +1,259 @@
+import Engine
+import Foundation
+import Imaging
+import Qwen3VL
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// One model call for one post (or one tile of it).
+public struct AnalyzerRequest: Sendable {
+    public var task: AnalysisTask
+    public var record: PostRecord
+    public var messages: [ChatMessage]
+    public var images: [RGBImage]
+    public var parameters: GenerationParameters
+    public var maxPixels: Int?
+    /// Dense-text OCR: which tile this is.
+    public var tile: DenseText.Tile?
+}
+
+/// What the model said.
+public struct AnalyzerResponse: Sendable {
+    public var text: String
+    public var finishReason: FinishReason
+    public var usage: Usage
+    public init(text: String, finishReason: FinishReason = .stop, usage: Usage = Usage()) {
+        self.text = text
+        self.finishReason = finishReason
+        self.usage = usage
+    }
+}
+
+/// The per-item model call, injectable: ``EngineAnalyzer`` runs the model; ``FakeAnalyzer`` answers
+/// deterministically for tests of the batch machinery.
+public protocol PostAnalyzer: Sendable {
+    func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse
+}
+
+/// The model, through ``InferenceEngine``.
+public struct EngineAnalyzer: PostAnalyzer {
+    public let engine: InferenceEngine
+    public init(engine: InferenceEngine) { self.engine = engine }
+
+    public func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        let r = try await engine.complete(InferenceEngine.Request(messages: request.messages, images: request.images,
+                                                                  parameters: request.parameters, maxPixels: request.maxPixels))
+        return AnalyzerResponse(text: r.text, finishReason: r.finishReason, usage: r.usage)
+    }
+}
+
+/// A deterministic stand-in for the model: answers each task with a fixed, schema-valid example
+/// (OCR tiles answer their own position), after an optional delay. For tests only.
+public struct FakeAnalyzer: PostAnalyzer {
+    public var delay: Duration
+    public init(delay: Duration = .zero) { self.delay = delay }
+
+    public func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        if delay > .zero { try await Task.sleep(for: delay) }
+        if let tile = request.tile {
+            return AnalyzerResponse(text: #"{"lines": ["\#(Self.tileWord(tile))"]}"#)
+        }
+        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).serialized)
+    }
+
+    static let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+
+    /// A line unique to a tile's position ("alpha foxtrot" for row 0, column 0).
+    public static func tileWord(_ tile: DenseText.Tile) -> String {
+        words[tile.row % words.count] + " " + words[(tile.column + 5) % words.count]
+    }
+}
+
+/// How tasks run: language, token and pixel budgets, dense-text OCR.
+public struct RunOptions: Sendable {
+    public var language: PromptLanguage = .zh
+    public var maxTokens = 1024
+    /// Pixel budget per image for single-image calls (1 image token = 32×32 px); nil = the model's default.
+    public var maxPixels: Int? = 1024 * 1024
+    public enum DenseMode: String, Sendable, CaseIterable { case auto, on, off }
+    /// `auto`: the ocr task tiles images larger than one tile; `on`: always tile; `off`: never.
+    public var dense: DenseMode = .auto
+    public var tiling = DenseText.Configuration()
+    /// Folder that relative image paths are resolved against.
+    public var baseDirectory: URL? = nil
+    /// Year for dates without one when the post's meta has no date.
+    public var referenceYear = Calendar(identifier: .gregorian).component(.year, from: Date())
+    /// Largest image file read, in bytes.
+    public var maxImageBytes = 64 << 20
+    public init() {}
+}
+
+/// The outcome of one item.
+public struct ItemOutcome: Sendable, Equatable {
+    public var id: String
+    public var result: JSON?
+    public var error: String?
+    /// The model's text when it could not be used (to see why).
+    public var raw: String?
+    public var usage: Usage
+    public var seconds: Double
+    public var ok: Bool { error == nil }
+}
+
+/// Runs one task on one record: loads the image, builds the prompt and the generation parameters
+/// (the one place they are built), calls the analyzer (per tile for dense OCR), parses, validates and
+/// post-processes. Never throws: every problem is the item's error.
+public struct TaskRunner: Sendable {
+    public let task: AnalysisTask
+    public let analyzer: any PostAnalyzer
+    public let options: RunOptions
+    /// The model's recommended sampling, when known (greedy otherwise).
+    public let baseParameters: GenerationParameters
+
+    public init(task: AnalysisTask, analyzer: any PostAnalyzer, options: RunOptions = RunOptions(),
+                baseParameters: GenerationParameters = GenerationParameters()) {
+        self.task = task
+        self.analyzer = analyzer
+        self.options = options
+        self.baseParameters = baseParameters
+    }
+
+    /// Generation parameters for this task. Extraction wants the most likely reading: greedy decoding,
+    /// with the model's repetition penalty kept.
+    public func generationParameters() -> GenerationParameters {
+        var p = GenerationParameters()
+        p.maxTokens = options.maxTokens
+        p.sampling.temperature = 0
+        p.sampling.repetitionPenalty = baseParameters.sampling.repetitionPenalty
+        // STRUCTURED OUTPUT: once the engine has `GenerationParameters.responseFormat`, constrain the
+        // answer to the task's schema here:
+        //     p.responseFormat = .jsonSchema(name: task.name, schema: try JSONSchema.parse(task.schema.anyValue), strict: true)
+        // Lenient parsing + SchemaValidator in `AnalysisTask.result(fromModelOutput:context:)` then stay as a double check.
+        return p
+    }
+
+    public func run(_ record: PostRecord) async -> ItemOutcome {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var usage = Usage()
+        var raw: String?
+        func seconds() -> Double {
+            let d = clock.now - start
+            return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        }
+        do {
+            var image: RGBImage? = nil
+            if let reference = record.image { image = try await loadImage(reference) }
+            let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
+            let result: JSON
+            if task.kind == .ocr, let image, shouldTile(image) {
+                result = try await denseOCR(record, image: image, usage: &usage, raw: &raw)
+            } else {
+                let request = AnalyzerRequest(task: task, record: record,
+                                              messages: task.messages(for: record, language: options.language, hasImage: image != nil),
+                                              images: image.map { [$0] } ?? [], parameters: generationParameters(),
+                                              maxPixels: image == nil ? nil : options.maxPixels, tile: nil)
+                let response = try await analyzer.analyze(request)
+                add(response.usage, to: &usage)
+                raw = response.text
+                result = try parse(response, context: context)
+            }
+            return ItemOutcome(id: record.id, result: result, error: nil, raw: nil, usage: usage, seconds: seconds())
+        } catch {
+            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds())
+        }
+    }
+
+    func parse(_ response: AnalyzerResponse, context: PostContext) throws -> JSON {
+        do {
+            return try task.result(fromModelOutput: response.text, context: context)
+        } catch let error as TaskError where response.finishReason == .length {
+            throw TaskError("\(error.description) (the answer was cut at --max-tokens \(options.maxTokens))")
+        }
+    }
+
+    func shouldTile(_ image: RGBImage) -> Bool {
+        switch options.dense {
+        case .on: true
+        case .off: false
+        case .auto: DenseText.needsTiling(width: image.width, height: image.height, configuration: options.tiling)
+        }
+    }
+
+    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSON {
+        let plan = DenseText.plan(width: image.width, height: image.height, configuration: options.tiling)
+        var perTile: [[String]] = []
+        let context = PostContext(record: record, referenceYear: options.referenceYear)
+        for (index, tile) in plan.tiles.enumerated() {
+            try Task.checkCancellation()
+            let crop = DenseText.crop(image, tile)
+            // The tile's own area, scaled by the plan: native resolution unless the tile budget forced a downscale.
+            let budget = max(32 * 32, Int(Double(crop.width * crop.height) * plan.scale * plan.scale))
+            let request = AnalyzerRequest(task: task, record: record,
+                                          messages: task.messages(for: record, language: options.language, hasImage: true,
+                                                                  tile: (index, plan.tiles.count)),
+                                          images: [crop], parameters: generationParameters(), maxPixels: budget, tile: tile)
+            let response = try await analyzer.analyze(request)
+            add(response.usage, to: &usage)
+            raw = response.text
+            do {
+                let lines = try parse(response, context: context)["lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                perTile.append(lines)
+            } catch {
+                throw TaskError("tile \(index + 1)/\(plan.tiles.count): \(error)")
+            }
+        }
+        let merged = DenseText.merge(perTile, window: plan.columns > 1 ? 12 : 0)
+        return PostProcessing.ocrResult(lines: merged, tiles: plan.tiles.count)
+    }
+
+    func add(_ u: Usage, to total: inout Usage) {
+        total.promptTokens += u.promptTokens
+        total.completionTokens += u.completionTokens
+        total.imageTokens += u.imageTokens
+        total.cachedPromptTokens += u.cachedPromptTokens
+    }
+
+    /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`.
+    func loadImage(_ reference: String) async throws -> RGBImage {
+        let data: Data
+        if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
+            guard let url = URL(string: reference) else { throw TaskError("bad image URL \(reference)") }
+            data = try await fetch(url)
+        } else {
+            let path: String
+            if reference.hasPrefix("file://"), let url = URL(string: reference) {
+                path = url.path
+            } else if reference.hasPrefix("/") {
+                path = reference
+            } else {
+                path = (options.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(reference).path
+            }
+            guard FileManager.default.fileExists(atPath: path) else { throw TaskError("image not found: \(reference)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            guard size <= options.maxImageBytes else { throw TaskError("image too large (\(size) bytes): \(reference)") }
+            guard let contents = FileManager.default.contents(atPath: path) else { throw TaskError("cannot read image \(reference)") }
+            data = contents
+        }
+        do {
+            return try ImageDecoder.decode(data)
+        } catch {
+            throw TaskError("cannot decode image \(reference): \(error)")
+        }
+    }
+
+    func fetch(_ url: URL) async throws -> Data {
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 30
+        let data: Data, response: URLResponse
+        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
+            throw TaskError("cannot download image \(url.absoluteString): \(error.localizedDescription)")
+        }
+        if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
+            throw TaskError("cannot download image \(url.absoluteString): HTTP \(http.statusCode)")
+        }
+        guard data.count <= options.maxImageBytes else { throw TaskError("image too large (\(data.count) bytes): \(url.absoluteString)") }
+        return data
+    }
+}

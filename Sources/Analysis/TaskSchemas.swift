@@ -1,0 +1,112 @@
+/// The answer schemas, in the validator's subset; property order in the prompts follows the
+/// "look, extract the text, then reason" order the model does best with.
+public enum TaskSchemas {
+    static let stringArray: JSON = ["type": "array", "items": ["type": "string"]]
+    static let nullableString: JSON = ["type": ["string", "null"]]
+
+    public static let ocr: JSON = [
+        "type": "object",
+        "properties": ["lines": stringArray],
+        "required": ["lines"],
+    ]
+
+    public static let describe: JSON = [
+        "type": "object",
+        "properties": [
+            "summary": ["type": "string"],
+            "setting": ["type": "string"],
+            "people": stringArray,
+            "objects": stringArray,
+            "brands": stringArray,
+            "text": stringArray,
+        ],
+        "required": ["summary", "setting", "people", "objects", "brands", "text"],
+    ]
+
+    public static let moderationCategories: [String] = [
+        "absolute_claim", "false_efficacy", "prohibited_goods", "sexual", "violence", "hate", "gambling", "contact_leak", "minors",
+    ]
+
+    public static let moderation: JSON = [
+        "type": "object",
+        "properties": [
+            "image_text": stringArray,
+            "observations": ["type": "string"],
+            "categories": [
+                "type": "array",
+                "items": [
+                    "type": "object",
+                    "properties": [
+                        "category": ["type": "string", "enum": .array(moderationCategories.map { .string($0) })],
+                        "evidence": ["type": "string"],
+                        "source": ["type": "string", "enum": ["image_text", "image", "caption"]],
+                    ],
+                    "required": ["category", "evidence", "source"],
+                ],
+            ],
+            "verdict": ["type": "string", "enum": ["allow", "review", "block"]],
+        ],
+        "required": ["image_text", "observations", "categories", "verdict"],
+    ]
+
+    public static let aspects: [String] = ["product", "delivery", "service", "price", "gift"]
+    static let polarity: JSON = ["type": "string", "enum": ["positive", "negative", "neutral", "mixed"]]
+
+    public static let sentiment: JSON = [
+        "type": "object",
+        "properties": [
+            "image_text": stringArray,
+            "observations": ["type": "string"],
+            "aspects": [
+                "type": "array",
+                "items": [
+                    "type": "object",
+                    "properties": [
+                        "aspect": ["type": "string", "enum": .array(aspects.map { .string($0) })],
+                        "polarity": polarity,
+                        "evidence": ["type": "string"],
+                    ],
+                    "required": ["aspect", "polarity", "evidence"],
+                ],
+            ],
+            "mismatches": [
+                "type": "array",
+                "items": [
+                    "type": "object",
+                    "properties": ["claim": ["type": "string"], "observed": ["type": "string"]],
+                    "required": ["claim", "observed"],
+                ],
+            ],
+            "evidence": stringArray,
+            "polarity": polarity,
+            "score": ["type": "number", "minimum": -1, "maximum": 1],
+        ],
+        "required": ["image_text", "observations", "aspects", "mismatches", "evidence", "polarity", "score"],
+    ]
+
+    public static let promo: JSON = [
+        "type": "object",
+        "properties": [
+            "image_text": stringArray,
+            "products": [
+                "type": "array",
+                "items": [
+                    "type": "object",
+                    "properties": [
+                        "name": ["type": "string"],
+                        "price_text": nullableString,
+                        "original_price_text": nullableString,
+                        "discount_text": nullableString,
+                    ],
+                    "required": ["name", "price_text", "original_price_text", "discount_text"],
+                ],
+            ],
+            "mechanics": stringArray,
+            "start_text": nullableString,
+            "end_text": nullableString,
+            "platform": nullableString,
+            "claims": stringArray,
+        ],
+        "required": ["image_text", "products", "mechanics", "start_text", "end_text", "platform", "claims"],
+    ]
+}

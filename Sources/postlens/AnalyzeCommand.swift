@@ -1,0 +1,158 @@
+import Analysis
+import ArgumentParser
+import Engine
+import Foundation
+import Kernels
+
+/// `postlens analyze`: a task over a batch of posts, resumable, with per-item errors.
+struct AnalyzeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Run an analysis task (ocr, describe, moderation, sentiment, promo, custom) over posts.",
+        discussion: """
+        Input: JSON lines ({"id", "image", "text", "meta"} per line), CSV with a header row, or a folder of images \
+        (a NAME.txt beside an image is its text). Image paths are relative to the input file's folder; http(s) URLs are fetched.
+        A bad record (missing file, corrupt image, bad row) becomes that item's error and the run goes on. Job state is kept \
+        in SQLite (--state, default OUTPUT.state.sqlite); --resume skips the items an interrupted run finished.
+        Results go to --output (.jsonl, or .csv) or, without it, to stdout as JSON lines; the summary goes to stderr.
+        """
+    )
+
+    @Option(help: "The task: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var task: String
+
+    @Option(help: "posts.jsonl, posts.csv, or a folder of images.")
+    var input: String
+
+    @Option(help: "results.jsonl or results.csv (default: JSON lines on stdout).")
+    var output: String?
+
+    @Option(name: .customLong("text-column"), help: "The text field/column.")
+    var textColumn = "text"
+
+    @Option(name: .customLong("image-column"), help: "The image field/column.")
+    var imageColumn = "image"
+
+    @Option(name: .customLong("id-column"), help: "The id field/column.")
+    var idColumn = "id"
+
+    @Flag(help: "Resume an interrupted run: items already in the job state are not redone.")
+    var resume = false
+
+    @Option(help: "The job state database (default: OUTPUT.state.sqlite, or INPUT.TASK.state.sqlite without --output).")
+    var state: String?
+
+    @Option(help: "Prompt language: zh or en.")
+    var lang = "zh"
+
+    @Option(help: "custom task: the instruction.")
+    var instruction: String?
+
+    @Option(help: "custom task: the JSON schema of the answer (a file path, or inline JSON).")
+    var schema: String?
+
+    @Option(help: "ocr task: dense-text tiling for long screenshots and posters: auto, on, off.")
+    var dense = "auto"
+
+    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
+    var maxTokens = 1024
+
+    @Option(name: .customLong("max-pixels"), help: "Pixel budget per image (1 image token = 32x32 px).")
+    var maxPixels = 1024 * 1024
+
+    @Option(help: "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use).")
+    var model: String?
+
+    @Option(help: "Compute threads (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print the summary as JSON on stderr.")
+    var jsonSummary = false
+
+    /// TEST ONLY: answer every item with a fixed, schema-valid example after this many milliseconds, without
+    /// loading a model (the batch, resume and error-accounting tests use it).
+    @Option(name: .customLong("fake-delay-ms"), help: .hidden)
+    var fakeDelayMs: Int?
+
+    func validate() throws {
+        guard TaskKind(rawValue: task) != nil else {
+            throw ValidationError("unknown task \(task); one of \(TaskKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard PromptLanguage(rawValue: lang) != nil else { throw ValidationError("--lang must be zh or en") }
+        guard RunOptions.DenseMode(rawValue: dense) != nil else { throw ValidationError("--dense must be auto, on or off") }
+        if model == nil && fakeDelayMs == nil { throw ValidationError("--model is required") }
+        if let output, !["jsonl", "json", "csv", "ndjson"].contains(URL(fileURLWithPath: output).pathExtension.lowercased()) {
+            throw ValidationError("--output must end in .jsonl or .csv")
+        }
+    }
+
+    func run() async throws {
+        do {
+            try await analyze()
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    func makeTask() throws -> AnalysisTask {
+        let kind = TaskKind(rawValue: task)!
+        guard kind == .custom else { return try AnalysisTask.builtIn(kind) }
+        guard let instruction, let schema else { throw CLIError("--task custom needs --instruction and --schema") }
+        let schemaText: String
+        if FileManager.default.fileExists(atPath: schema), let data = FileManager.default.contents(atPath: schema) {
+            schemaText = String(decoding: data, as: UTF8.self)
+        } else {
+            schemaText = schema
+        }
+        let parsed: JSON
+        do { parsed = try JSON.parse(schemaText) } catch { throw CLIError("--schema: \(error)") }
+        return try AnalysisTask.custom(instruction: instruction, schema: parsed)
+    }
+
+    func analyze() async throws {
+        let analysisTask = try makeTask()
+        let inputURL = URL(fileURLWithPath: input).standardizedFileURL
+        let items = try RecordReader.read(inputURL, columns: .init(id: idColumn, text: textColumn, image: imageColumn))
+
+        var options = RunOptions()
+        options.language = PromptLanguage(rawValue: lang)!
+        options.maxTokens = maxTokens
+        options.maxPixels = maxPixels
+        options.dense = RunOptions.DenseMode(rawValue: dense)!
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: inputURL.path, isDirectory: &isDirectory)
+        options.baseDirectory = isDirectory.boolValue ? inputURL : inputURL.deletingLastPathComponent()
+
+        let analyzer: any PostAnalyzer
+        var base = GenerationParameters()
+        if let fakeDelayMs {
+            analyzer = FakeAnalyzer(delay: .milliseconds(fakeDelayMs))
+        } else {
+            if let threads { Parallel.setThreadCount(threads) } else { Parallel.setThreadCount(Parallel.threadCount) }
+            let folder = try await resolveModelFolder(model!)
+            let engine = try InferenceEngine(directory: folder)
+            base = GenerationParameters.defaults(for: engine.model)
+            analyzer = EngineAnalyzer(engine: engine)
+        }
+        let runner = TaskRunner(task: analysisTask, analyzer: analyzer, options: options, baseParameters: base)
+
+        let statePath = state ?? (output.map { $0 + ".state.sqlite" } ?? inputURL.path + ".\(analysisTask.name).state.sqlite")
+        let store = try JobStore(path: statePath)
+        let pipeline = BatchPipeline(runner: runner, store: store)
+        let summary = try await pipeline.run(items, input: inputURL.path, resume: resume, progress: TerminalBatchProgress())
+
+        if let output {
+            try pipeline.export(to: URL(fileURLWithPath: output))
+        } else {
+            for line in try pipeline.exportLines() { writeOut(line + "\n") }
+        }
+        if jsonSummary {
+            printError(summary.json.serialized)
+        } else {
+            for line in summary.lines { printError(line) }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+@testable import Analysis
+import Foundation
+import Testing
+
+/// Collects progress calls.
+final class RecordingProgress: BatchProgressReporter, @unchecked Sendable {
+    let lock = NSLock()
+    var began: (Int, Int)?
+    var updates: [Int] = []
+    var ended = false
+    func began(total: Int, alreadyDone: Int) { lock.lock(); began = (total, alreadyDone); lock.unlock() }
+    func progressed(done: Int, failed: Int, total: Int, itemsPerSecond: Double?, etaSeconds: Double?) { lock.lock(); updates.append(done); lock.unlock() }
+    func finished() { lock.lock(); ended = true; lock.unlock() }
+}
+
+func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyzer: any PostAnalyzer = FakeAnalyzer()) throws -> BatchPipeline {
+    var o = options ?? RunOptions()
+    o.baseDirectory = dir
+    let runner = TaskRunner(task: try AnalysisTask.builtIn(kind), analyzer: analyzer, options: o)
+    return BatchPipeline(runner: runner, store: try JobStore(path: dir.appendingPathComponent("state.sqlite").path))
+}
+
+@Test func twoHundredRecordsWithFiveBadOnesGive195ResultsAnd5Errors() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let (input, badIDs) = try writeBatchInput(to: dir)
+    let items = try RecordReader.read(input)
+    #expect(items.count == 200)
+    let pipeline = try makePipeline(.sentiment, dir: dir)
+    let progress = RecordingProgress()
+    let summary = try await pipeline.run(items, input: input.path, resume: false, progress: progress)
+    #expect(summary.total == 200 && summary.succeeded == 195 && summary.failed == 5)
+    #expect(summary.failures.map(\.id) == badIDs)
+    #expect(summary.byPolarity == ["mixed": 195])
+    #expect(progress.updates.count == 200 && progress.ended && progress.began! == (200, 0))
+
+    let output = dir.appendingPathComponent("results.jsonl")
+    try pipeline.export(to: output)
+    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+    #expect(lines.count == 200)
+    #expect(Set(lines.compactMap { $0["id"]?.stringValue }).count == 200)
+    let errors = lines.filter { $0["status"] == "error" }
+    #expect(errors.count == 5)
+    let messages = Dictionary(uniqueKeysWithValues: errors.map { ($0["id"]!.stringValue!, $0["error"]!.stringValue!) })
+    #expect(messages["post-10"]?.hasPrefix("image not found") == true)
+    #expect(messages["post-50"]?.hasPrefix("cannot decode image") == true)
+    #expect(messages["line-91"] == "line 91: not valid JSON")
+    #expect(messages["post-130"]?.contains("neither") == true)
+    #expect(messages["post-170"]?.contains("must be a string") == true)
+    #expect(lines.filter { $0["status"] == "ok" }.allSatisfy { $0["result"]?["polarity"] == "mixed" && $0["task_version"] == 1 })
+}
+
+@Test func resumeSkipsFinishedItemsAndRejectsAnotherJob() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let (input, _) = try writeBatchInput(to: dir, count: 30)
+    let items = try RecordReader.read(input)
+    let pipeline = try makePipeline(.moderation, dir: dir)
+    #expect(try pipeline.store.journalMode() == "wal")
+    // A first run that "died" after 12 items: run only those.
+    _ = try await pipeline.run(Array(items.prefix(12)), input: input.path, resume: false)
+    let progress = RecordingProgress()
+    let summary = try await pipeline.run(items, input: input.path, resume: true, progress: progress)
+    #expect(progress.began! == (30, 12))
+    #expect(summary.resumed == 12 && summary.processed == 18 && summary.total == 30)
+    #expect(summary.byVerdict["review"] == summary.succeeded)
+    #expect(try pipeline.store.items().map(\.seq) == Array(0..<30))
+
+    // A different task on the same state refuses to resume; without --resume it starts over.
+    let other = BatchPipeline(runner: TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeAnalyzer()), store: pipeline.store)
+    await #expect(throws: TaskError.self) { _ = try await other.run(items, input: input.path, resume: true) }
+    let fresh = try await pipeline.run(Array(items.prefix(3)), input: input.path, resume: false)
+    #expect(fresh.total == 3 && fresh.resumed == 0)
+}
+
+@Test func csvOutputAndSummaryLines() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let csv = "\u{FEFF}id,image,text\r\n1,\(Paths.smallImage.path),\"多行\n评论\"\r\n2,missing.png,x\r\n"
+    let input = dir.appendingPathComponent("posts.csv")
+    try csv.write(to: input, atomically: true, encoding: .utf8)
+    let pipeline = try makePipeline(.moderation, dir: dir)
+    let summary = try await pipeline.run(try RecordReader.read(input), input: input.path, resume: false)
+    let out = dir.appendingPathComponent("results.csv")
+    try pipeline.export(to: out)
+    let rows = CSV.parse(try String(contentsOf: out, encoding: .utf8)).rows
+    #expect(rows.first == ["id", "task", "status", "error", "verdict", "categories", "result"])
+    #expect(rows.count == 3)
+    #expect(rows[1][2] == "ok" && rows[1][4] == "review" && rows[1][5] == "absolute_claim;contact_leak")
+    #expect(rows[2][2] == "error" && rows[2][3].hasPrefix("image not found"))
+    #expect(summary.lines.contains("verdicts: allow 0, review 1, block 0"))
+    #expect(summary.lines.contains { $0.hasPrefix("  2: image not found") })
+}
+
+@Test func denseOCRTilesLargeImagesAndMergesTheLines() async throws {
+    var options = RunOptions()
+    options.dense = .on
+    options.tiling = .init(tileSize: 768, minOverlap: 96, maxTiles: 12)
+    let runner = TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeAnalyzer(), options: options)
+    let outcome = await runner.run(PostRecord(id: "big", image: Paths.largeImage.path))
+    #expect(outcome.ok, "\(outcome.error ?? "")")
+    let plan = DenseText.plan(width: 2000, height: 1500, configuration: options.tiling)
+    #expect(outcome.result?["tiles"] == .number(Double(plan.tiles.count)))
+    #expect(outcome.result?["lines"]?.arrayValue?.count == plan.tiles.count)
+    #expect(outcome.result?["lines"]?.arrayValue == plan.tiles.map { .string(FakeAnalyzer.tileWord($0)) })
+}
+
+@Test func progressRendering() {
+    #expect(TerminalBatchProgress.render(done: 45, failed: 1, total: 200, itemsPerSecond: 2.3, etaSeconds: 67.4, bar: false)
+        == "45/200 items, 1 failed, 2.30 items/s, ETA 1m07s")
+    #expect(TerminalBatchProgress.render(done: 200, failed: 0, total: 200, itemsPerSecond: 2, etaSeconds: 0, bar: true)
+        .hasPrefix("[########################] 200/200"))
+    final class Sink: @unchecked Sendable { var text = "" }
+    let sink = Sink()
+    let plain = TerminalBatchProgress(isTTY: false, plainEvery: 5, write: { sink.text += $0 })
+    for i in 1...12 { plain.progressed(done: i, failed: 0, total: 12, itemsPerSecond: 1, etaSeconds: Double(12 - i)) }
+    plain.finished()
+    #expect(sink.text.split(separator: "\n").count == 3)  // 5, 10, 12
+    #expect(!sink.text.contains("\r"))
+}
+
+// MARK: The binary
+
+/// Kills the binary with SIGKILL midway, resumes with --resume, and checks each id is in the output exactly once.
+@Test(.timeLimit(.minutes(3))) func sigkillMidwayThenResumeGivesEachIDOnce() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let (input, _) = try writeBatchInput(to: dir)
+    let output = dir.appendingPathComponent("results.jsonl")
+    let state = dir.appendingPathComponent("job.sqlite")
+    let arguments = ["analyze", "--task", "sentiment", "--input", input.path, "--output", output.path, "--state", state.path, "--fake-delay-ms", "15"]
+
+    let process = Process()
+    process.executableURL = Paths.binary
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    // Poll the job state until some, not all, items are done.
+    var doneBeforeKill = 0
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline {
+        try await Task.sleep(for: .milliseconds(50))
+        if FileManager.default.fileExists(atPath: state.path), let n = try? JobStore(path: state.path).finishedCount(), n >= 40 {
+            doneBeforeKill = n
+            break
+        }
+    }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    #expect(process.terminationReason == .uncaughtSignal)
+    #expect(doneBeforeKill >= 40 && doneBeforeKill < 200, "killed after \(doneBeforeKill) items")
+    #expect(!FileManager.default.fileExists(atPath: output.path))
+
+    let resumed = try runBinary(arguments + ["--resume", "--json-summary"])
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("resuming: "))
+    let summaryLine = try #require(resumed.stderr.split(separator: "\n").last)
+    let summary = try JSON.parse(String(summaryLine))
+    #expect(summary["total"] == 200 && summary["failed"] == 5 && summary["succeeded"] == 195)
+    let resumedCount = try #require(summary["resumed"]?.doubleValue)
+    #expect(resumedCount >= Double(doneBeforeKill))
+    #expect(summary["processed"]?.doubleValue == 200 - resumedCount)
+
+    let ids = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0))["id"]?.stringValue ?? "" }
+    #expect(ids.count == 200)
+    #expect(Set(ids).count == 200)
+}
+
+/// The one end-to-end run with the real (tiny, random) engine: its answers are gibberish, so every
+/// image item is recorded as "output was not valid JSON", and the run completes with each id once.
+@Test(.timeLimit(.minutes(5))) func analyzeRunsTheRealTinyEngine() throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let input = dir.appendingPathComponent("posts.jsonl")
+    try """
+    {"id": "a", "image": "\(Paths.smallImage.path)", "text": "到手价¥999"}
+    {"id": "b", "image": "nope.png"}
+    {"id": "c", "text": "只有文字"}
+    """.write(to: input, atomically: true, encoding: .utf8)
+    let r = try runBinary(["analyze", "--task", "promo", "--model", Paths.tinyModel.path, "--input", input.path,
+                           "--max-tokens", "8", "--max-pixels", "4096", "--threads", "1"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let lines = try r.stdout.split(separator: "\n").map { try JSON.parse(String($0)) }
+    #expect(lines.map { $0["id"]?.stringValue } == ["a", "b", "c"])
+    #expect(lines[0]["status"] == "error")
+    #expect(lines[0]["error"]?.stringValue?.hasPrefix("output was not valid JSON") == true)
+    #expect(lines[0]["raw"]?.stringValue != nil)
+    #expect((lines[0]["usage"]?["completion_tokens"]?.doubleValue ?? 0) > 0)
+    #expect(lines[1]["error"]?.stringValue?.hasPrefix("image not found") == true)
+    #expect(r.stderr.contains("promo@1: 3 items, 0 ok, 3 failed"))
+    #expect(r.stderr.contains("3/3 items"))  // plain progress lines when stderr is not a terminal
+}
+
+@Test func analyzeRejectsBadArguments() throws {
+    let r = try runBinary(["analyze", "--task", "poetry", "--input", "x.jsonl", "--fake-delay-ms", "0"])
+    #expect(r.status != 0 && r.stderr.contains("unknown task"))
+    let missing = try runBinary(["analyze", "--task", "ocr", "--input", "/nonexistent/posts.jsonl", "--fake-delay-ms", "0"])
+    #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/posts.jsonl"))
+    let custom = try runBinary(["analyze", "--task", "custom", "--input", "x.jsonl", "--fake-delay-ms", "0"])
+    #expect(custom.status != 0 && custom.stderr.contains("--instruction"))
+}
