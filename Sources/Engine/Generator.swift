@@ -12,6 +12,8 @@ public struct Generator: Sendable {
     public let processor: Qwen3VLProcessor
     /// Longest prompt + answer accepted, in tokens.
     public let contextLimit: Int
+    /// The vocabulary index for constrained decoding, built on the first request that needs it.
+    let grammarVocabularies = GrammarVocabularyCache()
 
     public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil) {
         self.model = model
@@ -20,7 +22,8 @@ public struct Generator: Sendable {
     }
 
     /// Generates an answer for `prompt`. `emit` receives deltas as tokens are produced; `isCancelled`
-    /// is polled before every step. Throws `PromptError.tooLong` when the prompt does not fit.
+    /// is polled before every step. Throws `PromptError.tooLong` when the prompt does not fit, and
+    /// `SchemaError` when `parameters.responseFormat` cannot be compiled (before any model work).
     public func generate(_ prompt: PreparedPrompt, parameters: GenerationParameters,
                          timings startTimings: Timings = Timings(), started: DispatchTime = .now(),
                          isCancelled: () -> Bool = { false },
@@ -29,6 +32,7 @@ public struct Generator: Sendable {
         guard !prompt.tokens.isEmpty else { throw PromptError.empty }
         guard prompt.tokens.count < contextLimit else { throw PromptError.tooLong(tokens: prompt.tokens.count, limit: contextLimit) }
         var usage = Usage(promptTokens: prompt.tokens.count, completionTokens: 0, imageTokens: prompt.imageTokenCount)
+        let matcher = try parameters.responseFormat.map { try makeMatcher($0) }
 
         var phase = DispatchTime.now()
         let vision: VisionFeatures? = prompt.images.isEmpty ? nil
@@ -44,7 +48,7 @@ public struct Generator: Sendable {
 
         let maxNew = max(0, min(parameters.maxTokens, contextLimit - prompt.tokens.count))
         let result = decodeLoop(firstLogits: logits, cache: cache, prompt: prompt.tokens, maxNew: maxNew,
-                                parameters: parameters, timings: &timings, started: started,
+                                parameters: parameters, grammar: matcher, timings: &timings, started: started,
                                 isCancelled: isCancelled, emit: emit)
         usage.completionTokens = result.tokenIDs.count
         var final = result
@@ -54,15 +58,24 @@ public struct Generator: Sendable {
         return final
     }
 
-    /// The decode loop after prefill.
+    /// A matcher for constrained decoding with this model's vocabulary and EOS tokens.
+    public func makeMatcher(_ format: ResponseFormat) throws -> GrammarMatcher {
+        let vocabulary = grammarVocabularies.vocabulary(tokenizer: processor.tokenizer, size: model.configuration.text.vocabSize)
+        return try GrammarMatcher(format: format, vocabulary: vocabulary, eosTokenIDs: model.eosTokenIDs)
+    }
+
+    /// The decode loop after prefill. With a `grammar`, each step's logits are masked to the tokens it allows
+    /// (after penalties, before sampling); the answer ends with `.stop` as soon as the JSON is complete and
+    /// nothing may follow, and EOS is only allowed once it is complete, so `.stop` always means valid JSON.
     func decodeLoop(firstLogits: Tensor, cache: KVCache, prompt: [Int], maxNew: Int, parameters: GenerationParameters,
-                    timings: inout Timings, started: DispatchTime,
+                    grammar: GrammarMatcher? = nil, timings: inout Timings, started: DispatchTime,
                     isCancelled: () -> Bool, emit: (GenerationEvent) -> Void) -> GenerationResult {
         let tokenizer = processor.tokenizer
         let vocab = model.configuration.text.vocabSize
         var sampler = Sampler(parameters: parameters.sampling, vocabularyLimit: tokenizer.vocabularySize, promptTokens: prompt)
         var detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
-        var stops = StopSequences(parameters.stop)
+        var stops = StopSequences(grammar == nil ? parameters.stop : [])
+        var mask = grammar?.makeMask() ?? TokenMask(count: 0)
         let eos = Set(model.eosTokenIDs)
         var logits = firstLogits
         var produced: [Int] = []
@@ -76,9 +89,20 @@ public struct Generator: Sendable {
             let raw = logits.data
             let probabilities = parameters.logprobs ? logSoftmax(raw, count: vocab) : []
             sampler.adjust(raw, count: vocab)
+            if let grammar {
+                let maskStart = DispatchTime.now()
+                grammar.fillMask(&mask)
+                mask.apply(to: raw, count: vocab)
+                timings.grammarMs += milliseconds(since: maskStart)
+            }
             let token = sampler.choose(raw, count: vocab)
             if produced.isEmpty { timings.timeToFirstTokenMs = milliseconds(since: started) }
-            if eos.contains(token) { finish = .stop; break }
+            if let grammar {
+                // Never true with a consistent grammar; ending as .length keeps `.stop` meaning valid JSON.
+                guard mask[token] else { break }
+                if eos.contains(token) { finish = .stop; break }
+                guard grammar.accept(token: token) else { break }
+            } else if eos.contains(token) { finish = .stop; break }
             sampler.record(token)
             produced.append(token)
             var entry: [TokenLogprob] = []
@@ -90,6 +114,8 @@ public struct Generator: Sendable {
             let (text, stopped) = stops.append(piece)
             emit(.delta(text: text, tokenIDs: [token], logprobs: entry))
             if stopped { finish = .stop; stoppedByString = true; break }
+            // The JSON is complete and nothing may follow: this is where EOS would be forced.
+            if let grammar, grammar.isComplete, !grammar.canContinue { finish = .stop; break }
             if produced.count >= maxNew { break }
             let position = MRoPEPositions.continuation(cache.count..<(cache.count + 1), ropeDelta: cache.ropeDelta)
             logits = model.text.forward(tokens: [token], positions: position, cache: cache)
