@@ -22,12 +22,20 @@ final class DecodingState {
     private(set) var logprobs: [TokenLogprob] = []
     private(set) var finish: FinishReason?
     private var stoppedByString = false
+    /// Constrained decoding: each step's logits are masked to the tokens the grammar allows (after
+    /// penalties, before sampling); EOS is allowed only once the JSON is complete, and the answer ends
+    /// with `.stop` as soon as nothing may follow — so `.stop` always means valid JSON.
+    private let grammar: GrammarMatcher?
+    private var mask: TokenMask
     var timings: Timings
     var usage: Usage
     var decodeStart: DispatchTime?
 
     init(parameters: GenerationParameters, tokenizer: Tokenizer, vocab: Int, eos: [Int], prompt: [Int], maxNew: Int,
-         timings: Timings, usage: Usage, started: DispatchTime, emit: @escaping (GenerationEvent) -> Void) {
+         timings: Timings, usage: Usage, started: DispatchTime, grammar: GrammarMatcher? = nil,
+         emit: @escaping (GenerationEvent) -> Void) {
+        self.grammar = grammar
+        mask = grammar?.makeMask() ?? TokenMask(count: 0)
         self.parameters = parameters
         self.tokenizer = tokenizer
         self.vocab = vocab
@@ -39,7 +47,8 @@ final class DecodingState {
         self.usage = usage
         sampler = Sampler(parameters: parameters.sampling, vocabularyLimit: tokenizer.vocabularySize, promptTokens: prompt)
         detokenizer = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
-        stops = StopSequences(parameters.stop)
+        // User stop strings could cut constrained JSON, so they apply to free text only.
+        stops = StopSequences(grammar == nil ? parameters.stop : [])
         if maxNew == 0 { finish = .length }
     }
 
@@ -52,9 +61,23 @@ final class DecodingState {
         if decodeStart == nil { decodeStart = .now() }
         let probabilities = parameters.logprobs ? logSoftmax(logits, count: vocab) : []
         sampler.adjust(logits, count: vocab)
+        if let grammar {
+            let maskStart = DispatchTime.now()
+            grammar.fillMask(&mask)
+            mask.apply(to: logits, count: vocab)
+            timings.grammarMs += milliseconds(since: maskStart)
+        }
         let token = sampler.choose(logits, count: vocab)
         if produced.isEmpty { timings.timeToFirstTokenMs = milliseconds(since: started) }
-        if eos.contains(token) { finish = .stop; return nil }
+        if let grammar {
+            // A rejected token never happens with a consistent grammar; ending as .length keeps `.stop` meaning valid JSON.
+            guard mask[token] else { finish = .length; return nil }
+            if eos.contains(token) { finish = .stop; return nil }
+            guard grammar.accept(token: token) else { finish = .length; return nil }
+        } else if eos.contains(token) {
+            finish = .stop
+            return nil
+        }
         sampler.record(token)
         produced.append(token)
         var entry: [TokenLogprob] = []
@@ -65,6 +88,8 @@ final class DecodingState {
         let (text, stopped) = stops.append(detokenizer.append(token))
         emit(.delta(text: text, tokenIDs: [token], logprobs: entry))
         if stopped { finish = .stop; stoppedByString = true; return nil }
+        // The JSON is complete and nothing may follow: this is where EOS would be forced.
+        if let grammar, grammar.isComplete, !grammar.canContinue { finish = .stop; return nil }
         if produced.count >= maxNew { finish = .length; return nil }
         return token
     }

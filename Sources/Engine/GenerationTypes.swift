@@ -12,6 +12,9 @@ public struct GenerationParameters: Sendable, Equatable {
     public var logprobs = false
     /// Also return this many most likely alternatives per token (0–20).
     public var topLogprobs = 0
+    /// Constrain the answer to JSON (any object, or valid against a schema); nil for free text.
+    /// User stop strings are not applied to constrained answers (they could cut the JSON).
+    public var responseFormat: ResponseFormat?
 
     public init() {}
 
@@ -81,6 +84,8 @@ public struct Timings: Sendable, Equatable, Codable {
     public init() {}
     public var decodeTokensPerSecond: Double { decodeMs > 0 ? Double(max(0, decodeTokens - 1)) / (decodeMs / 1000) : 0 }
     public var decodeTokens = 0
+    /// Time spent computing grammar masks (constrained decoding), included in `decodeMs`.
+    public var grammarMs = 0.0
 }
 
 public struct GenerationResult: Sendable, Equatable {

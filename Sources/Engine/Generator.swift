@@ -13,6 +13,8 @@ public struct Generator: Sendable {
     public let processor: Qwen3VLProcessor
     /// Longest prompt + answer accepted, in tokens.
     public let contextLimit: Int
+    /// The vocabulary index for constrained decoding, built on the first request that needs it.
+    let grammarVocabularies = GrammarVocabularyCache()
 
     public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil) {
         self.model = model
@@ -27,13 +29,21 @@ public struct Generator: Sendable {
         return max(0, min(parameters.maxTokens, contextLimit - prompt.tokens.count))
     }
 
+    /// A matcher for constrained decoding with this model's vocabulary and EOS tokens.
+    public func makeMatcher(_ format: ResponseFormat) throws -> GrammarMatcher {
+        let vocabulary = grammarVocabularies.vocabulary(tokenizer: processor.tokenizer, size: model.configuration.text.vocabSize)
+        return try GrammarMatcher(format: format, vocabulary: vocabulary, eosTokenIDs: model.eosTokenIDs)
+    }
+
     /// Generates an answer for `prompt`. `emit` receives deltas as tokens are produced; `isCancelled`
-    /// is polled before every step. Throws `PromptError.tooLong` when the prompt does not fit.
+    /// is polled before every step. Throws `PromptError.tooLong` when the prompt does not fit, and
+    /// `SchemaError` when `parameters.responseFormat` cannot be compiled (before any model work).
     public func generate(_ prompt: PreparedPrompt, parameters: GenerationParameters,
                          timings startTimings: Timings = Timings(), started: DispatchTime = .now(),
                          isCancelled: () -> Bool = { false },
                          emit: @escaping (GenerationEvent) -> Void = { _ in }) throws -> GenerationResult {
         let maxNew = try budget(for: prompt, parameters)
+        let matcher = try parameters.responseFormat.map { try makeMatcher($0) }
         var timings = startTimings
         var phase = DispatchTime.now()
         let vision: VisionFeatures? = prompt.images.isEmpty ? nil
@@ -50,7 +60,7 @@ public struct Generator: Sendable {
         let state = DecodingState(parameters: parameters, tokenizer: processor.tokenizer, vocab: model.configuration.text.vocabSize,
                                   eos: model.eosTokenIDs, prompt: prompt.tokens, maxNew: maxNew, timings: timings,
                                   usage: Usage(promptTokens: prompt.tokens.count, imageTokens: prompt.imageTokenCount),
-                                  started: started, emit: emit)
+                                  started: started, grammar: matcher, emit: emit)
         while !state.isFinished {
             if isCancelled() { state.cancel(); break }
             guard let token = state.step(logits.data) else { break }

@@ -132,7 +132,7 @@ final class Scheduler: @unchecked Sendable {
                 let state = DecodingState(parameters: job.request.parameters, tokenizer: processor.tokenizer,
                                           vocab: model.configuration.text.vocabSize, eos: model.eosTokenIDs, prompt: prompt.tokens,
                                           maxNew: job.maxNew, timings: job.timings, usage: job.usage, started: job.arrival,
-                                          emit: job.emit)
+                                          grammar: job.grammar, emit: job.emit)
                 job.state = state
                 job.nextToken = state.step(logits.data)
             }
@@ -147,6 +147,7 @@ final class Scheduler: @unchecked Sendable {
         let prompt = try processor.prepare(request.messages, images: request.images, minPixels: request.minPixels, maxPixels: request.maxPixels)
         job.timings.preprocessMs = milliseconds(since: clock)
         job.maxNew = try generator.budget(for: prompt, request.parameters)
+        job.grammar = try request.parameters.responseFormat.map { try generator.makeMatcher($0) }
         let positions = try model.positions(for: prompt.tokens, grids: prompt.grids)
         clock = .now()
         let imageKeys = prompt.images.map(VisionCache.key)
@@ -244,6 +245,7 @@ final class Job: @unchecked Sendable {
     var timings = Timings()
     var usage = Usage()
     var state: DecodingState?
+    var grammar: GrammarMatcher?
     var nextToken: Int?
     var failed = false
 

@@ -75,3 +75,26 @@ import Qwen3VL
     #expect(cache.matchLength([1, 2, 9, 9, 3], ["A"], [1, 2, 9, 9, 3], ["B"]) == 2)
     #expect(cache.matchLength([1, 2, 3], [], [1, 5], []) == 1)
 }
+
+/// Constrained decoding through the batching scheduler: the answer parses and has the schema's keys.
+@Test func scheduledRequestsHonourTheResponseFormat() async throws {
+    let schema = try JSONSchema.parse(Data(#"{"type":"object","properties":{"verdict":{"enum":["allow","review","block"]},"score":{"type":"integer","minimum":0,"maximum":9}},"required":["verdict","score"],"additionalProperties":false}"#.utf8))
+    var parameters = GenerationParameters()
+    parameters.maxTokens = 40
+    parameters.responseFormat = .jsonSchema(name: "check", schema: schema, strict: true)
+    parameters.sampling.temperature = 1
+    parameters.sampling.seed = 5
+    let request = InferenceEngine.Request(messages: [ChatMessage(role: .user, text: "Judge this post.")], parameters: parameters)
+    let results = try await withThrowingTaskGroup(of: GenerationResult.self) { group in
+        for _ in 0..<3 { group.addTask { try await TinyModel.engine.complete(request) } }
+        var out: [GenerationResult] = []
+        for try await r in group { out.append(r) }
+        return out
+    }
+    for r in results where r.finishReason == .stop {
+        let object = try JSONSerialization.jsonObject(with: Data(r.text.utf8)) as! [String: Any]
+        #expect(["allow", "review", "block"].contains(object["verdict"] as? String))
+        #expect((0...9).contains(object["score"] as? Int ?? -1))
+    }
+    #expect(results.contains { $0.finishReason == .stop })
+}
