@@ -126,10 +126,12 @@ public struct TaskRunner: Sendable {
         p.maxTokens = options.maxTokens
         p.sampling.temperature = 0
         p.sampling.repetitionPenalty = baseParameters.sampling.repetitionPenalty
-        // STRUCTURED OUTPUT: once the engine has `GenerationParameters.responseFormat`, constrain the
-        // answer to the task's schema here:
-        //     p.responseFormat = .jsonSchema(name: task.name, schema: try JSONSchema.parse(task.schema.anyValue), strict: true)
-        // Lenient parsing + SchemaValidator in `AnalysisTask.result(fromModelOutput:context:)` then stay as a double check.
+        // The answer is constrained to the task's schema (keys in look → extract → reason order), so a
+        // `.stop` answer always parses; lenient parsing + SchemaValidator in
+        // `AnalysisTask.result(fromModelOutput:context:)` stay as a double check (and catch `.length`).
+        if let schema = try? JSONSchema.parse(task.schema.orderedSchemaValue) {
+            p.responseFormat = .jsonSchema(name: task.versionTag, schema: schema, strict: true)
+        }
         return p
     }
 
