@@ -106,6 +106,8 @@ extension APIError {
             case .invalidSize:
                 self.init(status: .badRequest, message: error.description, param: "max_pixels")
             }
+        case let error as SchemaError:
+            self.init(status: .badRequest, message: "unsupported JSON schema: \(error.description)", param: "response_format")
         case let error as HTTPError:
             self.init(http: error)
         case is NIOTooManyBytesError:

@@ -22,8 +22,10 @@ struct ChatController<Context: RequestContext>: Sendable {
         let engine = try host.readyEngine()
         var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        let chat = try decodeRequest(ChatCompletionRequest.self, from: Data(buffer: body, byteTransferStrategy: .noCopy))
-        let parameters = try generationParameters(chat, defaults: engine.defaultParameters)
+        let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
+        let chat = try decodeRequest(ChatCompletionRequest.self, from: bodyData)
+        var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
+        parameters.responseFormat = try ResponseFormatRequest.parse(body: bodyData)
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
         let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor)
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
