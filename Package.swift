@@ -42,6 +42,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // MARK: System libraries
@@ -78,6 +80,20 @@ let package = Package(
             ]
         ),
 
+        // MARK: Web UI: conversation store (SQLite via GRDB) and the page with its /api routes
+        .target(
+            name: "Store",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "WebUI",
+            dependencies: ["Store", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.copy("Assets")]
+        ),
+
         // MARK: Command line
         .executableTarget(
             name: "postlens",
@@ -96,6 +112,11 @@ let package = Package(
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "WebUITests",
+            dependencies: ["WebUI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
     ],
     swiftLanguageModes: [.v6]
