@@ -22,7 +22,8 @@ public struct ExportDocument: Codable, Sendable, Equatable {
     public init(exportedAt: Date = Date(), conversations: [ExportedConversation]) {
         self.format = Self.formatName
         self.version = Self.currentVersion
-        self.exportedAt = exportedAt
+        // Milliseconds, as the JSON carries them (so a document survives encoding unchanged).
+        self.exportedAt = Date(timeIntervalSince1970: (exportedAt.timeIntervalSince1970 * 1000).rounded() / 1000)
         self.conversations = conversations
     }
 

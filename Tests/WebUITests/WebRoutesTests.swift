@@ -129,7 +129,7 @@ import Testing
                 (.patch, "/api/conversations/\(id)", [String: Any](), .badRequest, "title"),
                 (.patch, "/api/conversations/\(id)", ["title": "  "], .unprocessableContent, "empty"),
                 (.post, "/api/conversations/\(id)/truncate", ["keep": -1], .unprocessableContent, "keep"),
-                (.post, "/api/conversations/\(id)/truncate", nil, .badRequest, "keep"),
+                (.post, "/api/conversations/\(id)/truncate", nil, .badRequest, "empty"),
                 (.get, "/api/conversations?limit=zero", nil, .badRequest, "limit"),
                 (.get, "/api/conversations/\(id)/export?images=maybe", nil, .badRequest, "images"),
                 (.post, "/api/conversations", ["title": 5], .badRequest, "title"),
@@ -179,7 +179,7 @@ import Testing
             let before = try await store.listConversations().count
             let bad: [(Any, HTTPResponse.Status, String)] = [
                 ("{\"format\": ", .badRequest, "JSON"),
-                (["format": "postlens.conversations", "version": 1], .badRequest, "conversations"),
+                (["format": "postlens.conversations", "version": 1], .badRequest, "missing field"),
                 (["format": "postlens.conversations", "version": 2, "exportedAt": "2026-01-01T00:00:00Z", "conversations": []], .unprocessableContent, "version"),
                 (["format": "other", "version": 1, "exportedAt": "2026-01-01T00:00:00Z", "conversations": []], .unprocessableContent, "format"),
                 (["format": "postlens.conversations", "version": 1, "exportedAt": "yesterday", "conversations": []], .badRequest, "date"),
