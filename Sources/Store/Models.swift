@@ -69,6 +69,19 @@ public struct ConversationSummary: Codable, Sendable, Equatable {
         self.messageCount = messageCount
         self.snippet = snippet
     }
+
+    enum CodingKeys: String, CodingKey { case id, title, createdAt, updatedAt, messageCount, snippet }
+
+    /// `snippet` is written as `null` when absent (every key always present).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(title, forKey: .title)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(messageCount, forKey: .messageCount)
+        try c.encode(snippet, forKey: .snippet)
+    }
 }
 
 /// An image attached to a message: stored once, by the SHA-256 of its bytes.
@@ -102,6 +115,19 @@ public struct StoredMessage: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.stats = stats
     }
+
+    enum CodingKeys: String, CodingKey { case id, role, content, images, createdAt, stats }
+
+    /// `stats` is written as `null` when absent.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(role, forKey: .role)
+        try c.encode(content, forKey: .content)
+        try c.encode(images, forKey: .images)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(stats, forKey: .stats)
+    }
 }
 
 /// A whole conversation.
@@ -121,6 +147,19 @@ public struct Conversation: Codable, Sendable, Equatable {
         self.updatedAt = updatedAt
         self.parameters = parameters
         self.messages = messages
+    }
+
+    enum CodingKeys: String, CodingKey { case id, title, createdAt, updatedAt, parameters, messages }
+
+    /// `parameters` is written as `null` when absent.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(title, forKey: .title)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(updatedAt, forKey: .updatedAt)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(messages, forKey: .messages)
     }
 }
 

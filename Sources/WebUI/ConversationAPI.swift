@@ -10,18 +10,29 @@ struct ConversationAPI<Context: RequestContext>: Sendable {
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
-        routes.get("/conversations", use: list)
-        routes.post("/conversations", use: create)
-        routes.get("/conversations/{id}", use: show)
-        routes.patch("/conversations/{id}", use: update)
-        routes.delete("/conversations/{id}", use: delete)
-        routes.post("/conversations/{id}/messages", use: appendMessage)
-        routes.post("/conversations/{id}/truncate", use: truncate)
-        routes.get("/conversations/{id}/export", use: exportOne)
-        routes.get("/export", use: exportAll)
-        routes.post("/import", use: importDocument)
-        routes.get("/images/{sha256}", use: image)
-        routes.get("/search", use: list)
+        // Refusals are returned as responses, not thrown, so the server's error middleware cannot remap them.
+        func guarded(_ handler: @escaping @Sendable (Request, Context) async throws -> Response)
+            -> @Sendable (Request, Context) async throws -> Response {
+            { request, context in
+                do {
+                    return try await handler(request, context)
+                } catch let error as WebAPIError {
+                    return try error.response(from: request, context: context)
+                }
+            }
+        }
+        routes.get("/conversations", use: guarded(list))
+        routes.post("/conversations", use: guarded(create))
+        routes.get("/conversations/{id}", use: guarded(show))
+        routes.patch("/conversations/{id}", use: guarded(update))
+        routes.delete("/conversations/{id}", use: guarded(delete))
+        routes.post("/conversations/{id}/messages", use: guarded(appendMessage))
+        routes.post("/conversations/{id}/truncate", use: guarded(truncate))
+        routes.get("/conversations/{id}/export", use: guarded(exportOne))
+        routes.get("/export", use: guarded(exportAll))
+        routes.post("/import", use: guarded(importDocument))
+        routes.get("/images/{sha256}", use: guarded(image))
+        routes.get("/search", use: guarded(list))
         return routes
     }
 
