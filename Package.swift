@@ -84,6 +84,19 @@ let package = Package(
             ]
         ),
 
+        // MARK: Web UI: conversation store (SQLite via GRDB) and the page with its /api routes
+        .target(
+            name: "Store",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "WebUI",
+            dependencies: ["Store", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.copy("Assets")]
+        ),
         .target(
             name: "Analysis",
             dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
@@ -91,7 +104,7 @@ let package = Package(
         // MARK: Server
         .target(
             name: "Server",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", .product(name: "Hummingbird", package: "hummingbird")]
         ),
 
         // MARK: Command line
@@ -113,6 +126,11 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Engine", "Qwen3VL", "Imaging", "postlens"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(
+            name: "WebUITests",
+            dependencies: ["WebUI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system libraries PostLens links against (Debian 12): OpenBLAS and the image codecs.
-# Needs root (uses sudo when not root). The Swift toolchain (6.2 or newer) must already be installed.
+# Installs what PostLens needs on Debian 12 (uses sudo when not root):
+#   scripts/install-deps.sh          OpenBLAS and the image codecs, to build and run
+#   scripts/install-deps.sh --test   also what the tests use: chromium + chromium-driver + Noto CJK fonts for the
+#                                    browser tests, and the Python packages in tests/requirements.txt
+# The Swift toolchain (6.2 or newer) must already be installed.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 packages=(libopenblas-dev libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libsqlite3-dev pkg-config)
+if [ "${1:-}" = "--test" ]; then packages+=(chromium chromium-driver fonts-noto-cjk); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -10,6 +15,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [ "${1:-}" = "--test" ]; then
+  python3 -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 fi
 command -v swift >/dev/null || { echo "Swift 6.2+ is required: https://www.swift.org/install/linux/" >&2; exit 1; }

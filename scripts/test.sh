@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The README's second command and what CI runs: every test of the project.
-# Swift tests (unit, golden against transformers fixtures, CLI end to end), then the Python live
-# tests that drive the built binary with real clients when tests/live exists.
+#  1. Swift tests: unit, golden against transformers fixtures, CLI and server end to end (`swift test`).
+#  2. Python tests that drive the built binary like users do: the official openai SDK against
+#     `postlens serve` (tests/live) and a real browser against the web page (tests/browser).
+# Test-only packages: `scripts/install-deps.sh --test` (CI runs it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --build-tests
 swift test
-if [ -d tests/live ] && ls tests/live/test_*.py >/dev/null 2>&1; then
-  python3 -m pytest -q tests/live
-fi
+python3 -m pytest -q tests/live
+POSTLENS_BROWSER_SERVER=real python3 -m pytest -q tests/browser

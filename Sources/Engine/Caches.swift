@@ -67,6 +67,9 @@ final class PrefixCache: @unchecked Sendable {
     struct Entry {
         let cache: KVCache
         let imageKeys: [String]
+        /// Logits after the last prompt token of the request that filled this entry: the same prompt
+        /// asked again starts from exactly these (bitwise), so a seed reproduces its answer.
+        let promptLogits: (length: Int, logits: [Float])?
         var lastUse: UInt64
     }
 
@@ -84,7 +87,7 @@ final class PrefixCache: @unchecked Sendable {
 
     /// Removes and returns the entry sharing the longest prefix with `tokens` (images compared by key),
     /// with the length of that prefix; nil when nothing matches.
-    func take(tokens: [Int], imageKeys: [String]) -> (cache: KVCache, imageKeys: [String], matched: Int)? {
+    func take(tokens: [Int], imageKeys: [String]) -> (cache: KVCache, imageKeys: [String], matched: Int, promptLogits: (length: Int, logits: [Float])?)? {
         clock += 1
         var best: (index: Int, length: Int)?
         for (index, entry) in entries.enumerated() {
@@ -95,13 +98,13 @@ final class PrefixCache: @unchecked Sendable {
         counters.withLock { $0.hits += 1 }
         let entry = entries.remove(at: best.index)
         updateStatistics()
-        return (entry.cache, entry.imageKeys, best.length)
+        return (entry.cache, entry.imageKeys, best.length, entry.promptLogits)
     }
 
-    func insert(_ cache: KVCache, imageKeys: [String]) {
+    func insert(_ cache: KVCache, imageKeys: [String], promptLogits: (length: Int, logits: [Float])? = nil) {
         guard cache.count > 0, cache.byteCount <= budget else { return }
         clock += 1
-        entries.append(Entry(cache: cache, imageKeys: imageKeys, lastUse: clock))
+        entries.append(Entry(cache: cache, imageKeys: imageKeys, promptLogits: promptLogits, lastUse: clock))
         var total = entries.reduce(0) { $0 + $1.cache.byteCount }
         while total > budget, let oldest = entries.indices.min(by: { entries[$0].lastUse < entries[$1].lastUse }) {
             total -= entries[oldest].cache.byteCount

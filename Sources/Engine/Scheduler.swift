@@ -122,13 +122,20 @@ final class Scheduler: @unchecked Sendable {
             let start = cache.count
             let clock = DispatchTime.now()
             let imagesBefore = prompt.tokens[..<start].filter { $0 == model.configuration.imageTokenID }.count
-            let logits = model.text.forward(tokens: Array(prompt.tokens[start..<end]), positions: positions.slice(start..<end),
+            let logits: Tensor
+            if let stored = job.storedLogits, start == total {
+                logits = Tensor(shape: [1, stored.count], values: stored)
+                end = total
+            } else {
+                logits = model.text.forward(tokens: Array(prompt.tokens[start..<end]), positions: positions.slice(start..<end),
                                             cache: cache, vision: job.vision, visionRowStart: imagesBefore - job.visionRowOffset,
                                             logits: end == total ? .last : .none)
+            }
             let seconds = milliseconds(since: clock) / 1000
             if end - start >= 8, seconds > 0 { prefillRate = 0.5 * prefillRate + 0.5 * Double(end - start) / seconds }
             job.timings.prefillMs += seconds * 1000
             if end == total {
+                job.promptLogits = Array(UnsafeBufferPointer(start: logits.data, count: logits.count))
                 let state = DecodingState(parameters: job.request.parameters, tokenizer: processor.tokenizer,
                                           vocab: model.configuration.text.vocabSize, eos: model.eosTokenIDs, prompt: prompt.tokens,
                                           maxNew: job.maxNew, timings: job.timings, usage: job.usage, started: job.arrival,
@@ -157,7 +164,13 @@ final class Scheduler: @unchecked Sendable {
         var cache: KVCache
         if let hit = prefixCache.take(tokens: prompt.tokens, imageKeys: imageKeys) {
             cache = hit.cache
-            cache.truncate(to: min(hit.matched, prompt.tokens.count - 1))
+            if hit.matched >= prompt.tokens.count, let stored = hit.promptLogits, stored.length == prompt.tokens.count {
+                // The very same prompt again: its logits are stored, nothing is recomputed.
+                cache.truncate(to: prompt.tokens.count)
+                job.storedLogits = stored.logits
+            } else {
+                cache.truncate(to: min(hit.matched, prompt.tokens.count - 1))
+            }
         } else {
             cache = model.text.makeCache(initialCapacity: prompt.tokens.count + min(job.maxNew, 1024))
         }
@@ -220,7 +233,10 @@ final class Scheduler: @unchecked Sendable {
             } else if !job.failed {
                 job.continuation.finish(throwing: CancellationError())
             }
-            if let cache = job.cache, job.state != nil { prefixCache.insert(cache, imageKeys: job.imageKeys) }
+            if let cache = job.cache, job.state != nil {
+                prefixCache.insert(cache, imageKeys: job.imageKeys,
+                                   promptLogits: job.promptLogits.map { (job.prompt?.tokens.count ?? 0, $0) })
+            }
         }
         condition.lock()
         active = kept
@@ -241,6 +257,9 @@ final class Job: @unchecked Sendable {
     /// Image-token rows before the first image in `vision` (their KV came from the prefix cache).
     var visionRowOffset = 0
     var imageKeys: [String] = []
+    /// Logits after the prompt (kept for the prefix cache) and, on an exact repeat, the stored ones to start from.
+    var promptLogits: [Float]?
+    var storedLogits: [Float]?
     var maxNew = 0
     var timings = Timings()
     var usage = Usage()

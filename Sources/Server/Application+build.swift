@@ -1,5 +1,7 @@
 import Engine
 import Hummingbird
+import Store
+import WebUI
 import Logging
 
 /// The request context of every route: Hummingbird's basic one (its logger carries `hb.request.id`).
@@ -13,14 +15,14 @@ public func buildApplication(configuration: ServerConfiguration, engine: some Ch
 
 /// Builds the HTTP application around a model host that may still be loading (`/health` says `loading`,
 /// chat requests get 503 until it is ready).
-public func buildApplication(configuration: ServerConfiguration, host: ModelHost,
+public func buildApplication(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
                              logger: Logger? = nil) -> some ApplicationProtocol {
     let logger = logger ?? {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = .info
         return logger
     }()
-    let router = buildRouter(configuration: configuration, host: host)
+    let router = buildRouter(configuration: configuration, host: host, store: store)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "postlens"),
@@ -29,7 +31,8 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
 }
 
 /// The routes, with error mapping outermost and authentication inside it.
-func buildRouter(configuration: ServerConfiguration, host: ModelHost) -> Router<ServerContext> {
+/// The web page and its conversation API are mounted when a store is given (`serve` always gives one).
+func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil) -> Router<ServerContext> {
     let router = Router(context: ServerContext.self)
     router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
     router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
@@ -38,5 +41,6 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost) -> Router<
     let images = ImageSource(configuration: configuration)
     router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images).routes, atPath: "/v1")
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
+    if let store { addWebRoutes(to: router, store: store) }
     return router
 }

@@ -3,12 +3,14 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import Store
 
 /// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
-    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, format: WeightFormat = .q8, logLevel: String) async throws {
+    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, format: WeightFormat = .q8,
+                           historyDatabase: String?, logLevel: String) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let host = ModelHost(modelID: configuration.modelID)
@@ -34,7 +36,9 @@ public enum ServerRunner {
             "address": "http://\(configuration.host):\(configuration.port)", "model": "\(configuration.modelID)",
             "auth": "\(configuration.apiKeys.isEmpty ? "off" : "bearer")", "max_queue": "\(configuration.maxQueue)",
         ])
-        let app = buildApplication(configuration: configuration, host: host, logger: logger)
+        // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
+        let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
+        let app = buildApplication(configuration: configuration, host: host, store: store, logger: logger)
         try await app.runService()
     }
 }

@@ -36,6 +36,20 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("context-limit"), help: "Longest prompt + answer, in tokens (default: the model's, at most 32768).")
     var contextLimit: Int?
 
+    @Option(name: .customLong("db"), help: "SQLite file for the web page's conversations (default: $POSTLENS_HISTORY_DB, else ~/.local/share/postlens/history.sqlite).")
+    var database: String?
+
+    @Flag(name: .customLong("no-history"), help: "Keep conversations in memory only.")
+    var noHistory = false
+
+    /// Where conversations are stored, or nil for memory only.
+    var historyPath: String? {
+        if noHistory { return nil }
+        if let database { return (database as NSString).expandingTildeInPath }
+        if let path = ProcessInfo.processInfo.environment["POSTLENS_HISTORY_DB"], !path.isEmpty { return path }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/postlens/history.sqlite").path
+    }
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel = "info"
 
@@ -74,6 +88,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowedImageDirectory = url
         }
 
-        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat, logLevel: logLevel)
+        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat,
+                                   historyDatabase: historyPath, logLevel: logLevel)
     }
 }

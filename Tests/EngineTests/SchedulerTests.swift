@@ -98,3 +98,20 @@ import Qwen3VL
     }
     #expect(results.contains { $0.finishReason == .stop })
 }
+
+/// The same seeded request twice: the second starts from the stored prompt logits (nothing recomputed)
+/// and samples exactly the same answer.
+@Test func repeatedSeededRequestIsIdenticalAndFullyCached() async throws {
+    let engine = try InferenceEngine(directory: TinyModel.directory, format: .q8)
+    var parameters = GenerationParameters.defaults(for: engine.model)
+    parameters.maxTokens = 16
+    parameters.sampling.temperature = 1
+    parameters.sampling.seed = 7
+    let request = InferenceEngine.Request(messages: [ChatMessage(role: .user, content: [.image, .text("Write anything.")])],
+                                          images: [try TinyModel.image("img_b.png")], parameters: parameters)
+    let a = try await engine.complete(request)
+    let b = try await engine.complete(request)
+    #expect(a.tokenIDs == b.tokenIDs)
+    #expect(b.usage.cachedPromptTokens == b.usage.promptTokens)
+    #expect(b.timings.visionMs < 5)
+}
