@@ -249,3 +249,14 @@ extension TextWeights {
         }
     }
 }
+
+extension VisionWeights {
+    /// Weights multiplied per patch (the ViT blocks and the patch embedding); the mergers work per image
+    /// token (a quarter of the patches) and are counted at a quarter of their size.
+    public var parameterCount: Int {
+        func size(_ w: LinearWeight) -> Int { w.outFeatures * w.inFeatures }
+        let blockWeights = blocks.reduce(0) { $0 + size($1.qkv) + size($1.proj) + size($1.fc1) + size($1.fc2) }
+        let mergers = ([merger] + deepstackMergers).reduce(0) { $0 + size($1.fc1) + size($1.fc2) }
+        return size(patchEmbed) + blockWeights + mergers / 4
+    }
+}

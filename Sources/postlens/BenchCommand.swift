@@ -93,21 +93,50 @@ struct BenchCommand: AsyncParsableCommand {
 
         var parameters = GenerationParameters()
         parameters.maxTokens = decodeTokens
-        parameters.stop = []
-        log("running vision + prefill + \(decodeTokens) decode steps")
-        // EOS is disabled by a huge max and random weights rarely emit it; we report tokens actually decoded.
-        let result = try engine.generator.generate(prompt, parameters: parameters)
+        log("running vision + prefill + \(decodeTokens) decode steps through the scheduler")
+        // Random weights rarely emit EOS; the tokens actually decoded are reported.
+        let result = try await engine.complete(InferenceEngine.Request(messages: messages, images: [image], parameters: parameters))
         let t = result.timings
         report["vision_ms"] = t.visionMs
         report["prefill_ms"] = t.prefillMs
         report["prefill_tokens_per_s"] = Double(prompt.tokens.count) / (t.prefillMs / 1000)
-        report["ttft_ms"] = preprocessMs + t.visionMs + t.prefillMs
+        report["ttft_ms"] = t.timeToFirstTokenMs
         report["decode_tokens"] = result.tokenIDs.count
         report["decode_tokens_per_s"] = t.decodeTokensPerSecond
-        // Physical limits of this phase: decode reads every text weight once per token.
+        // Physical limits: decode reads every text weight once per token; prefill does 2 FLOPs per weight per token.
         let textBytes = Double(engine.model.text.weights.byteCount)
-        report["decode_bandwidth_limit_tokens_per_s"] = bandwidth * 1e9 / textBytes
-        report["prefill_flops_limit_tokens_per_s"] = gflops * 1e9 / (2 * Double(engine.model.text.weights.nonEmbeddingParameters))
+        let decodeLimit = bandwidth * 1e9 / textBytes
+        let prefillLimit = gflops * 1e9 / (2 * Double(engine.model.text.weights.nonEmbeddingParameters))
+        report["decode_bandwidth_limit_tokens_per_s"] = decodeLimit
+        report["decode_fraction_of_limit"] = t.decodeTokensPerSecond / decodeLimit
+        report["prefill_flops_limit_tokens_per_s"] = prefillLimit
+        report["prefill_fraction_of_peak"] = (Double(prompt.tokens.count) / (t.prefillMs / 1000)) / prefillLimit
+        let visionFLOPs = 2 * Double(engine.model.vision.weights.parameterCount) * Double(prompt.images[0].patchCount)
+        report["vision_fraction_of_peak"] = visionFLOPs / (t.visionMs / 1000) / (gflops * 1e9)
+
+        log("follow-up question on the same image (vision and prefix caches)")
+        var followParameters = GenerationParameters()
+        followParameters.maxTokens = 8
+        let follow = messages + [ChatMessage(role: .assistant, text: result.text),
+                                 ChatMessage(role: .user, text: "And what is the original price?")]
+        let second = try await engine.complete(InferenceEngine.Request(messages: follow, images: [image], parameters: followParameters))
+        report["followup_ttft_ms"] = second.timings.timeToFirstTokenMs
+        report["followup_cached_prompt_tokens"] = second.usage.cachedPromptTokens
+        report["followup_vision_ms"] = second.timings.visionMs
+
+        log("batched decode for 1, 2, 4, 8 sequences")
+        var batched: [String: Double] = [:]
+        for batch in [1, 2, 4, 8] {
+            batched[String(batch)] = BenchInputs.batchedDecodeTokensPerSecond(engine, sequences: batch, steps: 16)
+        }
+        report["batched_decode_tokens_per_s"] = batched
+
+        log("JSON-schema mask cost per step")
+        let mask = try BenchInputs.grammarMaskMilliseconds(engine)
+        report["grammar_mask_ms_max"] = mask.max
+        report["grammar_mask_ms_mean"] = mask.mean
+        let stepMs = t.decodeTokensPerSecond > 0 ? 1000 / t.decodeTokensPerSecond : 0
+        report["grammar_mask_fraction_of_decode_step"] = stepMs > 0 ? mask.max / stepMs : 0
         report["peak_rss_mb"] = MachineProbe.peakRSSMegabytes()
 
         if json {
