@@ -169,7 +169,10 @@ struct TensorReader {
     func tensor(_ key: String, _ shape: [Int]) throws -> Tensor {
         guard let info = store.info(key) else { throw WeightLoadError.missing(key: key) }
         guard info.shape == shape else { throw WeightLoadError.shapeMismatch(key: key, expected: shape, actual: info.shape) }
-        return try store.floatTensor(key)
+        let tensor = try store.floatTensor(key)
+        // The mapped BF16 pages are no longer needed by this process: keep them out of its resident set.
+        store.releasePages(key)
+        return tensor
     }
 
     func linear(_ key: String, out: Int, in inFeatures: Int, bias: Bool) throws -> LinearWeight {

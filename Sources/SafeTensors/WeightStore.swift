@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Tensors
 
 /// All tensors of a model folder: a single `model.safetensors`, or shards listed by
@@ -70,6 +73,20 @@ public final class WeightStore: Sendable {
     public func pointer(_ name: String) throws -> (TensorInfo, UnsafeRawPointer) {
         guard let location = locations[name] else { throw SafeTensorsError.missingTensor(name: name) }
         return (location.info, files[location.file].pointer(location.info))
+    }
+
+    /// Tells the kernel this process is done with a tensor's mapped pages (they leave the resident set;
+    /// the page cache keeps them for the next load). Called after a tensor is converted at load.
+    public func releasePages(_ name: String) {
+        guard let (info, pointer) = try? self.pointer(name) else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: pointer) / page) * page
+        let end = Int(bitPattern: pointer) + info.byteCount
+        // Only whole pages inside this tensor: neighbours may still be needed.
+        let first = start < Int(bitPattern: pointer) ? start + page : start
+        let last = (end / page) * page
+        guard last > first else { return }
+        madvise(UnsafeMutableRawPointer(bitPattern: first), last - first, MADV_DONTNEED)
     }
 
     /// The tensor converted to F32.
