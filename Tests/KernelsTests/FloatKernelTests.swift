@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+@testable import Kernels
+
+/// Deterministic pseudo-random values in [-1, 1).
+private func randomValues(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+    return (0..<count).map { _ in
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Float(Int64(bitPattern: state) % 1_000_000) / 1_000_000
+    }
+}
+
+private func maxError(_ a: [Float], _ b: [Float]) -> Float {
+    zip(a, b).map { abs($0 - $1) }.max() ?? 0
+}
+
+struct AttentionShape: Sendable, CustomTestStringConvertible {
+    let queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, causalOffset: Int?
+    var testDescription: String { "q\(queries) k\(keys) h\(heads)/\(kvHeads)×\(headDim) causal \(causalOffset.map(String.init) ?? "none")" }
+}
+
+/// Both attention paths (direct loop for ≤ 4 queries, BLAS per head and query block above) against the
+/// double-precision twin, on awkward shapes: GQA groups, one KV head, odd head dims, strided rows,
+/// causal offsets (a chunk after cached keys), more queries than one 256-row block.
+@Test("Attention matches its naive twin", arguments: [
+    AttentionShape(queries: 1, keys: 1, heads: 3, kvHeads: 1, headDim: 16, causalOffset: 0),
+    AttentionShape(queries: 1, keys: 37, heads: 4, kvHeads: 2, headDim: 32, causalOffset: 36),
+    AttentionShape(queries: 3, keys: 20, heads: 6, kvHeads: 3, headDim: 12, causalOffset: 17),
+    AttentionShape(queries: 9, keys: 9, heads: 2, kvHeads: 2, headDim: 64, causalOffset: nil),
+    AttentionShape(queries: 13, keys: 40, heads: 4, kvHeads: 1, headDim: 24, causalOffset: 27),
+    AttentionShape(queries: 300, keys: 300, heads: 2, kvHeads: 1, headDim: 16, causalOffset: 0),
+    AttentionShape(queries: 5, keys: 5, heads: 16, kvHeads: 8, headDim: 128, causalOffset: nil),
+])
+func attentionMatchesNaive(_ s: AttentionShape) {
+    let ldq = s.heads * s.headDim + 5, ldkv = s.kvHeads * s.headDim + 3, ldo = s.heads * s.headDim + 7
+    let q = randomValues(s.queries * ldq, seed: 1), k = randomValues(s.keys * ldkv, seed: 2), v = randomValues(s.keys * ldkv, seed: 3)
+    var fast = [Float](repeating: 0, count: s.queries * ldo), slow = fast
+    let scale = 1 / Float(s.headDim).squareRoot()
+    fast.withUnsafeMutableBufferPointer { out in
+        attention(q: q, ldq: ldq, queryCount: s.queries, k: k, v: v, ldkv: ldkv, keyCount: s.keys, heads: s.heads, kvHeads: s.kvHeads,
+                  headDim: s.headDim, scale: scale, causalOffset: s.causalOffset, out: out.baseAddress!, ldo: ldo)
+    }
+    slow.withUnsafeMutableBufferPointer { out in
+        naiveAttention(q: q, ldq: ldq, queryCount: s.queries, k: k, v: v, ldkv: ldkv, keyCount: s.keys, heads: s.heads, kvHeads: s.kvHeads,
+                       headDim: s.headDim, scale: scale, causalOffset: s.causalOffset, out: out.baseAddress!, ldo: ldo)
+    }
+    // Compare only the written columns of each row (the stride padding is untouched by both).
+    var worst: Float = 0
+    for t in 0..<s.queries { for c in 0..<(s.heads * s.headDim) { worst = max(worst, abs(fast[t * ldo + c] - slow[t * ldo + c])) } }
+    #expect(worst < 1e-5, "max |Δ| \(worst)")
+}
+
+@Test("matmul (B not transposed) matches a direct sum", arguments: [(1, 5, 3), (7, 33, 19), (64, 16, 128)])
+func matmulMatchesNaive(_ shape: (Int, Int, Int)) {
+    let (m, k, n) = shape
+    let a = randomValues(m * k, seed: 4), b = randomValues(k * n, seed: 5)
+    var y = [Float](repeating: 0, count: m * n)
+    y.withUnsafeMutableBufferPointer { matmul(a, rows: m, inner: k, b, columns: n, $0.baseAddress!) }
+    var expected = [Float](repeating: 0, count: m * n)
+    for r in 0..<m { for c in 0..<n { expected[r * n + c] = Float((0..<k).reduce(0.0) { $0 + Double(a[r * k + $1]) * Double(b[$1 * n + c]) }) } }
+    #expect(maxError(y, expected) < 1e-4)
+}
+
+@Test("LayerNorm and RMSNorm match double-precision definitions", arguments: [1, 7, 128, 1031])
+func normsMatchDefinitions(_ width: Int) {
+    let rows = 3
+    let x = randomValues(rows * width, seed: 6).map { $0 * 4 + 0.5 }
+    let w = randomValues(width, seed: 7), b = randomValues(width, seed: 8)
+    var ln = [Float](repeating: 0, count: rows * width), rms = ln
+    ln.withUnsafeMutableBufferPointer { layerNorm(x, rows: rows, width: width, weight: w, bias: b, eps: 1e-6, $0.baseAddress!) }
+    rms.withUnsafeMutableBufferPointer { rmsNorm(x, rows: rows, width: width, weight: w, eps: 1e-6, $0.baseAddress!) }
+    for r in 0..<rows {
+        let row = x[(r * width)..<((r + 1) * width)].map(Double.init)
+        let mean = row.reduce(0, +) / Double(width)
+        let variance = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(width)
+        let meanSquare = row.map { $0 * $0 }.reduce(0, +) / Double(width)
+        for i in 0..<width {
+            let expectedLN = (row[i] - mean) / (variance + 1e-6).squareRoot() * Double(w[i]) + Double(b[i])
+            let expectedRMS = row[i] / (meanSquare + 1e-6).squareRoot() * Double(w[i])
+            #expect(abs(Double(ln[r * width + i]) - expectedLN) < 2e-4 * max(1, abs(expectedLN)))
+            #expect(abs(Double(rms[r * width + i]) - expectedRMS) < 2e-4 * max(1, abs(expectedRMS)))
+        }
+    }
+}
+
+@Test func activationsMatchDefinitions() {
+    let x = randomValues(1000, seed: 9).map { $0 * 6 }
+    var tanhGelu = x, erfGelu = x, gate = x
+    let up = randomValues(1000, seed: 10)
+    tanhGelu.withUnsafeMutableBufferPointer { geluTanh($0.baseAddress!, count: 1000) }
+    erfGelu.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: 1000) }
+    gate.withUnsafeMutableBufferPointer { siluMultiply($0.baseAddress!, up, count: 1000) }
+    for i in 0..<1000 {
+        let u = Double(x[i])
+        #expect(abs(Double(tanhGelu[i]) - 0.5 * u * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (u + 0.044715 * u * u * u)))) < 1e-5)
+        #expect(abs(Double(erfGelu[i]) - 0.5 * u * (1 + Foundation.erf(u / 2.squareRoot()))) < 1e-5)
+        #expect(abs(Double(gate[i]) - u / (1 + Foundation.exp(-u)) * Double(up[i])) < 1e-4)
+    }
+}
+
+@Test func rotaryRotatesHalves() {
+    // One row, two heads of width 4: pairs (j, j+2) rotate by their angle.
+    var x: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
+    let angles: [Float] = [0.3, -1.1]
+    let cosT = angles.map { cosf($0) }, sinT = angles.map { sinf($0) }
+    x.withUnsafeMutableBufferPointer { applyRotary($0.baseAddress!, rows: 1, heads: 2, headDim: 4, rowStride: 8, cos: cosT, sin: sinT) }
+    let original: [Float] = [1, 2, 3, 4, 5, 6, 7, 8]
+    for h in 0..<2 {
+        for j in 0..<2 {
+            let a = original[h * 4 + j], b = original[h * 4 + j + 2]
+            #expect(abs(x[h * 4 + j] - (a * cosT[j] - b * sinT[j])) < 1e-6)
+            #expect(abs(x[h * 4 + j + 2] - (b * cosT[j] + a * sinT[j])) < 1e-6)
+        }
+    }
+}
