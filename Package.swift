@@ -104,7 +104,11 @@ let package = Package(
         // MARK: Server
         .target(
             name: "Server",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
 
         // MARK: Command line
@@ -134,7 +138,8 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["Server", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            exclude: ["image_host.py"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -148,7 +148,7 @@ extension APIError {
                       param: "n")
         case let .remoteImageURL(param):
             self.init(status: .badRequest,
-                      message: "remote image URLs (http/https) are not fetched by this server; send the image inline as a data: URL (data:image/png;base64,...)",
+                      message: "remote image URLs (http/https) are not fetched by this server unless it runs with --allow-remote-images; send the image inline as a data: URL (data:image/png;base64,...)",
                       param: param, code: "unsupported_image_url")
         case let .localImagesDisabled(param):
             self.init(status: .badRequest,

@@ -27,7 +27,8 @@ struct ChatController<Context: RequestContext>: Sendable {
         var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
         parameters.responseFormat = try ResponseFormatRequest.parse(body: bodyData)
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
-        let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor)
+        let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
+        let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor, fetched: fetched)
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
                                                     minPixels: prepared.budget?.minPixels, maxPixels: prepared.budget?.maxPixels)
         var logger = context.logger
@@ -215,7 +216,20 @@ struct ChatController<Context: RequestContext>: Sendable {
     /// OpenAI messages → template messages + decoded images in order. Images whose `detail` asks for less than the
     /// request-wide budget are resized here to exactly what the processor would make of them under their own budget,
     /// so the processor leaves them unchanged (smart_resize of a 32-aligned size within budget is the identity).
-    func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration) throws -> PreparedMessages {
+    /// Every image URL of a request with its parameter path, in order.
+    static func imageURLs(_ chat: ChatCompletionRequest) -> [(url: String, param: String)] {
+        var urls: [(url: String, param: String)] = []
+        for (m, message) in chat.messages.enumerated() {
+            guard case .parts(let list)? = message.content else { continue }
+            for (i, part) in list.enumerated() {
+                if let image = part.imageURL { urls.append((image.url, "messages[\(m)].content[\(i)].image_url.url")) }
+            }
+        }
+        return urls
+    }
+
+    func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration,
+                         fetched: [String: Data] = [:]) throws -> PreparedMessages {
         var out = PreparedMessages()
         var budgets: [ImageBudget] = []
         for (m, message) in chat.messages.enumerated() {
@@ -250,7 +264,7 @@ struct ChatController<Context: RequestContext>: Sendable {
                         guard role == .user else {
                             throw ServerError.invalidRequest("'\(param)': images are only accepted in user messages", param: param)
                         }
-                        out.images.append(try images.load(image.url, param: "\(param).image_url.url"))
+                        out.images.append(try images.load(image.url, param: "\(param).image_url.url", fetched: fetched))
                         budgets.append(ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
                                                            requestMinPixels: chat.minPixels, preprocessor: preprocessor,
                                                            configuration: configuration))

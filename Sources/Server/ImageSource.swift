@@ -3,28 +3,48 @@ import Imaging
 import Qwen3VL
 
 /// Turns an `image_url` into decoded pixels: inline `data:` URLs always, local files only under the
-/// directory allowed by `--allow-image-dir`, remote URLs never (fetching is a later step).
+/// directory allowed by `--allow-image-dir`, `http(s)` URLs only with `--allow-remote-images` (fetched
+/// beforehand by `RemoteImageFetcher`, see `prefetchRemote`).
 struct ImageSource: Sendable {
     /// Resolved (symlink-free) allowed directory, or nil.
     let allowedDirectory: URL?
     let maxFileBytes: Int
     let maxPixels: Int
 
+    /// Set when remote URLs may be fetched (`--allow-remote-images`).
+    let remote: RemoteImageFetcher?
+
     init(configuration: ServerConfiguration) {
+        remote = configuration.allowRemoteImages
+            ? RemoteImageFetcher(maxBytes: configuration.maxImageFileBytes, allowPrivateAddresses: configuration.allowPrivateImageHosts)
+            : nil
         allowedDirectory = configuration.allowedImageDirectory.map { ImageSource.realPath($0.path).map(URL.init(fileURLWithPath:)) ?? $0 }
         maxFileBytes = configuration.maxImageFileBytes
         maxPixels = configuration.maxDecodedPixels
     }
 
-    /// Reads and decodes one image. `param` names the content part for error messages.
-    func load(_ url: String, param: String) throws -> RGBImage {
-        let bytes = try self.bytes(url, param: param)
+    /// Reads and decodes one image. `param` names the content part for error messages; `fetched` holds
+    /// the bytes of remote URLs fetched for this request.
+    func load(_ url: String, param: String, fetched: [String: Data] = [:]) throws -> RGBImage {
+        let bytes = try fetched[url] ?? self.bytes(url, param: param)
         do {
             // The claimed MIME type is ignored: the decoder sniffs the magic bytes.
             return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
         } catch let error as ImageError {
             throw ServerError.image(error, param: param)
         }
+    }
+
+    /// Fetches the `http(s)` image URLs of a request (when allowed), keyed by URL.
+    func prefetchRemote(_ urls: [(url: String, param: String)]) async throws -> [String: Data] {
+        var fetched: [String: Data] = [:]
+        for (url, param) in urls {
+            let lower = url.trimmingCharacters(in: .whitespaces).prefix(8).lowercased()
+            guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), fetched[url] == nil else { continue }
+            guard let remote else { throw ServerError.remoteImageURL(param: param) }
+            fetched[url] = try await remote.fetch(url, param: param)
+        }
+        return fetched
     }
 
     func bytes(_ url: String, param: String) throws -> Data {

@@ -12,6 +12,10 @@ public struct ServerConfiguration: Sendable {
     public var maxQueue = 8
     /// The folder under which `image_url` may name local files (`/path` or `file://`); nil = local files refused.
     public var allowedImageDirectory: URL?
+    /// Fetch `http(s)` image URLs (`--allow-remote-images`); private and loopback hosts stay refused.
+    public var allowRemoteImages = false
+    /// Tests only: allow remote image hosts on private/loopback addresses.
+    public var allowPrivateImageHosts = false
     /// Largest request body accepted, in bytes (base64 images included).
     public var maxBodyBytes = 40 * 1024 * 1024
     /// Largest local image file read, in bytes.

@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("allow-image-dir"), help: "Allow image_url to name local files under this folder.")
     var allowImageDir: String?
 
+    @Flag(name: .customLong("allow-remote-images"), help: "Fetch http(s) image URLs (size-capped, 10 s timeout, ≤ 3 redirects; private, loopback and link-local hosts refused).")
+    var allowRemoteImages = false
+
     @Option(name: .customLong("max-image-tokens"), help: "Image-token cap per image for detail high/auto (1 token = 32x32 pixels).")
     var maxImageTokens = 1280
 
@@ -74,6 +77,7 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
         configuration.host = host
         configuration.port = port
+        configuration.allowRemoteImages = allowRemoteImages
         configuration.apiKeys = apiKeys
         if let key = ProcessInfo.processInfo.environment["POSTLENS_API_KEY"], !key.isEmpty { configuration.apiKeys.append(key) }
         configuration.maxQueue = maxQueue
