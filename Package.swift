@@ -44,6 +44,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // MARK: System libraries
@@ -104,7 +106,12 @@ let package = Package(
         // MARK: Server
         .target(
             name: "Server",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
 
         // MARK: Command line

@@ -11,6 +11,7 @@ struct ChatController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let gate: AdmissionGate
     let images: ImageSource
+    let metrics: ServerMetrics
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -61,6 +62,7 @@ struct ChatController<Context: RequestContext>: Sendable {
         withExtendedLifetime(ticket) {}
         guard let result else { throw CancellationError() }
         log(result, logger: logger)
+        metrics.record(result, stream: false)
         let completion = ChatCompletion(
             id: meta.id, created: meta.created, model: meta.model,
             choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
@@ -104,6 +106,7 @@ struct ChatController<Context: RequestContext>: Sendable {
                         }
                     case let .finished(result):
                         log(result, logger: logger)
+                        metrics.record(result, stream: true)
                         try await send(chunk(.init(), finish: openAIFinishReason(result.finishReason)))
                         if includeUsage {
                             try await send(ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model, choices: [],

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import ServiceLifecycle
 import Store
 
 /// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
@@ -39,6 +40,56 @@ public enum ServerRunner {
         // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
         let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
         let app = buildApplication(configuration: configuration, host: host, store: store, logger: logger)
-        try await app.runService()
+        try await runUntilSignalled(app, configuration: configuration, logger: logger)
+        switch host.current {
+        case .loading:
+            // The loading thread is still reading weights: leave without running exit handlers under its feet
+            // (OpenBLAS frees its buffers at exit).
+            logger.info("stopped while the model was still loading")
+            fflush(nil)
+            _exit(0)
+        case .ready(let engine):
+            // Cancelled generations leave the scheduler after its current step: let it get there before exit.
+            await waitUntilIdle(engine, upTo: .seconds(5))
+        case .failed:
+            break
+        }
+        logger.info("stopped")
+    }
+
+    private static func waitUntilIdle(_ engine: any ChatEngine, upTo limit: Duration) async {
+        let clock = ContinuousClock(), deadline = clock.now + limit
+        while let statistics = engine.engineStatistics, statistics.active + statistics.waiting > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listening socket closes at once, requests in
+    /// flight (streams included) run to their end, idle keep-alive connections close. Requests still running after
+    /// `shutdownGracePeriod` are cancelled: a stream then ends early (with `[DONE]` when the connection still takes it),
+    /// and the engine drops the generation before its next step.
+    static func runUntilSignalled(_ app: some ApplicationProtocol, configuration: ServerConfiguration, logger: Logger) async throws {
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: app),
+                // Last, so that it hears the signal first (services are shut down in reverse order).
+                .init(service: ShutdownNotice(logger: logger), successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// Logs when a graceful shutdown starts, so a log shows why the server stops taking connections.
+private struct ShutdownNotice: Service {
+    let logger: Logger
+
+    func run() async throws {
+        try await gracefulShutdown()
+        logger.info("shutting down: no new connections; waiting for requests in flight")
     }
 }
