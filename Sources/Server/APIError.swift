@@ -26,6 +26,8 @@ enum ServerError: Error, Equatable {
     case queueFull(limit: Int)
     case modelLoading
     case modelFailed(String)
+    /// The server is stopping and its grace period for requests in flight has run out.
+    case shuttingDown
 }
 
 /// An error as OpenAI's API reports it: `{"error": {"message", "type", "param", "code"}}` with a status.
@@ -189,6 +191,9 @@ extension APIError {
         case let .modelFailed(reason):
             self.init(status: .serviceUnavailable, message: "the model failed to load: \(reason)", type: "server_error",
                       code: "model_unavailable")
+        case .shuttingDown:
+            self.init(status: .serviceUnavailable, message: "the server is shutting down; the answer was cut short",
+                      type: "server_error", code: "server_shutting_down")
         }
     }
 }

@@ -12,6 +12,7 @@ struct ChatController<Context: RequestContext>: Sendable {
     let gate: AdmissionGate
     let images: ImageSource
     let metrics: ServerMetrics
+    let drain: ShutdownDrain
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -77,7 +78,7 @@ struct ChatController<Context: RequestContext>: Sendable {
     /// ends the loop, which drops the engine stream and cancels the generation before its next step.
     private func streamingResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, includeUsage: Bool,
                                    wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
-        let events = EventSource(stream)
+        let events = EventSource(drain.drainable(stream))
         let first = try await events.next()
         let body = ResponseBody { writer in
             _ = ticket  // held until the body is written or abandoned
@@ -117,7 +118,11 @@ struct ChatController<Context: RequestContext>: Sendable {
                 }
                 if let failure {
                     // The engine failed after the headers went out: report it in-band, as OpenAI-compatible servers do.
-                    logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
+                    if case ServerError.shuttingDown = failure {
+                        logger.info("stream ended by the shutdown")
+                    } else {
+                        logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
+                    }
                     var buffer = ByteBuffer(string: "data: ")
                     buffer.writeBytes(try encoder.encode(APIError(failure, retryAfter: configuration.retryAfterSeconds).body))
                     buffer.writeString("\n\n")

@@ -103,8 +103,9 @@ public final class ServerMetrics: Sendable {
         if result.usage.completionTokens > 0, timings.timeToFirstTokenMs > 0 {
             timeToFirstToken.record(timings.timeToFirstTokenMs / 1000)
         }
-        if timings.decodeTokens > 0, timings.decodeMs > 0 {
-            decodeTokenLatency.record(timings.decodeMs / 1000 / Double(timings.decodeTokens))
+        // `decodeMs` spans the steps after the first token (as `Timings.decodeTokensPerSecond` counts them).
+        if timings.decodeTokens > 1, timings.decodeMs > 0 {
+            decodeTokenLatency.record(timings.decodeMs / 1000 / Double(timings.decodeTokens - 1))
         }
     }
 

@@ -39,8 +39,9 @@ public enum ServerRunner {
         ])
         // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
         let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
-        let app = buildApplication(configuration: configuration, host: host, store: store, logger: logger)
-        try await runUntilSignalled(app, configuration: configuration, logger: logger)
+        let drain = ShutdownDrain()
+        let app = buildApplication(configuration: configuration, host: host, store: store, drain: drain, logger: logger)
+        try await runUntilSignalled(app, drain: drain, configuration: configuration, logger: logger)
         switch host.current {
         case .loading:
             // The loading thread is still reading weights: leave without running exit handlers under its feet
@@ -65,31 +66,48 @@ public enum ServerRunner {
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listening socket closes at once, requests in
-    /// flight (streams included) run to their end, idle keep-alive connections close. Requests still running after
-    /// `shutdownGracePeriod` are cancelled: a stream then ends early (with `[DONE]` when the connection still takes it),
-    /// and the engine drops the generation before its next step.
-    static func runUntilSignalled(_ app: some ApplicationProtocol, configuration: ServerConfiguration, logger: Logger) async throws {
+    /// flight (streams included) run to their end, idle keep-alive connections close. Streams still running after
+    /// `shutdownGracePeriod` are drained: the engine drops their generation and the client gets an in-band
+    /// `server_shutting_down` error event and `[DONE]`. Whatever still runs 5 s later is cancelled.
+    static func runUntilSignalled(_ app: some ApplicationProtocol, drain: ShutdownDrain, configuration: ServerConfiguration,
+                                  logger: Logger) async throws {
+        var grace = configuration.shutdownGracePeriod
+        // For tests and operators: the grace period in seconds.
+        if let value = ProcessInfo.processInfo.environment["POSTLENS_SHUTDOWN_GRACE_S"].flatMap(Double.init), value >= 0 {
+            grace = .milliseconds(Int64(value * 1000))
+        }
         var group = ServiceGroupConfiguration(
             services: [
                 .init(service: app),
                 // Last, so that it hears the signal first (services are shut down in reverse order).
-                .init(service: ShutdownNotice(logger: logger), successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore),
+                .init(service: ShutdownNotice(logger: logger, drain: drain, grace: grace), successTerminationBehavior: .ignore,
+                      failureTerminationBehavior: .ignore),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
-        group.maximumGracefulShutdownDuration = configuration.shutdownGracePeriod
+        group.maximumGracefulShutdownDuration = grace + .seconds(5)
         group.maximumCancellationDuration = .seconds(5)
         try await ServiceGroup(configuration: group).run()
     }
 }
 
-/// Logs when a graceful shutdown starts, so a log shows why the server stops taking connections.
+/// Hears the shutdown signal first: logs it, and drains the streams still running once the grace period is over.
+/// It returns at once (the group then shuts the application down), leaving the drain to a timer task.
 private struct ShutdownNotice: Service {
     let logger: Logger
+    let drain: ShutdownDrain
+    let grace: Duration
 
     func run() async throws {
         try await gracefulShutdown()
-        logger.info("shutting down: no new connections; waiting for requests in flight")
+        logger.info("shutting down: no new connections; waiting for requests in flight",
+                    metadata: ["grace_s": "\(grace.components.seconds)"])
+        let (drain, logger, grace) = (drain, logger, grace)
+        Task {
+            try await Task.sleep(for: grace)
+            logger.info("grace period over; ending the streams still running")
+            drain.drainAll()
+        }
     }
 }
