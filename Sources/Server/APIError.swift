@@ -26,6 +26,8 @@ enum ServerError: Error, Equatable {
     case queueFull(limit: Int)
     case modelLoading
     case modelFailed(String)
+    /// The server is stopping and its grace period for requests in flight has run out.
+    case shuttingDown
 }
 
 /// An error as OpenAI's API reports it: `{"error": {"message", "type", "param", "code"}}` with a status.
@@ -189,6 +191,9 @@ extension APIError {
         case let .modelFailed(reason):
             self.init(status: .serviceUnavailable, message: "the model failed to load: \(reason)", type: "server_error",
                       code: "model_unavailable")
+        case .shuttingDown:
+            self.init(status: .serviceUnavailable, message: "the server is shutting down; the answer was cut short",
+                      type: "server_error", code: "server_shutting_down")
         }
     }
 }
@@ -218,14 +223,14 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// Bearer-key check for every route but `/health` and the web page's static files (a browser cannot send
+/// Bearer-key check for every route but `/health`, `/metrics` and the web page's static files (a browser cannot send
 /// the key when it first opens the page; the page sends it on its `/api` and `/v1` calls).
 struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: Set<String>
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        let isPublic = path == "/health" || path == "/" || path == "/index.html" || path.hasPrefix("/assets/")
+        let isPublic = path == "/health" || path == "/metrics" || path == "/" || path == "/index.html" || path.hasPrefix("/assets/")
         guard !keys.isEmpty, !isPublic else { return try await next(request, context) }
         guard let header = request.headers[.authorization] else { throw ServerError.missingAPIKey }
         let prefix = "bearer "

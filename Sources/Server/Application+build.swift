@@ -16,13 +16,14 @@ public func buildApplication(configuration: ServerConfiguration, engine: some Ch
 /// Builds the HTTP application around a model host that may still be loading (`/health` says `loading`,
 /// chat requests get 503 until it is ready).
 public func buildApplication(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
+                             metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain(),
                              logger: Logger? = nil) -> some ApplicationProtocol {
     let logger = logger ?? {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = .info
         return logger
     }()
-    let router = buildRouter(configuration: configuration, host: host, store: store)
+    let router = buildRouter(configuration: configuration, host: host, store: store, metrics: metrics, drain: drain)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "postlens"),
@@ -32,14 +33,20 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
 
 /// The routes, with error mapping outermost and authentication inside it.
 /// The web page and its conversation API are mounted when a store is given (`serve` always gives one).
-func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil) -> Router<ServerContext> {
+/// Each router gets its own metrics registry unless one is given (see `ServerMetrics`).
+func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
+                 metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain()) -> Router<ServerContext> {
     let router = Router(context: ServerContext.self)
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
     router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
     let gate = AdmissionGate(limit: configuration.maxQueue)
     HealthController<ServerContext>(host: host, gate: gate).register(on: router)
+    MetricsController<ServerContext>(metrics: metrics, host: host, gate: gate).register(on: router)
     let images = ImageSource(configuration: configuration)
-    router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images).routes, atPath: "/v1")
+    router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images, metrics: metrics,
+                                    drain: drain).routes,
+                     atPath: "/v1")
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
     if let store { addWebRoutes(to: router, store: store) }
     return router

@@ -11,6 +11,8 @@ struct ChatController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let gate: AdmissionGate
     let images: ImageSource
+    let metrics: ServerMetrics
+    let drain: ShutdownDrain
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -62,6 +64,7 @@ struct ChatController<Context: RequestContext>: Sendable {
         withExtendedLifetime(ticket) {}
         guard let result else { throw CancellationError() }
         log(result, logger: logger)
+        metrics.record(result, stream: false)
         let completion = ChatCompletion(
             id: meta.id, created: meta.created, model: meta.model,
             choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
@@ -76,7 +79,7 @@ struct ChatController<Context: RequestContext>: Sendable {
     /// ends the loop, which drops the engine stream and cancels the generation before its next step.
     private func streamingResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, includeUsage: Bool,
                                    wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
-        let events = EventSource(stream)
+        let events = EventSource(drain.drainable(stream))
         let first = try await events.next()
         let body = ResponseBody { writer in
             _ = ticket  // held until the body is written or abandoned
@@ -105,6 +108,7 @@ struct ChatController<Context: RequestContext>: Sendable {
                         }
                     case let .finished(result):
                         log(result, logger: logger)
+                        metrics.record(result, stream: true)
                         try await send(chunk(.init(), finish: openAIFinishReason(result.finishReason)))
                         if includeUsage {
                             try await send(ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model, choices: [],
@@ -115,7 +119,11 @@ struct ChatController<Context: RequestContext>: Sendable {
                 }
                 if let failure {
                     // The engine failed after the headers went out: report it in-band, as OpenAI-compatible servers do.
-                    logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
+                    if case ServerError.shuttingDown = failure {
+                        logger.info("stream ended by the shutdown")
+                    } else {
+                        logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
+                    }
                     var buffer = ByteBuffer(string: "data: ")
                     buffer.writeBytes(try encoder.encode(APIError(failure, retryAfter: configuration.retryAfterSeconds).body))
                     buffer.writeString("\n\n")

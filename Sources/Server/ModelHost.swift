@@ -13,11 +13,18 @@ public protocol ChatEngine: Sendable {
     var preprocessor: PreprocessorConfiguration { get }
     /// Streams `.delta` events, then one `.finished`; terminating the stream cancels the request.
     func generate(_ request: InferenceEngine.Request) -> AsyncThrowingStream<GenerationEvent, Error>
+    /// Cache and queue counters for `/metrics`; nil when the engine keeps none (the default, for stand-ins).
+    var engineStatistics: InferenceEngine.Statistics? { get }
+}
+
+extension ChatEngine {
+    public var engineStatistics: InferenceEngine.Statistics? { nil }
 }
 
 extension InferenceEngine: ChatEngine {
     public var defaultParameters: GenerationParameters { .defaults(for: model) }
     public var preprocessor: PreprocessorConfiguration { processor.imageProcessor.configuration }
+    public var engineStatistics: InferenceEngine.Statistics? { statistics() }
 }
 
 /// Holds the engine once it is loaded, so the server can listen (and answer `/health`) while a large

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import ServiceLifecycle
 import Store
 
 /// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
@@ -38,7 +39,75 @@ public enum ServerRunner {
         ])
         // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
         let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
-        let app = buildApplication(configuration: configuration, host: host, store: store, logger: logger)
-        try await app.runService()
+        let drain = ShutdownDrain()
+        let app = buildApplication(configuration: configuration, host: host, store: store, drain: drain, logger: logger)
+        try await runUntilSignalled(app, drain: drain, configuration: configuration, logger: logger)
+        switch host.current {
+        case .loading:
+            // The loading thread is still reading weights: leave without running exit handlers under its feet
+            // (OpenBLAS frees its buffers at exit).
+            logger.info("stopped while the model was still loading")
+            fflush(nil)
+            _exit(0)
+        case .ready(let engine):
+            // Cancelled generations leave the scheduler after its current step: let it get there before exit.
+            await waitUntilIdle(engine, upTo: .seconds(5))
+        case .failed:
+            break
+        }
+        logger.info("stopped")
+    }
+
+    private static func waitUntilIdle(_ engine: any ChatEngine, upTo limit: Duration) async {
+        let clock = ContinuousClock(), deadline = clock.now + limit
+        while let statistics = engine.engineStatistics, statistics.active + statistics.waiting > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: the listening socket closes at once, requests in
+    /// flight (streams included) run to their end, idle keep-alive connections close. Streams still running after
+    /// `shutdownGracePeriod` are drained: the engine drops their generation and the client gets an in-band
+    /// `server_shutting_down` error event and `[DONE]`. Whatever still runs 5 s later is cancelled.
+    static func runUntilSignalled(_ app: some ApplicationProtocol, drain: ShutdownDrain, configuration: ServerConfiguration,
+                                  logger: Logger) async throws {
+        var grace = configuration.shutdownGracePeriod
+        // For tests and operators: the grace period in seconds.
+        if let value = ProcessInfo.processInfo.environment["POSTLENS_SHUTDOWN_GRACE_S"].flatMap(Double.init), value >= 0 {
+            grace = .milliseconds(Int64(value * 1000))
+        }
+        var group = ServiceGroupConfiguration(
+            services: [
+                .init(service: app),
+                // Last, so that it hears the signal first (services are shut down in reverse order).
+                .init(service: ShutdownNotice(logger: logger, drain: drain, grace: grace), successTerminationBehavior: .ignore,
+                      failureTerminationBehavior: .ignore),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        group.maximumGracefulShutdownDuration = grace + .seconds(5)
+        group.maximumCancellationDuration = .seconds(5)
+        try await ServiceGroup(configuration: group).run()
+    }
+}
+
+/// Hears the shutdown signal first: logs it, and drains the streams still running once the grace period is over.
+/// It returns at once (the group then shuts the application down), leaving the drain to a timer task.
+private struct ShutdownNotice: Service {
+    let logger: Logger
+    let drain: ShutdownDrain
+    let grace: Duration
+
+    func run() async throws {
+        try await gracefulShutdown()
+        logger.info("shutting down: no new connections; waiting for requests in flight",
+                    metadata: ["grace_s": "\(grace.components.seconds)"])
+        let (drain, logger, grace) = (drain, logger, grace)
+        Task {
+            try await Task.sleep(for: grace)
+            logger.info("grace period over; ending the streams still running")
+            drain.drainAll()
+        }
     }
 }
