@@ -104,7 +104,7 @@ let package = Package(
         // MARK: Server
         .target(
             name: "Server",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: ["Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis", .product(name: "Hummingbird", package: "hummingbird")]
         ),
 
         // MARK: Command line
