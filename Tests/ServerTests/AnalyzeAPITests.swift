@@ -29,10 +29,10 @@ final class ScriptedEngine: ChatEngine, @unchecked Sendable {
 /// `POST /v1/analyze` and the `/v1/batches` routes. The tiny fixture model's answers are gibberish, so with it the
 /// tests check shapes and that a structured task ends in a result or a recorded error, never a 5xx.
 @Suite struct AnalyzeAPITests {
-    static let customSchema: [String: Any] = [
-        "type": "object", "required": ["is_food", "dish"],
-        "properties": ["is_food": ["type": "boolean"], "dish": ["type": ["string", "null"]]],
-    ]
+    static var customSchema: [String: Any] {
+        ["type": "object", "required": ["is_food", "dish"],
+         "properties": ["is_food": ["type": "boolean"], "dish": ["type": ["string", "null"]]]]
+    }
 
     /// Exactly one of `result` (an object) and `error` (a non-empty string).
     func expectResultOrError(_ json: [String: Any], sourceLocation: SourceLocation = #_sourceLocation) {
@@ -111,34 +111,34 @@ final class ScriptedEngine: ChatEngine, @unchecked Sendable {
 
     @Test func refusalsNameTheField() async throws {
         let garbage = "data:image/png;base64," + Data("this is not an image at all".utf8).base64EncodedString()
-        let cases: [([String: Any], HTTPResponse.Status, String?)] = [
-            (["text": "hi"], .badRequest, "task"),
-            (["task": "poetry", "text": "hi"], .badRequest, "task"),
-            (["task": 5, "text": "hi"], .badRequest, "task"),
-            (["task": "custom", "text": "hi", "options": ["schema": Self.customSchema]], .badRequest, "options.instruction"),
-            (["task": "custom", "text": "hi", "options": ["instruction": "x"]], .badRequest, "options.schema"),
-            (["task": "custom", "text": "hi", "options": ["instruction": "x", "schema": ["type": "array"]]], .badRequest, "options.schema"),
-            (["task": "custom", "text": "hi", "options": ["instruction": "x", "schema": "{}"]], .badRequest, "options.schema"),
-            (["task": "custom", "text": "hi", "options": ["instruction": "x",
-                                                          "schema": ["type": "object", "properties": ["a": ["type": "wizard"]]]]],
-             .badRequest, "options.schema"),
-            (["task": "ocr", "text": "hi", "options": ["instruction": "x"]], .badRequest, "options.instruction"),
-            (["task": "ocr", "text": "hi", "options": ["max_tokens": 0]], .badRequest, "options.max_tokens"),
-            (["task": "ocr", "text": "hi", "options": ["max_tokens": "many"]], .badRequest, "options.max_tokens"),
-            (["task": "ocr", "text": "hi", "options": ["language": "fr"]], .badRequest, "options.language"),
-            (["task": "ocr", "text": "hi", "options": ["dense": "maybe"]], .badRequest, "options.dense"),
-            (["task": "ocr", "text": "hi", "options": ["temprature": 1]], .badRequest, "options.temprature"),
-            (["task": "ocr", "text": "hi", "options": "fast"], .badRequest, "options"),
-            (["task": "ocr", "text": 5], .badRequest, "text"),
-            (["task": "ocr"], .badRequest, "text"),
-            (["task": "ocr", "images": [5]], .badRequest, "images[0]"),
-            (["task": "ocr", "images": [garbage, garbage]], .badRequest, "images"),
-            (["task": "ocr", "images": [garbage]], .unprocessableContent, "images[0]"),
-            (["task": "ocr", "images": ["https://example.com/a.png"]], .badRequest, "images[0]"),
-            (["task": "ocr", "images": ["/etc/passwd"]], .badRequest, "images[0]"),
-            (["task": "ocr", "text": "hi", "extra": true], .badRequest, "extra"),
-        ]
         try await runApp(engine: ScriptedEngine("{}")) { client in
+            let cases: [([String: Any], HTTPResponse.Status, String?)] = [
+                (["text": "hi"], .badRequest, "task"),
+                (["task": "poetry", "text": "hi"], .badRequest, "task"),
+                (["task": 5, "text": "hi"], .badRequest, "task"),
+                (["task": "custom", "text": "hi", "options": ["schema": Self.customSchema]], .badRequest, "options.instruction"),
+                (["task": "custom", "text": "hi", "options": ["instruction": "x"]], .badRequest, "options.schema"),
+                (["task": "custom", "text": "hi", "options": ["instruction": "x", "schema": ["type": "array"]]], .badRequest, "options.schema"),
+                (["task": "custom", "text": "hi", "options": ["instruction": "x", "schema": "{}"]], .badRequest, "options.schema"),
+                (["task": "custom", "text": "hi", "options": ["instruction": "x",
+                                                              "schema": ["type": "object", "properties": ["a": ["type": "wizard"]]]]],
+                 .badRequest, "options.schema"),
+                (["task": "ocr", "text": "hi", "options": ["instruction": "x"]], .badRequest, "options.instruction"),
+                (["task": "ocr", "text": "hi", "options": ["max_tokens": 0]], .badRequest, "options.max_tokens"),
+                (["task": "ocr", "text": "hi", "options": ["max_tokens": "many"]], .badRequest, "options.max_tokens"),
+                (["task": "ocr", "text": "hi", "options": ["language": "fr"]], .badRequest, "options.language"),
+                (["task": "ocr", "text": "hi", "options": ["dense": "maybe"]], .badRequest, "options.dense"),
+                (["task": "ocr", "text": "hi", "options": ["temprature": 1]], .badRequest, "options.temprature"),
+                (["task": "ocr", "text": "hi", "options": "fast"], .badRequest, "options"),
+                (["task": "ocr", "text": 5], .badRequest, "text"),
+                (["task": "ocr"], .badRequest, "text"),
+                (["task": "ocr", "images": [5]], .badRequest, "images[0]"),
+                (["task": "ocr", "images": [garbage, garbage]], .badRequest, "images"),
+                (["task": "ocr", "images": [garbage]], .unprocessableContent, "images[0]"),
+                (["task": "ocr", "images": ["https://example.com/a.png"]], .badRequest, "images[0]"),
+                (["task": "ocr", "images": ["/etc/passwd"]], .badRequest, "images[0]"),
+                (["task": "ocr", "text": "hi", "extra": true], .badRequest, "extra"),
+            ]
             for (body, status, param) in cases {
                 let response = try await client.post("/v1/analyze", json: body)
                 #expect(response.status == status, "\(body): \(response.raw)")
