@@ -107,7 +107,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI",
+                "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

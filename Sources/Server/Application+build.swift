@@ -48,6 +48,8 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
                                     drain: drain).routes,
                      atPath: "/v1")
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
+    router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images).routes, atPath: "/v1")
+    router.addRoutes(BatchController(host: host, configuration: configuration, images: images).routes, atPath: "/v1")
     if let store { addWebRoutes(to: router, store: store) }
     return router
 }

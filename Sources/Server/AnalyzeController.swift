@@ -1,0 +1,290 @@
+import Analysis
+import Engine
+import Foundation
+import Hummingbird
+import Imaging
+import Qwen3VL
+import Synchronization
+
+/// `POST /v1/analyze`: one analysis task (module `Analysis`, the same tasks as `postlens analyze`) on one post:
+/// `{task, images, text, options}` → `{task, result, error, raw, usage, timings}`.
+///
+/// Request problems (unknown task, bad options, bad schema, undecodable image) are refused with 4xx naming the field;
+/// everything that goes wrong once the model runs (output not JSON, not schema-shaped, cut at `max_tokens`, prompt
+/// too long) is the item's `error` in a 200 answer, exactly as a batch records it.
+struct AnalyzeController<Context: RequestContext>: Sendable {
+    let host: ModelHost
+    let configuration: ServerConfiguration
+    let gate: AdmissionGate
+    let images: ImageSource
+
+    var routes: RouteCollection<Context> {
+        let routes = RouteCollection(context: Context.self)
+        routes.post("/analyze", use: analyze)
+        return routes
+    }
+
+    @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
+        let engine = try host.readyEngine()
+        var request = request
+        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy))
+        for key in object.keys where !["task", "images", "text", "options"].contains(key) {
+            throw ServerError.invalidRequest("unknown field '\(key)'; the body is {task, images, text, options}", param: key)
+        }
+        let options: [String: JSON]
+        switch object["options"] {
+        case nil, .null?: options = [:]
+        case .object(let o)?: options = o
+        default: throw ServerError.invalidRequest("'options' must be an object", param: "options")
+        }
+        let spec = try TaskSpec.parse(task: object["task"], options: options, paramPrefix: "options.", fromQuery: false,
+                                      configuration: configuration)
+
+        let text: String?
+        switch object["text"] {
+        case nil, .null?: text = nil
+        case .string(let s)?: text = s.isEmpty ? nil : s
+        default: throw ServerError.invalidRequest("'text' must be a string", param: "text")
+        }
+        let urls: [String]
+        switch object["images"] {
+        case nil, .null?: urls = []
+        case .string(let s)?: urls = [s]
+        case .array(let list)?:
+            urls = try list.enumerated().map { index, value in
+                guard let s = value.stringValue else {
+                    throw ServerError.invalidRequest("'images[\(index)]' must be a string (a data: URL or a local path)", param: "images[\(index)]")
+                }
+                return s
+            }
+        default: throw ServerError.invalidRequest("'images' must be an array of strings", param: "images")
+        }
+        guard urls.count <= 1 else {
+            throw ServerError.invalidRequest("'images': the analysis tasks read one image per post; send at most one", param: "images")
+        }
+        guard !urls.isEmpty || text != nil else {
+            throw ServerError.invalidRequest("send an image in 'images', a 'text', or both", param: "text")
+        }
+
+        guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
+        defer { withExtendedLifetime(ticket) {} }
+
+        // The image is checked here (same forms and rules as chat: data: URLs, local files under --allow-image-dir) so
+        // an undecodable one is a 422; the task runner then reads it from a private temporary copy.
+        var imageFile: URL?
+        defer { if let imageFile { try? FileManager.default.removeItem(at: imageFile) } }
+        if let url = urls.first {
+            let bytes = try images.bytes(url, param: "images[0]")
+            do {
+                _ = try ImageDecoder.decode(bytes, maxPixels: images.maxPixels)
+            } catch let error as ImageError {
+                throw ServerError.image(error, param: "images[0]")
+            }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-analyze-\(UUID().uuidString).img")
+            try bytes.write(to: file)
+            imageFile = file
+        }
+
+        let calls = CallLog()
+        let analyzer = ServerAnalyzer(engine: engine, log: calls, shielded: false)
+        let runner = TaskRunner(task: spec.task, analyzer: analyzer, options: spec.options, baseParameters: engine.defaultParameters)
+        let record = PostRecord(id: "request", image: imageFile?.path, text: text, meta: nil)
+        let outcome = await runner.run(record)
+        let results = calls.results
+
+        var out: [String: JSON] = [:]
+        out["task"] = .string(spec.task.versionTag)
+        out["model"] = .string(configuration.modelID)
+        out["result"] = outcome.result ?? .null
+        out["error"] = .optional(outcome.error.map { scrub($0, imageFile: imageFile) })
+        out["raw"] = results.isEmpty ? .null : .string(results.map(\.text).joined(separator: "\n"))
+        out["finish_reason"] = .optional(results.last?.finishReason.rawValue)
+        out["usage"] = usageJSON(outcome.usage)
+        out["timings"] = timingsJSON(results, totalSeconds: outcome.seconds)
+        context.logger.info("analyze", metadata: [
+            "task": "\(spec.task.versionTag)", "ok": "\(outcome.ok)", "calls": "\(results.count)",
+            "completion_tokens": "\(outcome.usage.completionTokens)", "ms": "\(Int(outcome.seconds * 1000))",
+        ])
+        return jsonResponse(.object(out))
+    }
+
+    /// The item's error without the server's temporary file name.
+    private func scrub(_ message: String, imageFile: URL?) -> String {
+        guard let imageFile else { return message }
+        return message.replacingOccurrences(of: imageFile.path, with: "images[0]")
+    }
+}
+
+// MARK: - Shared by /v1/analyze and /v1/batches
+
+/// A task with its run options, from a request's `task` and `options` (or a batch upload's query parameters).
+struct TaskSpec: Sendable {
+    var task: AnalysisTask
+    var options: RunOptions
+
+    static let optionKeys: Set<String> = ["language", "max_tokens", "dense", "instruction", "schema"]
+
+    /// `paramPrefix` is how the options are named in errors (`options.` for the JSON body, nothing for a query);
+    /// `fromQuery`: values arrive as strings (`max_tokens=64`, `dense=true`, `schema={...}`).
+    static func parse(task taskValue: JSON?, options: [String: JSON], paramPrefix: String, fromQuery: Bool,
+                      configuration: ServerConfiguration) throws -> TaskSpec {
+        let names = TaskKind.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let taskValue, taskValue != .null else {
+            throw ServerError.invalidRequest("missing required field 'task' (one of \(names))", param: "task")
+        }
+        guard let name = taskValue.stringValue, let kind = TaskKind(rawValue: name.lowercased()) else {
+            throw ServerError.invalidRequest("'task' must be one of \(names)", param: "task")
+        }
+        func fail(_ key: String, _ rule: String) -> ServerError {
+            .invalidRequest("'\(paramPrefix)\(key)' \(rule)", param: paramPrefix + key)
+        }
+        if !fromQuery {
+            for key in options.keys where !optionKeys.contains(key) {
+                throw fail(key, "is not an option; the options are \(optionKeys.sorted().joined(separator: ", "))")
+            }
+        }
+
+        var run = RunOptions()
+        run.maxTokens = configuration.defaultMaxTokens
+        run.maxPixels = min(1024 * 1024, configuration.maxImageTokens * ServerConfiguration.pixelsPerImageToken)
+        run.maxImageBytes = configuration.maxImageFileBytes
+        switch options["language"] {
+        case nil, .null?: break
+        case .string(let s)?:
+            guard let language = PromptLanguage(rawValue: s.lowercased()) else { throw fail("language", "must be \"zh\" or \"en\"") }
+            run.language = language
+        default: throw fail("language", "must be \"zh\" or \"en\"")
+        }
+        switch options["max_tokens"] {
+        case nil, .null?: break
+        case .number(let d)?:
+            guard d.rounded() == d, d >= 1, d <= 1_000_000 else { throw fail("max_tokens", "must be an integer, at least 1") }
+            run.maxTokens = Int(d)
+        case .string(let s)? where fromQuery:
+            guard let n = Int(s), n >= 1 else { throw fail("max_tokens", "must be an integer, at least 1") }
+            run.maxTokens = n
+        default: throw fail("max_tokens", "must be an integer, at least 1")
+        }
+        let denseRule = "must be true, false or \"auto\""
+        switch options["dense"] {
+        case nil, .null?: break
+        case .bool(let b)?: run.dense = b ? .on : .off
+        case .string(let s)?:
+            switch s.lowercased() {
+            case "auto": run.dense = .auto
+            case "true", "on": run.dense = .on
+            case "false", "off": run.dense = .off
+            default: throw fail("dense", denseRule)
+            }
+        default: throw fail("dense", denseRule)
+        }
+
+        let instruction: String?
+        switch options["instruction"] {
+        case nil, .null?: instruction = nil
+        case .string(let s)?: instruction = s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : s
+        default: throw fail("instruction", "must be a string")
+        }
+        var schema: JSON? = options["schema"].flatMap { $0 == .null ? nil : $0 }
+        if fromQuery, let text = schema?.stringValue {
+            do { schema = try JSON.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
+        }
+
+        let task: AnalysisTask
+        if kind == .custom {
+            guard let instruction else { throw fail("instruction", "is required for the custom task (what to extract or decide)") }
+            guard let schema else { throw fail("schema", "is required for the custom task (a JSON object schema)") }
+            guard case .object(let s) = schema, s["type"] == "object" else {
+                throw fail("schema", "must be a JSON schema object with \"type\": \"object\"")
+            }
+            do { task = try AnalysisTask.custom(instruction: instruction, schema: schema) } catch {
+                throw fail("schema", "is not usable: \(error)")
+            }
+            // The engine must be able to constrain decoding to it.
+            do { _ = try JSONSchema.parse(task.schema.orderedSchemaValue) } catch {
+                throw fail("schema", "is not supported: \(error)")
+            }
+        } else {
+            if instruction != nil { throw fail("instruction", "is only used by the custom task") }
+            if schema != nil { throw fail("schema", "is only used by the custom task") }
+            task = try AnalysisTask.builtIn(kind)
+        }
+        return TaskSpec(task: task, options: run)
+    }
+}
+
+/// The engine calls of one item (several for dense OCR), for `raw`, `finish_reason` and `timings`.
+final class CallLog: Sendable {
+    private let list = Mutex<[GenerationResult]>([])
+    func append(_ result: GenerationResult) { list.withLock { $0.append(result) } }
+    var results: [GenerationResult] { list.withLock { $0 } }
+}
+
+/// The task runner's model call over the server's engine. `shielded`: the call runs in its own task, so cancelling
+/// the caller (a batch being cancelled) lets the item in flight finish and stops before the next one.
+struct ServerAnalyzer: PostAnalyzer {
+    let engine: any ChatEngine
+    let log: CallLog?
+    let shielded: Bool
+
+    func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
+                                                    parameters: request.parameters, maxPixels: request.maxPixels)
+        let engine = self.engine
+        let call: @Sendable () async throws -> GenerationResult = {
+            var result: GenerationResult?
+            for try await event in engine.generate(engineRequest) {
+                if case .finished(let r) = event { result = r }
+            }
+            guard let result else { throw CancellationError() }
+            return result
+        }
+        let result = shielded ? try await Task { try await call() }.value : try await call()
+        log?.append(result)
+        return AnalyzerResponse(text: result.text, finishReason: result.finishReason, usage: result.usage)
+    }
+}
+
+/// The body as a JSON object, with the chat API's errors for bodies that are not UTF-8 or not JSON.
+func parseJSONObjectBody(_ data: Data) throws -> [String: JSON] {
+    guard String(validating: data, as: UTF8.self) != nil else { throw ServerError.bodyNotUTF8 }
+    let value: JSON
+    do { value = try JSON.parse(data) } catch {
+        throw ServerError.invalidRequest("the body is not valid JSON: \(error)", param: nil)
+    }
+    guard case .object(let object) = value else { throw ServerError.invalidRequest("the body must be a JSON object", param: nil) }
+    return object
+}
+
+func usageJSON(_ usage: Usage) -> JSON {
+    [
+        "prompt_tokens": .number(Double(usage.promptTokens)), "completion_tokens": .number(Double(usage.completionTokens)),
+        "total_tokens": .number(Double(usage.totalTokens)), "image_tokens": .number(Double(usage.imageTokens)),
+        "cached_tokens": .number(Double(usage.cachedPromptTokens)),
+    ]
+}
+
+/// Milliseconds per phase summed over the item's engine calls; `ttft_ms` is the first call's.
+func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSON {
+    func ms(_ v: Double) -> JSON { .number((v * 10).rounded() / 10) }
+    var t = Timings()
+    for r in results {
+        t.preprocessMs += r.timings.preprocessMs
+        t.visionMs += r.timings.visionMs
+        t.prefillMs += r.timings.prefillMs
+        t.decodeMs += r.timings.decodeMs
+        t.grammarMs += r.timings.grammarMs
+        t.decodeTokens += r.timings.decodeTokens
+    }
+    return [
+        "total_ms": ms(totalSeconds * 1000), "preprocess_ms": ms(t.preprocessMs), "vision_ms": ms(t.visionMs),
+        "prefill_ms": ms(t.prefillMs), "decode_ms": ms(t.decodeMs), "grammar_ms": ms(t.grammarMs),
+        "ttft_ms": ms(results.first?.timings.timeToFirstTokenMs ?? 0),
+        "decode_tokens_per_s": ms(t.decodeTokensPerSecond), "model_calls": .number(Double(results.count)),
+    ]
+}
+
+func jsonResponse(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized)))
+}
