@@ -479,7 +479,12 @@ final class RuntimeCacheWriter: @unchecked Sendable {
                             tableChecksum: tableChecksum).encoded()
 
         let folder = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        } catch {
+            let reason = (error as NSError).userInfo[NSUnderlyingErrorKey].map { ($0 as? NSError)?.localizedDescription ?? "\($0)" }
+            throw CacheError("cannot create \(folder.path)\(reason.map { ": \($0)" } ?? "")")
+        }
         var fs = statvfs()
         if statvfs(folder.path, &fs) == 0 {
             let free = Int(fs.f_bavail) * Int(fs.f_frsize)
