@@ -30,6 +30,30 @@ func alignedZeroed<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
     return raw.bindMemory(to: T.self, capacity: max(1, count))
 }
 
+/// Copies `count` elements' bytes from `source` (any alignment) into a new 64-byte-aligned buffer:
+/// the runtime weight cache fills matrices this way without zeroing them first.
+@usableFromInline
+func alignedCopy<T>(_ type: T.Type, count: Int, from source: UnsafeRawPointer) -> UnsafeMutablePointer<T> {
+    let bytes = max(1, count) * MemoryLayout<T>.stride
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    let used = count * MemoryLayout<T>.stride
+    // Large tensors: copy in parallel chunks (fresh pages fault in on both cores).
+    let chunk = 1 << 22
+    if used >= 2 * chunk {
+        let pieces = (used + chunk - 1) / chunk
+        Parallel.forRanges(pieces) { range in
+            for piece in range {
+                let start = piece * chunk
+                (raw + start).copyMemory(from: source + start, byteCount: min(chunk, used - start))
+            }
+        }
+    } else if used > 0 {
+        raw.copyMemory(from: source, byteCount: used)
+    }
+    if bytes > used { (raw + used).initializeMemory(as: UInt8.self, repeating: 0, count: bytes - used) }
+    return raw.bindMemory(to: T.self, capacity: max(1, count))
+}
+
 // MARK: - Q8
 
 /// A `[rows, columns]` matrix quantized to 8 bits in blocks of 32 along each row.
@@ -60,6 +84,21 @@ public final class Q8Matrix: @unchecked Sendable {
         quants = alignedZeroed(Int8.self, count: rows * paddedColumns)
         scales = alignedZeroed(Float.self, count: rows * blocks)
     }
+
+    /// A matrix whose bytes are copied from an earlier `quants` / `scales` pair of the same
+    /// dimensions (`quantsByteCount` and `scalesByteCount` bytes; the runtime weight cache).
+    public init(rows: Int, columns: Int, quantsBytes: UnsafeRawPointer, scalesBytes: UnsafeRawPointer) {
+        self.rows = rows
+        self.columns = columns
+        blocks = (columns + quantBlock - 1) / quantBlock
+        paddedColumns = blocks * quantBlock
+        quants = alignedCopy(Int8.self, count: rows * paddedColumns, from: quantsBytes)
+        scales = alignedCopy(Float.self, count: rows * blocks, from: scalesBytes)
+    }
+
+    /// Bytes of `quants` (padding included) and of `scales`, as laid out in memory.
+    public var quantsByteCount: Int { rows * paddedColumns }
+    public var scalesByteCount: Int { rows * blocks * 4 }
 
     /// Quantizes a row-major F32 matrix with row stride `ld` (rows in parallel).
     public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
@@ -193,6 +232,20 @@ public final class Q4Matrix: @unchecked Sendable {
         quants = alignedZeroed(UInt8.self, count: rows * paddedColumns / 2)
         scales = alignedZeroed(Float.self, count: rows * blocks)
     }
+
+    /// A matrix whose bytes are copied from an earlier `quants` / `scales` pair of the same
+    /// dimensions (`quantsByteCount` and `scalesByteCount` bytes; the runtime weight cache).
+    public init(rows: Int, columns: Int, quantsBytes: UnsafeRawPointer, scalesBytes: UnsafeRawPointer) {
+        self.rows = rows
+        self.columns = columns
+        blocks = (columns + quantBlock - 1) / quantBlock
+        paddedColumns = blocks * quantBlock
+        quants = alignedCopy(UInt8.self, count: rows * paddedColumns / 2, from: quantsBytes)
+        scales = alignedCopy(Float.self, count: rows * blocks, from: scalesBytes)
+    }
+
+    public var quantsByteCount: Int { rows * paddedColumns / 2 }
+    public var scalesByteCount: Int { rows * blocks * 4 }
 
     public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
         self.init(rows: rows, columns: columns)

@@ -16,14 +16,24 @@ public final class Qwen3VLModel: Sendable {
     /// The runtime format of the linear layers and the embedding table (norms and biases stay F32).
     public let format: WeightFormat
 
+    /// How the weights were obtained: converted from the checkpoint, or read from the runtime cache.
+    public let loadReport: LoadReport
+
     /// Loads the model, converting linear layers (text and vision) and the embedding table to `format`.
-    public init(directory: URL, format: WeightFormat = .f32) throws {
+    ///
+    /// For the quantized formats the converted weights are saved in the runtime cache
+    /// (`RuntimeCacheOptions.environment` by default; nil disables it) and read from there on later
+    /// loads of the same files (see `RuntimeCache`). Cache problems never fail the load.
+    public init(directory: URL, format: WeightFormat = .f32,
+                runtimeCache: RuntimeCacheOptions? = .environment) throws {
         self.format = format
         self.directory = directory
         configuration = try Qwen3VLConfiguration.load(from: directory)
         generation = try GenerationConfiguration.load(from: directory)
         let store = try WeightStore(directory: directory)
-        let weights = try Qwen3VLWeights.load(from: store, configuration: configuration, format: format)
+        let session = RuntimeCache.begin(store: store, format: format, options: runtimeCache)
+        let weights = try Qwen3VLWeights.load(from: store, configuration: configuration, format: format, session: session)
+        loadReport = session.finish()
         vision = VisionEncoder(configuration: configuration.vision, weights: weights.vision)
         text = TextDecoder(configuration: configuration.text, weights: weights.text, imageTokenID: configuration.imageTokenID)
     }

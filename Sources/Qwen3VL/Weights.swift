@@ -79,7 +79,13 @@ public struct Qwen3VLWeights: Sendable {
     /// at load (norms, biases and the vision position table stay F32).
     public static func load(from store: WeightStore, configuration: Qwen3VLConfiguration,
                             format: WeightFormat = .f32) throws -> Qwen3VLWeights {
-        let reader = TensorReader(store: store, format: format)
+        try load(from: store, configuration: configuration, format: format, session: LoadSession())
+    }
+
+    /// Same, reading from or recording into the runtime cache of `session`.
+    static func load(from store: WeightStore, configuration: Qwen3VLConfiguration,
+                     format: WeightFormat, session: LoadSession) throws -> Qwen3VLWeights {
+        let reader = TensorReader(store: store, format: format, session: session)
         return Qwen3VLWeights(
             vision: try loadVision(reader, configuration.vision, textHidden: configuration.text.hiddenSize),
             text: try loadText(reader, configuration)
@@ -99,10 +105,9 @@ public struct Qwen3VLWeights: Sendable {
     static func loadVision(_ r: TensorReader, _ c: VisionConfiguration, textHidden: Int) throws -> VisionWeights {
         let p = prefixes(r.store).vision
         let d = c.hiddenSize, i = c.intermediateSize, merged = d * c.mergeUnit
-        let patch = try r.tensor(p + "patch_embed.proj.weight",
-                                 [d, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize])
-        patch.reshape([d, c.patchInputSize])
-        let patchEmbed = LinearWeight(patch, bias: try r.tensor(p + "patch_embed.proj.bias", [d]), format: r.format)
+        let patchEmbed = try r.matrix(p + "patch_embed.proj.weight",
+                                      [d, c.inChannels, c.temporalPatchSize, c.patchSize, c.patchSize],
+                                      rows: d, columns: c.patchInputSize, bias: try r.tensor(p + "patch_embed.proj.bias", [d]))
         let blocks = try (0..<c.depth).map { b -> VisionBlockWeights in
             let k = p + "blocks.\(b)."
             return VisionBlockWeights(
@@ -134,7 +139,7 @@ public struct Qwen3VLWeights: Sendable {
         let c = config.text
         let p = prefixes(r.store).text
         let h = c.hiddenSize, hd = c.headDim, f = c.intermediateSize
-        let embed = LinearWeight(try r.tensor(p + "embed_tokens.weight", [c.vocabSize, h]), bias: nil, format: r.format)
+        let embed = try r.matrix(p + "embed_tokens.weight", [c.vocabSize, h], rows: c.vocabSize, columns: h, bias: nil)
         let layers = try (0..<c.layerCount).map { l -> DecoderLayerWeights in
             let k = p + "layers.\(l)."
             return DecoderLayerWeights(
@@ -161,23 +166,56 @@ public struct Qwen3VLWeights: Sendable {
     }
 }
 
-/// Reads tensors by name with shape checks.
+/// Reads tensors by name with shape checks. With a runtime cache (`session.reader`), tensors and
+/// converted matrices come from the cache file; otherwise they are converted from the checkpoint and,
+/// when a cache is being built (`session.writer`), recorded for it.
 struct TensorReader {
     let store: WeightStore
     var format: WeightFormat = .f32
+    var session = LoadSession()
 
-    func tensor(_ key: String, _ shape: [Int]) throws -> Tensor {
+    private func check(_ key: String, _ shape: [Int]) throws {
         guard let info = store.info(key) else { throw WeightLoadError.missing(key: key) }
         guard info.shape == shape else { throw WeightLoadError.shapeMismatch(key: key, expected: shape, actual: info.shape) }
+    }
+
+    /// The checkpoint tensor converted to F32 (no cache).
+    private func convert(_ key: String) throws -> Tensor {
         let tensor = try store.floatTensor(key)
         // The mapped BF16 pages are no longer needed by this process: keep them out of its resident set.
         store.releasePages(key)
+        session.convertedTensors += 1
         return tensor
     }
 
+    func tensor(_ key: String, _ shape: [Int]) throws -> Tensor {
+        try check(key, shape)
+        if let reader = session.reader {
+            if let cached = reader.tensor(key, shape: shape) { return cached }
+            session.cacheMisses += 1
+        }
+        let tensor = try convert(key)
+        session.writer?.add(tensor, name: key)
+        return tensor
+    }
+
+    /// A checkpoint tensor of `shape` used as a `[rows, columns]` linear weight in `format`.
+    func matrix(_ key: String, _ shape: [Int], rows: Int, columns: Int, bias: Tensor?) throws -> LinearWeight {
+        try check(key, shape)
+        if let reader = session.reader {
+            if let cached = reader.linear(key, format: format, rows: rows, columns: columns, bias: bias) { return cached }
+            session.cacheMisses += 1
+        }
+        let tensor = try convert(key)
+        tensor.reshape([rows, columns])
+        let weight = LinearWeight(tensor, bias: bias, format: format)
+        session.writer?.add(weight, name: key)
+        return weight
+    }
+
     func linear(_ key: String, out: Int, in inFeatures: Int, bias: Bool) throws -> LinearWeight {
-        LinearWeight(try tensor(key + ".weight", [out, inFeatures]),
-                     bias: bias ? try tensor(key + ".bias", [out]) : nil, format: format)
+        let bias = bias ? try tensor(key + ".bias", [out]) : nil
+        return try matrix(key + ".weight", [out, inFeatures], rows: out, columns: inFeatures, bias: bias)
     }
 }
 

@@ -34,6 +34,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Runtime weight format: f32, q8 or q4.")
     var format: String = "f32"
 
+    @Flag(name: .customLong("no-runtime-cache"), help: "Convert the weights on both loads (no runtime-format weight cache).")
+    var noRuntimeCache = false
+
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -70,15 +73,32 @@ struct BenchCommand: AsyncParsableCommand {
         report["bandwidth_gbps"] = bandwidth
         report["sgemm_gflops"] = gflops
 
+        // Cold: the checkpoint is converted (and, for Q8/Q4, the runtime cache written); warm: the
+        // runtime cache is read. An existing cache file is removed first so the cold load is cold.
+        let runtimeCache: RuntimeCacheOptions? = noRuntimeCache || weightFormat == .f32 ? nil : .environment
+        if let runtimeCache, let stale = try? RuntimeCache.file(forModelAt: folder, format: weightFormat, options: runtimeCache),
+           FileManager.default.fileExists(atPath: stale.path) {
+            log("removing the runtime cache \(stale.path) so that the cold load converts")
+            try? FileManager.default.removeItem(at: stale)
+        }
+        func load() throws -> InferenceEngine {
+            let model = try Qwen3VLModel(directory: folder, format: weightFormat, runtimeCache: runtimeCache)
+            let processor = try Qwen3VLProcessor(directory: folder, configuration: model.configuration)
+            return InferenceEngine(model: model, processor: processor)
+        }
         log("loading (cold)")
         var start = Date()
-        var engine: InferenceEngine? = try InferenceEngine(directory: folder, format: weightFormat)
+        var engine: InferenceEngine? = try load()
         report["load_ms_cold"] = ms(since: start)
+        report["load_cold_converted_tensors"] = engine?.model.loadReport.convertedTensors
+        report["load_cold_wrote_runtime_cache"] = engine?.model.loadReport.wroteRuntimeCache
         engine = nil
         log("loading (warm)")
         start = Date()
-        engine = try InferenceEngine(directory: folder, format: weightFormat)
+        engine = try load()
         report["load_ms_warm"] = ms(since: start)
+        report["load_warm_used_runtime_cache"] = engine?.model.loadReport.usedRuntimeCache
+        report["load_warm_converted_tensors"] = engine?.model.loadReport.convertedTensors
         guard let engine else { return }
 
         let image = BenchInputs.testImage(side: imageSize)
