@@ -6,6 +6,9 @@
 # Test-only packages: `scripts/install-deps.sh --test` (CI runs it first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Runtime-format weight caches written by the tests go to a scratch folder, not the user's cache.
+export POSTLENS_CACHE="$(mktemp -d -t postlens-test-cache-XXXXXX)"
+trap 'rm -rf "$POSTLENS_CACHE"' EXIT
 swift build --build-tests
 swift test
 python3 -m pytest -q tests/live
