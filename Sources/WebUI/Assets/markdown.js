@@ -5,10 +5,12 @@
 // Blocks: ATX headings, fenced code, indented lists (ordered, unordered, nested), tables, block quotes,
 // horizontal rules, paragraphs. Inline: `code`, **strong**, *emphasis*, ~~strike~~, [links](url), bare URLs.
 
-/** Renders `source` into a new DocumentFragment. */
+/** Renders `source` into a new DocumentFragment. Control characters other than tab and newline (a model can
+ * emit a NUL byte) are shown as U+FFFD, the same way while streaming and when history is reloaded. */
 export function renderMarkdown(source) {
   const fragment = document.createDocumentFragment();
-  renderBlocks(String(source ?? '').replace(/\r\n?/g, '\n').split('\n'), fragment);
+  const text = String(source ?? '').replace(/\r\n?/g, '\n').replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '\uFFFD');
+  renderBlocks(text.split('\n'), fragment);
   return fragment;
 }
 
