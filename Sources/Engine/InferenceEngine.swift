@@ -15,12 +15,16 @@ public final class InferenceEngine: Sendable {
     public let generator: Generator
     let scheduler: Scheduler
 
-    public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil, maxBatch: Int = 8) {
+    /// - `maxBatch`: most sequences decoding together; `prefillSliceSeconds`: how long one request's prefill
+    ///   or vision encoding may hold up the others' decode steps.
+    public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil, maxBatch: Int = 8,
+                prefillSliceSeconds: Double = 1.0) {
         self.model = model
         self.processor = processor
         generator = Generator(model: model, processor: processor, contextLimit: contextLimit)
         var options = Scheduler.Options()
         options.maxBatch = max(1, maxBatch)
+        options.prefillSliceSeconds = max(0, prefillSliceSeconds)
         scheduler = Scheduler(generator: generator, options: options)
     }
 

@@ -113,6 +113,10 @@ final class Scheduler: @unchecked Sendable {
     private func prefillSlice(_ job: Job, othersWaiting: Bool) {
         do {
             if job.prompt == nil { try start(job) }
+            if !job.pendingImages.isEmpty || job.currentEncoding != nil {
+                advanceVision(job, othersWaiting: othersWaiting)
+                return
+            }
             guard let prompt = job.prompt, let cache = job.cache, let positions = job.positions else { return }
             let total = prompt.tokens.count
             var end = total
@@ -178,29 +182,53 @@ final class Scheduler: @unchecked Sendable {
         job.usage = Usage(promptTokens: prompt.tokens.count, imageTokens: prompt.imageTokenCount)
         job.usage.cachedPromptTokens = cache.count
 
-        // Vision features only for images whose tokens are not all in the reused prefix.
+        // Vision features only for images whose tokens are not all in the reused prefix; they are encoded
+        // a block at a time by `advanceVision` (or come from the vision cache).
         let runs = imageRuns(prompt.tokens)
         let firstNeeded = runs.firstIndex { $0.upperBound > cache.count } ?? runs.count
-        if firstNeeded < runs.count {
-            var parts: [VisionFeatures] = []
-            for index in firstNeeded..<runs.count {
-                if let cached = visionCache.lookup(imageKeys[index]) {
-                    parts.append(cached)
-                } else {
-                    let image = prompt.images[index]
-                    let pixels = Tensor(shape: [image.patchCount, image.pixelValues.count / max(1, image.patchCount)], values: image.pixelValues)
-                    let features = model.encodeImages(pixelValues: pixels, grids: [ImageGrid(t: image.gridT, h: image.gridH, w: image.gridW)])
-                    visionCache.insert(imageKeys[index], features)
-                    parts.append(features)
-                }
-            }
-            job.vision = VisionFeatures.concatenate(parts)
-            job.visionRowOffset = runs[..<firstNeeded].reduce(0) { $0 + $1.count }
-        }
+        job.pendingImages = Array(firstNeeded..<runs.count)
+        job.visionRowOffset = runs[..<firstNeeded].reduce(0) { $0 + $1.count }
         job.timings.visionMs = milliseconds(since: clock)
         job.prompt = prompt
         job.positions = positions
         job.cache = cache
+    }
+
+    /// Encodes the job's pending images, block by block. While others are generating it stops after about
+    /// `prefillSliceSeconds` so their next decode step is not held up by a long image encoding.
+    private func advanceVision(_ job: Job, othersWaiting: Bool) {
+        guard let prompt = job.prompt else { return }
+        let clock = DispatchTime.now()
+        defer { job.timings.visionMs += milliseconds(since: clock) }
+        let budget = othersWaiting ? options.prefillSliceSeconds * 1000 : .infinity
+        while let index = job.pendingImages.first {
+            if job.currentEncoding == nil {
+                if let cached = visionCache.lookup(job.imageKeys[index]) {
+                    job.visionParts.append(cached)
+                    job.pendingImages.removeFirst()
+                    continue
+                }
+                let image = prompt.images[index]
+                let pixels = Tensor(shape: [image.patchCount, image.pixelValues.count / max(1, image.patchCount)], values: image.pixelValues)
+                job.currentEncoding = withExtendedLifetime(pixels) {
+                    VisionEncoding(encoder: model.vision, pixelValues: pixels.data,
+                                   grids: [ImageGrid(t: image.gridT, h: image.gridH, w: image.gridW)])
+                }
+            }
+            guard let encoding = job.currentEncoding else { return }
+            while !encoding.isFinished {
+                encoding.runNextBlock()
+                if milliseconds(since: clock) > budget, !encoding.isFinished { return }
+            }
+            let features = encoding.features()
+            visionCache.insert(job.imageKeys[index], features)
+            job.visionParts.append(features)
+            job.currentEncoding = nil
+            job.pendingImages.removeFirst()
+            if milliseconds(since: clock) > budget, !job.pendingImages.isEmpty { return }
+        }
+        job.vision = VisionFeatures.concatenate(job.visionParts)
+        job.visionParts = []
     }
 
     /// Token ranges of each image's pad run, in order.
@@ -257,6 +285,10 @@ final class Job: @unchecked Sendable {
     /// Image-token rows before the first image in `vision` (their KV came from the prefix cache).
     var visionRowOffset = 0
     var imageKeys: [String] = []
+    /// Images still to encode (indices into the prompt's images), the one in progress, and those done.
+    var pendingImages: [Int] = []
+    var currentEncoding: VisionEncoding?
+    var visionParts: [VisionFeatures] = []
     /// Logits after the prompt (kept for the prefix cache) and, on an exact repeat, the stored ones to start from.
     var promptLogits: [Float]?
     var storedLogits: [Float]?

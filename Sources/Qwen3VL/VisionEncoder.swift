@@ -59,43 +59,13 @@ public struct VisionEncoder: Sendable {
     /// `tapHook` (tests) sees the hidden state after every block.
     public func encode(pixelValues: UnsafePointer<Float>, grids: [ImageGrid],
                        tapHook: ((Int, Tensor) -> Void)? = nil) -> VisionFeatures {
-        let c = configuration
-        let d = c.hiddenSize, m = c.spatialMergeSize
-        let n = grids.reduce(0) { $0 + $1.patchCount }
-        let x = Tensor(shape: [n, d])
-        weights.patchEmbed.forward(pixelValues, rows: n, into: x.data)
-
-        // Positions and rotary tables per image, concatenated.
-        var cosTable: [Float] = [], sinTable: [Float] = []
-        var offset = 0
-        for grid in grids {
-            VisionPositions.addPositionEmbedding(x.data + offset * d, grid: grid, table: weights.positionEmbedding,
-                                                 side: c.positionGridSide, mergeSize: m)
-            let tables = VisionPositions.rotaryTables(grid, headDim: c.headDim, theta: c.ropeTheta, mergeSize: m)
-            cosTable += tables.cos
-            sinTable += tables.sin
-            offset += grid.patchCount
+        let encoding = VisionEncoding(encoder: self, pixelValues: pixelValues, grids: grids)
+        while !encoding.isFinished {
+            let index = encoding.nextBlock
+            encoding.runNextBlock()
+            tapHook?(index, encoding.hidden)
         }
-        // Attention segments: one per frame of each image (spec §3.4).
-        var segments: [Range<Int>] = []
-        offset = 0
-        for grid in grids {
-            for _ in 0..<grid.t {
-                segments.append(offset..<(offset + grid.h * grid.w))
-                offset += grid.h * grid.w
-            }
-        }
-
-        var deepstack: [Tensor] = []
-        let scratch = BlockScratch(patches: n, configuration: c)
-        for (index, block) in weights.blocks.enumerated() {
-            runBlock(block, x: x, scratch: scratch, cos: cosTable, sin: sinTable, segments: segments)
-            tapHook?(index, x)
-            if let tap = c.deepstackIndexes.firstIndex(of: index) {
-                deepstack.append(merge(x, weights.deepstackMergers[tap]))
-            }
-        }
-        return VisionFeatures(embeddings: merge(x, weights.merger), deepstack: deepstack)
+        return encoding.features()
     }
 
     /// Working buffers of one block, reused across blocks.
@@ -150,5 +120,72 @@ public struct VisionEncoder: Sendable {
         let hidden = w.fc1(grouped)
         geluErf(hidden.data, count: hidden.count)
         return w.fc2(hidden)
+    }
+}
+
+/// One in-progress vision encoding that advances a block at a time, so the scheduler can interleave other
+/// streams' decode steps with a long image encoding (a 512×512 image is ≈ 8 s of work on 2 cores).
+/// `VisionEncoder.encode` runs it to the end in one go.
+public final class VisionEncoding: @unchecked Sendable {
+    let encoder: VisionEncoder
+    /// Hidden state `[N, D]` after `nextBlock` blocks.
+    let hidden: Tensor
+    let scratch: VisionEncoder.BlockScratch
+    let cosTable: [Float], sinTable: [Float]
+    let segments: [Range<Int>]
+    private var deepstack: [Tensor] = []
+    public private(set) var nextBlock = 0
+
+    /// Patch embedding, interpolated positions and the rotary tables — the part before the blocks.
+    public init(encoder: VisionEncoder, pixelValues: UnsafePointer<Float>, grids: [ImageGrid]) {
+        self.encoder = encoder
+        let c = encoder.configuration
+        let d = c.hiddenSize, m = c.spatialMergeSize
+        let n = grids.reduce(0) { $0 + $1.patchCount }
+        hidden = Tensor(shape: [n, d])
+        encoder.weights.patchEmbed.forward(pixelValues, rows: n, into: hidden.data)
+        // Positions and rotary tables per image, concatenated.
+        var cosTable: [Float] = [], sinTable: [Float] = []
+        var offset = 0
+        for grid in grids {
+            VisionPositions.addPositionEmbedding(hidden.data + offset * d, grid: grid, table: encoder.weights.positionEmbedding,
+                                                 side: c.positionGridSide, mergeSize: m)
+            let tables = VisionPositions.rotaryTables(grid, headDim: c.headDim, theta: c.ropeTheta, mergeSize: m)
+            cosTable += tables.cos
+            sinTable += tables.sin
+            offset += grid.patchCount
+        }
+        self.cosTable = cosTable
+        self.sinTable = sinTable
+        // Attention segments: one per frame of each image (spec §3.4).
+        var segments: [Range<Int>] = []
+        offset = 0
+        for grid in grids {
+            for _ in 0..<grid.t {
+                segments.append(offset..<(offset + grid.h * grid.w))
+                offset += grid.h * grid.w
+            }
+        }
+        self.segments = segments
+        scratch = VisionEncoder.BlockScratch(patches: n, configuration: c)
+    }
+
+    public var isFinished: Bool { nextBlock >= encoder.weights.blocks.count }
+
+    /// Runs one ViT block (and its DeepStack merger when the block is tapped).
+    public func runNextBlock() {
+        guard !isFinished else { return }
+        let index = nextBlock
+        encoder.runBlock(encoder.weights.blocks[index], x: hidden, scratch: scratch, cos: cosTable, sin: sinTable, segments: segments)
+        if let tap = encoder.configuration.deepstackIndexes.firstIndex(of: index) {
+            deepstack.append(encoder.merge(hidden, encoder.weights.deepstackMergers[tap]))
+        }
+        nextBlock += 1
+    }
+
+    /// The final merger's image tokens and the DeepStack features (all blocks must have run).
+    public func features() -> VisionFeatures {
+        precondition(isFinished, "vision encoding not finished")
+        return VisionFeatures(embeddings: encoder.merge(hidden, encoder.weights.merger), deepstack: deepstack)
     }
 }

@@ -115,3 +115,27 @@ import Qwen3VL
     #expect(b.usage.cachedPromptTokens == b.usage.promptTokens)
     #expect(b.timings.visionMs < 5)
 }
+
+/// With the smallest slices (one vision block or 16 prompt tokens per turn between decode steps), image
+/// requests interleaved with generating text requests still give exactly the one-at-a-time answers.
+@Test func slicedVisionAndPrefillKeepAnswersExact() async throws {
+    let base = TinyModel.engine
+    let engine = InferenceEngine(model: base.model, processor: base.processor, prefillSliceSeconds: 0)
+    let text = InferenceEngine.Request(messages: [ChatMessage(role: .user, text: "Tell me a long story about a fox.")],
+                                       parameters: TinyModel.greedy(30))
+    let images = try ["img_a.png", "img_b.png", "img_c.png"].map { try TinyModel.image($0) }
+    let imageRequest = InferenceEngine.Request(
+        messages: [ChatMessage(role: .user, content: [.image, .image, .text("Compare")]),
+                   ChatMessage(role: .assistant, text: "They differ."),
+                   ChatMessage(role: .user, content: [.image, .text("And this one?")])],
+        images: images, parameters: TinyModel.greedy(8))
+    func alone(_ r: InferenceEngine.Request) throws -> [Int] {
+        try engine.generator.generate(try engine.processor.prepare(r.messages, images: r.images), parameters: r.parameters).tokenIDs
+    }
+    let expectedText = try alone(text), expectedImage = try alone(imageRequest)
+    async let t = engine.complete(text)
+    async let i = engine.complete(imageRequest)
+    let (textResult, imageResult) = try await (t, i)
+    #expect(textResult.tokenIDs == expectedText)
+    #expect(imageResult.tokenIDs == expectedImage)
+}
