@@ -3,9 +3,11 @@
 #  1. Swift tests: unit, golden against transformers fixtures, CLI and server end to end (`swift test`).
 #  2. Python tests that drive the built binary like users do: the official openai SDK against
 #     `postlens serve` (tests/live) and a real browser against the web page (tests/browser).
-# Test-only packages: `scripts/install-deps.sh --test` (CI runs it first).
+# First installs what the tests need when it is missing (chromium, chromium-driver, Noto CJK fonts; the Python
+# packages of tests/requirements.txt) — a no-op when they are there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh --test
 # Runtime-format weight caches written by the tests go to a scratch folder, not the user's cache.
 export POSTLENS_CACHE="$(mktemp -d -t postlens-test-cache-XXXXXX)"
 trap 'rm -rf "$POSTLENS_CACHE"' EXIT
