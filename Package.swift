@@ -68,7 +68,10 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),
         .target(
             name: "Qwen3VL",
-            dependencies: ["Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging"],
+            dependencies: [
+                "Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: computeSettings
         ),
         .target(
