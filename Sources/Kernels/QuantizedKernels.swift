@@ -225,6 +225,27 @@ public enum QuantizedGEMM {
     /// dequantization and sgemm's packing of it).
     nonisolated(unsafe) public static var tileBytes = 1 << 20
 
+    /// The kernel for more than `smallBatchLimit` rows.
+    public enum LargeBatchKernel: Sendable {
+        /// Int8 activations and weights multiplied in int16 lanes (`PackedIntegerGEMM.swift`, AVX2 builds).
+        case packedInteger
+        /// Dequantized F32 weight tiles through OpenBLAS sgemm (F32 activations; the portable path).
+        case tiledSGEMM
+    }
+
+    /// Which kernel multiplies more than `smallBatchLimit` rows (AVX2 builds; portable builds always
+    /// use tiled sgemm). Tests and benchmarks switch it to compare the two.
+    nonisolated(unsafe) public static var largeBatchKernel = LargeBatchKernel.packedInteger
+
+    /// Whether products of more than `smallBatchLimit` rows run the packed integer kernel in this build.
+    public static var usesPackedIntegerKernel: Bool {
+        #if POSTLENS_AVX2
+        return largeBatchKernel == .packedInteger
+        #else
+        return false
+        #endif
+    }
+
     /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` for a Q8 `W`.
     public static func forward(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows: Int, ldx: Int,
                                into y: UnsafeMutablePointer<Float>, ldy: Int,
@@ -241,6 +262,13 @@ public enum QuantizedGEMM {
                         ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
             })
         } else {
+            #if POSTLENS_AVX2
+            if largeBatchKernel == .packedInteger {
+                packedProduct(w, x, rows: rows, columns: w.columns, ldx: ldx, into: y, ldy: ldy, bias: bias,
+                              accumulate: accumulate)
+                return
+            }
+            #endif
             tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
                          bias: bias, accumulate: accumulate) { range, out in
                 dequantizeRowsQ8(w, range, into: out, ld: w.columns)
@@ -265,6 +293,13 @@ public enum QuantizedGEMM {
                         ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
             })
         } else {
+            #if POSTLENS_AVX2
+            if largeBatchKernel == .packedInteger {
+                packedProduct(w, x, rows: rows, columns: w.columns, ldx: ldx, into: y, ldy: ldy, bias: bias,
+                              accumulate: accumulate)
+                return
+            }
+            #endif
             tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
                          bias: bias, accumulate: accumulate) { range, out in
                 dequantizeRowsQ4(w, range, into: out, ld: w.columns)

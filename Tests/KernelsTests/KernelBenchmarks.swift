@@ -58,7 +58,7 @@ struct KernelBenchmarks {
     }
 
     @Test func gemm() {
-        let (m, k, n) = (256, 2048, 6144)
+        let (m, k, n) = (512, 2048, 6144)
         var g = SystemRandomNumberGenerator()
         let w = Tensor(shape: [n, k]), x = Tensor(shape: [m, k]), y = Tensor(shape: [m, n])
         for i in 0..<w.count { w[i] = Float.random(in: -1...1, using: &g) }
@@ -81,6 +81,12 @@ struct KernelBenchmarks {
                                            tileRows: tileBytes / (4 * k)) { r, o in dequantizeRowsQ4(q4, r, into: o, ld: k) }
             }
             print(String(format: "[bench]   tile %d MiB: Q8 dequantized-tile %.1f GFLOPS, Q4 %.1f GFLOPS", tileBytes >> 20, flops / t8 / 1e9, flops / t4 / 1e9))
+        }
+        for rows in [64, 128, 256, 512] {
+            let tp8 = Self.best(5) { QuantizedGEMM.packedProduct(q8, x.data, rows: rows, columns: k, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+            let tp4 = Self.best(5) { QuantizedGEMM.packedProduct(q4, x.data, rows: rows, columns: k, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+            let f = 2.0 * Double(rows * k * n)
+            print(String(format: "[bench]   rows=%d: packed integer Q8 %.1f GFLOPS, Q4 %.1f GFLOPS", rows, f / tp8 / 1e9, f / tp4 / 1e9))
         }
         // Integer path at this M for comparison (crossover of smallBatchLimit).
         QuantizedGEMM.smallBatchLimit = 1000

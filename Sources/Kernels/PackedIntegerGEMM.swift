@@ -1,0 +1,288 @@
+import Foundation
+import Tensors
+#if POSTLENS_AVX2
+import _Builtin_intrinsics.intel
+
+// The integer GEMM of prefill and vision: `y[M, N] = x[M, K] · Wᵀ` with `W` in Q8 (or Q4) blocks and
+// `x` quantized to Q8 blocks per row, computed with AVX2 `vpmaddwd` on 16-bit lanes.
+//
+// Why 16-bit: without VNNI, `vpmaddwd` is the widest exact integer multiply-add of AVX2. One
+// instruction does 16 multiply-adds (8 lanes × a pair), twice the 8 of an fp32 FMA, at the same
+// issue rate — so an int8 GEMM can beat the fp32 sgemm peak, which the prefill and vision targets
+// need. (`vpmaddubsw` does 32 but needs the sign trick on both operands per product and saturates.)
+//
+// Layout, as in a BLAS microkernel:
+// - Activations: each row quantized to Q8 blocks (scale per 32 values), widened to int16. A pair of
+//   consecutive values is one 32-bit word that `vpbroadcastd` spreads over the 8 lanes.
+// - Weights: 16 output features at a time ("panel") are repacked so that, for each pair of inputs,
+//   the 16 features' two int16 values are contiguous: `panel[b][p][c][2]` for block `b`, pair `p`
+//   (0…15), feature `c` (0…15). `vpmaddwd(broadcast(x pair), panel row)` gives 8 features' partial
+//   dot products in int32 lanes. The panel (1 KiB per block) stays in L2 while every activation
+//   row passes over it.
+// - Microkernel: 6 activation rows × 16 features, 12 int32 accumulators over one block of 32 inputs
+//   (|sum| ≤ 32·127² fits easily); then each block is folded into F32 with its two scales
+//   (`w scale[c] · x scale[row]`), since both sides change scale every block.
+
+/// Q8-quantized activation rows widened to int16 and interleaved in tiles of `packedTileRows` rows,
+/// the order in which the microkernel broadcasts them: for tile `t`, block `b`, pair `p` (0…15) the
+/// tile's rows' 32-bit pairs are contiguous — `pairs[((t·blocks + b)·16 + p)·6 + i]` for row
+/// `6t + i` — so every broadcast in the inner loop is a constant offset from one pointer. Scales:
+/// `scales[(t·blocks + b)·6 + i]`. Rows past the end are zeros.
+final class WideActivations {
+    let rows: Int
+    let tiles: Int
+    let blocks: Int
+    let pairs: UnsafeMutablePointer<Int32>
+    let scales: UnsafeMutablePointer<Float>
+
+    /// Int32 pairs of one tile (all blocks).
+    var pairsPerTile: Int { blocks * 16 * packedTileRows }
+    var scalesPerTile: Int { blocks * packedTileRows }
+
+    init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int) {
+        self.rows = rows
+        tiles = (rows + packedTileRows - 1) / packedTileRows
+        blocks = (columns + quantBlock - 1) / quantBlock
+        pairs = alignedZeroed(Int32.self, count: tiles * blocks * 16 * packedTileRows)
+        scales = alignedZeroed(Float.self, count: tiles * blocks * packedTileRows)
+        let (pairs, scales, blocks) = (self.pairs, self.scales, self.blocks)
+        Parallel.forRanges(rows, minimumPerThread: 16) { range in
+            let paddedColumns = blocks * quantBlock
+            let q = alignedZeroed(Int8.self, count: paddedColumns)
+            let rowScales = alignedZeroed(Float.self, count: blocks)
+            defer {
+                UnsafeMutableRawPointer(q).deallocate()
+                UnsafeMutableRawPointer(rowScales).deallocate()
+            }
+            for r in range {
+                quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
+                let t = r / packedTileRows, i = r % packedTileRows
+                for b in 0..<blocks {
+                    scales[(t * blocks + b) * packedTileRows + i] = rowScales[b]
+                    let dst = pairs + (t * blocks + b) * 16 * packedTileRows + i, src = q + b * quantBlock
+                    for p in 0..<16 {
+                        let low = UInt32(UInt16(bitPattern: Int16(src[2 * p])))
+                        let high = UInt32(UInt16(bitPattern: Int16(src[2 * p + 1])))
+                        dst[p * packedTileRows] = Int32(bitPattern: low | high << 16)
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(pairs).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+    }
+}
+
+/// Where the packer reads 16 weight rows' int8 values of one block: Q8 rows directly, Q4 rows after
+/// unpacking their nibbles into a small scratch block.
+protocol PanelSource {
+    var rows: Int { get }
+    var blocks: Int { get }
+    /// Points `rowPointers[c]` (c < 16) at 32 int8 values of block `b` of row `n0 + c`; rows past the
+    /// end point at zeros. `scratch` has room for 16 × 32 bytes.
+    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
+                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>)
+    func scale(_ n: Int, _ b: Int) -> Float
+}
+
+extension Q8Matrix: PanelSource {
+    @inline(__always)
+    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
+                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
+        for c in 0..<16 {
+            let n = n0 + c
+            rowPointers[c] = n < rows ? UnsafePointer(quants + n * paddedColumns + b * quantBlock) : zeros
+        }
+    }
+    @inline(__always) func scale(_ n: Int, _ b: Int) -> Float { scales[n * blocks + b] }
+}
+
+extension Q4Matrix: PanelSource {
+    @inline(__always)
+    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
+                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
+        let mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8)
+        for c in 0..<16 {
+            let n = n0 + c
+            guard n < rows else { rowPointers[c] = zeros; continue }
+            let raw = _mm_loadu_si128(UnsafeRawPointer(quants + n * (paddedColumns / 2) + b * 16)
+                .assumingMemoryBound(to: __m128i.self))
+            let low = _mm_sub_epi8(_mm_and_si128(raw, mask), eight)
+            let high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight)
+            let out = UnsafeMutableRawPointer(scratch + c * 32)
+            _mm_storeu_si128(out.assumingMemoryBound(to: __m128i.self), low)
+            _mm_storeu_si128((out + 16).assumingMemoryBound(to: __m128i.self), high)
+            rowPointers[c] = UnsafePointer(scratch + c * 32)
+        }
+    }
+    @inline(__always) func scale(_ n: Int, _ b: Int) -> Float { scales[n * blocks + b] }
+}
+
+/// Int16 values of one panel: per block 16 pairs × 16 features × 2 = 512 values.
+let panelBlockValues = 512
+
+/// Repacks features `n0 ..< n0 + 16` of `source` into `panel` (`blocks × 512` int16) and their
+/// scales into `panelScales` (`blocks × 16`). Per block and group of 8 features: an 8×8 transpose
+/// of 16-bit units (each unit a pair of int8 inputs) with SSE2 unpacks, then `vpmovsxbw` widens
+/// each transposed row into the 8 features' int16 pairs.
+@inline(__always)
+func packPanel<S: PanelSource>(_ source: S, _ n0: Int, panel: UnsafeMutablePointer<Int16>,
+                               panelScales: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Int8>,
+                               zeros: UnsafePointer<Int8>, rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
+    for b in 0..<source.blocks {
+        source.blockRows(n0, b, scratch: scratch, zeros: zeros, into: rowPointers)
+        for c in 0..<16 { panelScales[b * 16 + c] = n0 + c < source.rows ? source.scale(n0 + c, b) : 0 }
+        let out = panel + b * panelBlockValues
+        for group in 0..<2 {
+            for half in 0..<2 {
+                @inline(__always) func row(_ i: Int) -> __m128i {
+                    _mm_loadu_si128(UnsafeRawPointer(rowPointers[group * 8 + i] + half * 16).assumingMemoryBound(to: __m128i.self))
+                }
+                let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
+                let a0 = _mm_unpacklo_epi16(r0, r1), a1 = _mm_unpackhi_epi16(r0, r1)
+                let a2 = _mm_unpacklo_epi16(r2, r3), a3 = _mm_unpackhi_epi16(r2, r3)
+                let a4 = _mm_unpacklo_epi16(r4, r5), a5 = _mm_unpackhi_epi16(r4, r5)
+                let a6 = _mm_unpacklo_epi16(r6, r7), a7 = _mm_unpackhi_epi16(r6, r7)
+                let b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2)
+                let b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3)
+                let b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6)
+                let b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7)
+                @inline(__always) func store(_ u: Int, _ v: __m128i) {
+                    let dst = UnsafeMutableRawPointer(out + (half * 8 + u) * 32 + group * 16)
+                    _mm256_storeu_si256(dst.assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(v))
+                }
+                store(0, _mm_unpacklo_epi64(b0, b4)); store(1, _mm_unpackhi_epi64(b0, b4))
+                store(2, _mm_unpacklo_epi64(b1, b5)); store(3, _mm_unpackhi_epi64(b1, b5))
+                store(4, _mm_unpacklo_epi64(b2, b6)); store(5, _mm_unpackhi_epi64(b2, b6))
+                store(6, _mm_unpacklo_epi64(b3, b7)); store(7, _mm_unpackhi_epi64(b3, b7))
+            }
+        }
+    }
+}
+
+/// Activation rows per microkernel call: 6 rows × 16 features keep 12 int32 accumulators, the two
+/// weight vectors and one broadcast in the 16 ymm registers; per pair of inputs that is 2 loads, 6
+/// broadcasts, 12 `vpmaddwd` and 12 `vpaddd` (4 rows would spend a larger share of the 6-wide
+/// dispatch on loads and loop overhead).
+let packedTileRows = 6
+
+/// One tile of `packedTileRows` activation rows × 16 features over all blocks, added into `c` (row
+/// stride 16). `a` and `aScales` point at the tile in `WideActivations`' interleaved layout.
+@inline(__always)
+func packedMicrokernel(_ a: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>,
+                       panel: UnsafePointer<Int16>, panelScales: UnsafePointer<Float>,
+                       blocks: Int, c: UnsafeMutablePointer<Float>) {
+    @inline(__always) func load(_ p: UnsafePointer<Int16>) -> __m256i {
+        _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
+    }
+    for b in 0..<blocks {
+        var s00 = _mm256_setzero_si256(), s01 = _mm256_setzero_si256()
+        var s10 = _mm256_setzero_si256(), s11 = _mm256_setzero_si256()
+        var s20 = _mm256_setzero_si256(), s21 = _mm256_setzero_si256()
+        var s30 = _mm256_setzero_si256(), s31 = _mm256_setzero_si256()
+        var s40 = _mm256_setzero_si256(), s41 = _mm256_setzero_si256()
+        var s50 = _mm256_setzero_si256(), s51 = _mm256_setzero_si256()
+        var wp = panel + b &* panelBlockValues
+        var ap = a + b &* (16 * packedTileRows)
+        for _ in 0..<16 {
+            let w0 = load(wp), w1 = load(wp + 16)
+            @inline(__always) func row(_ i: Int, _ lo: inout __m256i, _ hi: inout __m256i) {
+                let x = _mm256_set1_epi32(ap[i])
+                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(x, w0))
+                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(x, w1))
+            }
+            row(0, &s00, &s01)
+            row(1, &s10, &s11)
+            row(2, &s20, &s21)
+            row(3, &s30, &s31)
+            row(4, &s40, &s41)
+            row(5, &s50, &s51)
+            wp += 32
+            ap += packedTileRows
+        }
+        let sw0 = _mm256_loadu_ps(panelScales + b &* 16), sw1 = _mm256_loadu_ps(panelScales + b &* 16 + 8)
+        let sa = aScales + b &* packedTileRows
+        @inline(__always) func fold(_ row: Int, _ lo: __m256i, _ hi: __m256i) {
+            let scale = _mm256_set1_ps(sa[row])
+            let cp = c + row &* 16
+            _mm256_storeu_ps(cp, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sw0, scale), _mm256_loadu_ps(cp)))
+            _mm256_storeu_ps(cp + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sw1, scale), _mm256_loadu_ps(cp + 8)))
+        }
+        fold(0, s00, s01)
+        fold(1, s10, s11)
+        fold(2, s20, s21)
+        fold(3, s30, s31)
+        fold(4, s40, s41)
+        fold(5, s50, s51)
+    }
+}
+
+/// Per-thread buffers of the packed product.
+final class PanelWorkspace {
+    let panel: UnsafeMutablePointer<Int16>
+    let panelScales: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutablePointer<Int8>
+    let zeros: UnsafeMutablePointer<Int8>
+    let rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>
+    let tile: UnsafeMutablePointer<Float>
+
+    init(blocks: Int) {
+        panel = alignedZeroed(Int16.self, count: blocks * panelBlockValues)
+        panelScales = alignedZeroed(Float.self, count: blocks * 16)
+        scratch = alignedZeroed(Int8.self, count: 16 * 32)
+        zeros = alignedZeroed(Int8.self, count: 32)
+        rowPointers = .allocate(capacity: 16)
+        rowPointers.initialize(repeating: UnsafePointer(zeros), count: 16)
+        tile = alignedZeroed(Float.self, count: packedTileRows * 16)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(panel).deallocate()
+        UnsafeMutableRawPointer(panelScales).deallocate()
+        UnsafeMutableRawPointer(scratch).deallocate()
+        UnsafeMutableRawPointer(zeros).deallocate()
+        rowPointers.deallocate()
+        UnsafeMutableRawPointer(tile).deallocate()
+    }
+}
+
+extension QuantizedGEMM {
+    /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` through the packed int16 kernel. Panels of 16
+    /// features are split across threads; each thread packs a panel, then runs every 6-row group of
+    /// activations over it.
+    static func packedProduct<S: PanelSource>(_ w: S, _ x: UnsafePointer<Float>, rows: Int, columns k: Int, ldx: Int,
+                                              into y: UnsafeMutablePointer<Float>, ldy: Int,
+                                              bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let a = WideActivations(x, rows: rows, columns: k, ld: ldx)
+        let n = w.rows, blocks = w.blocks
+        let panels = (n + 15) / 16
+        withExtendedLifetime(a) {
+            Parallel.forRanges(panels) { range in
+                let work = PanelWorkspace(blocks: blocks)
+                for panelIndex in range {
+                    let n0 = panelIndex * 16
+                    packPanel(w, n0, panel: work.panel, panelScales: work.panelScales, scratch: work.scratch,
+                              zeros: work.zeros, rowPointers: work.rowPointers)
+                    let width = min(16, n - n0)
+                    for t in 0..<a.tiles {
+                        work.tile.update(repeating: 0, count: packedTileRows * 16)
+                        packedMicrokernel(a.pairs + t * a.pairsPerTile, a.scales + t * a.scalesPerTile,
+                                          panel: work.panel, panelScales: work.panelScales, blocks: blocks, c: work.tile)
+                        let r0 = t * packedTileRows
+                        for i in 0..<min(packedTileRows, rows - r0) {
+                            let dst = y + (r0 + i) * ldy + n0, src = work.tile + i * 16
+                            for c in 0..<width {
+                                let value = src[c] + (bias?[n0 + c] ?? 0)
+                                dst[c] = accumulate ? dst[c] + value : value
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
