@@ -38,11 +38,14 @@ public func attention(
             matmulTransposedB(q + start * ldq + h * headDim, rows: rows, inner: headDim, ldx: ldq,
                               k + g * headDim, columns: visible, ldw: ldkv,
                               scores, ldy: visible, alpha: scale)
-            for r in 0..<rows {
-                let row = scores + r * visible
-                let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
-                for j in limit..<visible { row[j] = -Float.infinity }
-                softmaxInPlace(row, count: visible)
+            // Rows in parallel: BLAS parallelizes the products itself, the softmax is ours.
+            Parallel.forRanges(rows, minimumPerThread: 16) { range in
+                for r in range {
+                    let row = scores + r * visible
+                    let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
+                    for j in limit..<visible { row[j] = -Float.infinity }
+                    softmaxInPlace(row, count: visible)
+                }
             }
             matmul(scores, rows: rows, inner: visible, ldx: visible,
                    v + g * headDim, columns: headDim, ldb: ldkv,

@@ -114,3 +114,40 @@ func normsMatchDefinitions(_ width: Int) {
         }
     }
 }
+
+@Test("Vector exp is within 2 ulp of exp over the float range; −∞ and underflow give 0, above 88.37 +∞, NaN stays NaN")
+func vectorExpAccuracy() {
+    var inputs: [Float] = [-.infinity, -1000, -104, -87.5, -87.3, -20, -1, -1e-7, 0, 1e-7, 0.5, 1, 10, 50, 88, 88.3, 89, 1000, .infinity, .nan]
+    var state: UInt64 = 12345
+    for _ in 0..<20_000 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        inputs.append(Float(Double(state >> 11) / Double(1 << 53) * 175 - 87))
+    }
+    var out = [Float](repeating: 0, count: inputs.count)
+    inputs.withUnsafeBufferPointer { x in out.withUnsafeMutableBufferPointer { vectorExp(x.baseAddress!, $0.baseAddress!, count: x.count) } }
+    var worstUlps: Float = 0
+    for (x, y) in zip(inputs, out) {
+        if x.isNaN { #expect(y.isNaN); continue }
+        if x < -87.34 { #expect(y == 0, "exp(\(x)) = \(y)"); continue }
+        if x > 88.377 { #expect(y == .infinity, "exp(\(x)) = \(y)"); continue }
+        let exact = Foundation.exp(Double(x))
+        let ulp = Float(exact).ulp
+        worstUlps = max(worstUlps, Float(abs(Double(y) - exact)) / ulp)
+    }
+    #expect(worstUlps <= 2, "worst error \(worstUlps) ulp")
+}
+
+@Test("Softmax matches the double-precision definition, with −∞ entries giving exactly 0", arguments: [1, 7, 8, 33, 1024])
+func softmaxMatchesDefinition(_ count: Int) {
+    var x = (0..<count).map { Float(sin(Double($0) * 1.7) * 12) }
+    if count > 3 { x[2] = -.infinity }
+    let reference: [Double] = {
+        let m = Double(x.max()!)
+        let e = x.map { Foundation.exp(Double($0) - m) }
+        let z = e.reduce(0, +)
+        return e.map { $0 / z }
+    }()
+    x.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: count) }
+    for i in 0..<count { #expect(abs(Double(x[i]) - reference[i]) <= 1e-6 * max(1e-3, reference[i]) + 1e-12) }
+    if count > 3 { #expect(x[2] == 0) }
+}
