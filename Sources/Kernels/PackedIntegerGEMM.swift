@@ -169,16 +169,16 @@ func packPanel<S: PanelSource>(_ source: S, _ n0: Int, panel: UnsafeMutablePoint
 /// dispatch on loads and loop overhead).
 let packedTileRows = 6
 
-/// One tile of `packedTileRows` activation rows × 16 features over all blocks, added into `c` (row
+/// One tile of `packedTileRows` activation rows × 16 features over `blocks`, added into `c` (row
 /// stride 16). `a` and `aScales` point at the tile in `WideActivations`' interleaved layout.
 @inline(__always)
 func packedMicrokernel(_ a: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>,
                        panel: UnsafePointer<Int16>, panelScales: UnsafePointer<Float>,
-                       blocks: Int, c: UnsafeMutablePointer<Float>) {
+                       blocks: Range<Int>, c: UnsafeMutablePointer<Float>) {
     @inline(__always) func load(_ p: UnsafePointer<Int16>) -> __m256i {
         _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
     }
-    for b in 0..<blocks {
+    for b in blocks {
         var s00 = _mm256_setzero_si256(), s01 = _mm256_setzero_si256()
         var s10 = _mm256_setzero_si256(), s11 = _mm256_setzero_si256()
         var s20 = _mm256_setzero_si256(), s21 = _mm256_setzero_si256()
@@ -220,6 +220,11 @@ func packedMicrokernel(_ a: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float
     }
 }
 
+/// Blocks of 32 inputs per pass over the activation tiles (256 inputs): the panel's slice for one
+/// pass (8 KiB) stays in L1 while every tile of activations streams past it from L2, instead of each
+/// tile re-reading the whole panel (up to 192 KiB at K = 6,144) from L2.
+let packedPassBlocks = 8
+
 /// Per-thread buffers of the packed product.
 final class PanelWorkspace {
     let panel: UnsafeMutablePointer<Int16>
@@ -227,16 +232,19 @@ final class PanelWorkspace {
     let scratch: UnsafeMutablePointer<Int8>
     let zeros: UnsafeMutablePointer<Int8>
     let rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>
-    let tile: UnsafeMutablePointer<Float>
+    /// F32 results of every tile for the current panel (`tiles × packedTileRows × 16`).
+    let results: UnsafeMutablePointer<Float>
+    let resultCount: Int
 
-    init(blocks: Int) {
+    init(blocks: Int, tiles: Int) {
         panel = alignedZeroed(Int16.self, count: blocks * panelBlockValues)
         panelScales = alignedZeroed(Float.self, count: blocks * 16)
         scratch = alignedZeroed(Int8.self, count: 16 * 32)
         zeros = alignedZeroed(Int8.self, count: 32)
         rowPointers = .allocate(capacity: 16)
         rowPointers.initialize(repeating: UnsafePointer(zeros), count: 16)
-        tile = alignedZeroed(Float.self, count: packedTileRows * 16)
+        resultCount = tiles * packedTileRows * 16
+        results = alignedZeroed(Float.self, count: resultCount)
     }
 
     deinit {
@@ -245,14 +253,14 @@ final class PanelWorkspace {
         UnsafeMutableRawPointer(scratch).deallocate()
         UnsafeMutableRawPointer(zeros).deallocate()
         rowPointers.deallocate()
-        UnsafeMutableRawPointer(tile).deallocate()
+        UnsafeMutableRawPointer(results).deallocate()
     }
 }
 
 extension QuantizedGEMM {
     /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` through the packed int16 kernel. Panels of 16
-    /// features are split across threads; each thread packs a panel, then runs every 6-row group of
-    /// activations over it.
+    /// features are split across threads; each thread packs a panel, then makes passes of
+    /// `packedPassBlocks` blocks over every tile of activation rows.
     static func packedProduct<S: PanelSource>(_ w: S, _ x: UnsafePointer<Float>, rows: Int, columns k: Int, ldx: Int,
                                               into y: UnsafeMutablePointer<Float>, ldy: Int,
                                               bias: UnsafePointer<Float>?, accumulate: Bool) {
@@ -261,23 +269,28 @@ extension QuantizedGEMM {
         let panels = (n + 15) / 16
         withExtendedLifetime(a) {
             Parallel.forRanges(panels) { range in
-                let work = PanelWorkspace(blocks: blocks)
+                let work = PanelWorkspace(blocks: blocks, tiles: a.tiles)
                 for panelIndex in range {
                     let n0 = panelIndex * 16
                     packPanel(w, n0, panel: work.panel, panelScales: work.panelScales, scratch: work.scratch,
                               zeros: work.zeros, rowPointers: work.rowPointers)
+                    work.results.update(repeating: 0, count: work.resultCount)
+                    var b0 = 0
+                    while b0 < blocks {
+                        let pass = b0..<min(blocks, b0 + packedPassBlocks)
+                        for t in 0..<a.tiles {
+                            packedMicrokernel(a.pairs + t * a.pairsPerTile, a.scales + t * a.scalesPerTile,
+                                              panel: work.panel, panelScales: work.panelScales, blocks: pass,
+                                              c: work.results + t * packedTileRows * 16)
+                        }
+                        b0 = pass.upperBound
+                    }
                     let width = min(16, n - n0)
-                    for t in 0..<a.tiles {
-                        work.tile.update(repeating: 0, count: packedTileRows * 16)
-                        packedMicrokernel(a.pairs + t * a.pairsPerTile, a.scales + t * a.scalesPerTile,
-                                          panel: work.panel, panelScales: work.panelScales, blocks: blocks, c: work.tile)
-                        let r0 = t * packedTileRows
-                        for i in 0..<min(packedTileRows, rows - r0) {
-                            let dst = y + (r0 + i) * ldy + n0, src = work.tile + i * 16
-                            for c in 0..<width {
-                                let value = src[c] + (bias?[n0 + c] ?? 0)
-                                dst[c] = accumulate ? dst[c] + value : value
-                            }
+                    for r in 0..<rows {
+                        let dst = y + r * ldy + n0, src = work.results + r * 16
+                        for c in 0..<width {
+                            let value = src[c] + (bias?[n0 + c] ?? 0)
+                            dst[c] = accumulate ? dst[c] + value : value
                         }
                     }
                 }

@@ -57,6 +57,22 @@ struct KernelBenchmarks {
         }
     }
 
+    /// The packed integer GEMM at the shapes of the vision blocks (1,024 patches) and of prefill.
+    @Test func packedShapes() {
+        for (m, k, n) in [(1024, 1024, 3072), (1024, 1024, 1024), (1024, 1024, 4096), (1024, 4096, 1024), (320, 2048, 6144), (320, 6144, 2048)] {
+            let q8 = Self.patternQ8(n, k)
+            let x = Tensor(shape: [m, k]), y = Tensor(shape: [m, n])
+            for i in 0..<x.count { x[i] = Float(i % 13) - 6 }
+            let w = Tensor(shape: [n, k])
+            for i in 0..<w.count { w[i] = Float(i % 7) - 3 }
+            let f32 = LinearWeight(w, bias: nil, format: .f32)
+            let t = Self.best(5) { QuantizedGEMM.packedProduct(q8, x.data, rows: m, columns: k, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+            let tf = Self.best(5) { f32.forward(x.data, rows: m, into: y.data) }
+            let flops = 2.0 * Double(m * k * n)
+            print(String(format: "[bench] M=%d K=%d N=%d: packed integer %.1f GFLOPS, sgemm F32 %.1f GFLOPS", m, k, n, flops / t / 1e9, flops / tf / 1e9))
+        }
+    }
+
     @Test func gemm() {
         let (m, k, n) = (512, 2048, 6144)
         var g = SystemRandomNumberGenerator()
