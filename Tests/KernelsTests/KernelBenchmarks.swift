@@ -118,3 +118,21 @@ struct KernelBenchmarks {
         }
     }
 }
+
+extension KernelBenchmarks {
+    @Test func parallelScaling() {
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        for threads in [1, 2] {
+            Parallel.setThreadCount(threads)
+            let t = Self.best(3) {
+                Parallel.forRanges(2) { range in
+                    var x: Float = 1
+                    for i in 0..<(100_000_000 * range.count) { x = x * 0.9999 + Float(i & 1) }
+                    precondition(x != 12345)
+                }
+            }
+            print(String(format: "[bench] forRanges(2) with %d threads: %.3f s", threads, t))
+        }
+    }
+}
