@@ -111,6 +111,17 @@ public final class Q8Matrix: @unchecked Sendable {
         }
     }
 
+    /// Quantizes rows `range` from `source` (`range.count` rows of `columns` floats, contiguous).
+    public func quantizeRows(from source: UnsafePointer<Float>, rows range: Range<Int>) {
+        let start = range.lowerBound
+        Parallel.forRanges(range.count, minimumPerThread: 64) { part in
+            for i in part {
+                let r = start + i
+                quantizeRowQ8(source + i * columns, count: columns, quants + r * paddedColumns, scales + r * blocks)
+            }
+        }
+    }
+
     public convenience init(quantizing t: Tensor) {
         precondition(t.shape.count == 2, "Q8Matrix needs a 2-D tensor, got \(t.shape)")
         self.init(quantizing: t.data, rows: t.shape[0], columns: t.shape[1])
@@ -253,6 +264,17 @@ public final class Q4Matrix: @unchecked Sendable {
         Parallel.forRanges(rows, minimumPerThread: 64) { range in
             for r in range {
                 quantizeRowQ4(w + r * ld, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
+            }
+        }
+    }
+
+    /// Quantizes rows `range` from `source` (`range.count` rows of `columns` floats, contiguous).
+    public func quantizeRows(from source: UnsafePointer<Float>, rows range: Range<Int>) {
+        let start = range.lowerBound
+        Parallel.forRanges(range.count, minimumPerThread: 64) { part in
+            for i in part {
+                let r = start + i
+                quantizeRowQ4(source + i * columns, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
             }
         }
     }

@@ -97,6 +97,15 @@ public final class WeightStore: Sendable {
         return tensor
     }
 
+    /// Elements `range` of the tensor (in row-major order) converted to F32 into `destination`: lets a
+    /// large matrix be converted and quantized a slice at a time, without an F32 copy of all of it.
+    public func convertElements(_ name: String, _ range: Range<Int>, into destination: UnsafeMutablePointer<Float>) throws {
+        let (info, pointer) = try self.pointer(name)
+        precondition(range.lowerBound >= 0 && range.upperBound <= info.elementCount, "elements \(range) outside \(name)")
+        guard let size = info.dtype.elementSize else { throw SafeTensorsError.missingTensor(name: name) }
+        convertToFloat(info.dtype, source: pointer + range.lowerBound * size, destination: destination, count: range.count)
+    }
+
     /// Total parameter count over all tensors.
     public var parameterCount: Int { locations.values.reduce(0) { $0 + $1.info.elementCount } }
 }
