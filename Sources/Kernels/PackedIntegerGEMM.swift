@@ -14,7 +14,8 @@ import _Builtin_intrinsics.intel
 // Layout, as in a BLAS microkernel:
 // - Activations: each row quantized to Q8 blocks (scale per 32 values), widened to int16. A pair of
 //   consecutive values is one 32-bit word that `vpbroadcastd` spreads over the 8 lanes.
-// - Weights: 16 output features at a time ("panel") are repacked so that, for each pair of inputs,
+// - Weights: 16 output features at a time ("panel") are widened to int16 (Q8 is stored in this
+//   order, see Q8Matrix; Q4 is transposed here) so that, for each pair of inputs,
 //   the 16 features' two int16 values are contiguous: `panel[b][p][c][2]` for block `b`, pair `p`
 //   (0…15), feature `c` (0…15). `vpmaddwd(broadcast(x pair), panel row)` gives 8 features' partial
 //   dot products in int32 lanes. The panel (1 KiB per block) stays in L2 while every activation
@@ -23,142 +24,88 @@ import _Builtin_intrinsics.intel
 //   (|sum| ≤ 32·127² fits easily); then each block is folded into F32 with its two scales
 //   (`w scale[c] · x scale[row]`), since both sides change scale every block.
 
-/// Q8-quantized activation rows widened to int16 and interleaved in tiles of `packedTileRows` rows,
-/// the order in which the microkernel broadcasts them: for tile `t`, block `b`, pair `p` (0…15) the
-/// tile's rows' 32-bit pairs are contiguous — `pairs[((t·blocks + b)·16 + p)·6 + i]` for row
-/// `6t + i` — so every broadcast in the inner loop is a constant offset from one pointer. Scales:
-/// `scales[(t·blocks + b)·6 + i]`. Rows past the end are zeros.
-final class WideActivations {
-    let rows: Int
-    let tiles: Int
-    let blocks: Int
-    let pairs: UnsafeMutablePointer<Int32>
-    let scales: UnsafeMutablePointer<Float>
-
-    /// Int32 pairs of one tile (all blocks).
-    var pairsPerTile: Int { blocks * 16 * packedTileRows }
-    var scalesPerTile: Int { blocks * packedTileRows }
-
-    init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int) {
-        self.rows = rows
-        tiles = (rows + packedTileRows - 1) / packedTileRows
-        blocks = (columns + quantBlock - 1) / quantBlock
-        pairs = alignedZeroed(Int32.self, count: tiles * blocks * 16 * packedTileRows)
-        scales = alignedZeroed(Float.self, count: tiles * blocks * packedTileRows)
-        let (pairs, scales, blocks) = (self.pairs, self.scales, self.blocks)
-        Parallel.forRanges(rows, minimumPerThread: 16) { range in
-            let paddedColumns = blocks * quantBlock
-            let q = alignedZeroed(Int8.self, count: paddedColumns)
-            let rowScales = alignedZeroed(Float.self, count: blocks)
-            defer {
-                UnsafeMutableRawPointer(q).deallocate()
-                UnsafeMutableRawPointer(rowScales).deallocate()
-            }
-            for r in range {
-                quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
-                let t = r / packedTileRows, i = r % packedTileRows
-                for b in 0..<blocks {
-                    scales[(t * blocks + b) * packedTileRows + i] = rowScales[b]
-                    let dst = pairs + (t * blocks + b) * 16 * packedTileRows + i, src = q + b * quantBlock
-                    for p in 0..<16 {
-                        let low = UInt32(UInt16(bitPattern: Int16(src[2 * p])))
-                        let high = UInt32(UInt16(bitPattern: Int16(src[2 * p + 1])))
-                        dst[p * packedTileRows] = Int32(bitPattern: low | high << 16)
-                    }
-                }
-            }
-        }
-    }
-
-    deinit {
-        UnsafeMutableRawPointer(pairs).deallocate()
-        UnsafeMutableRawPointer(scales).deallocate()
-    }
-}
-
-/// Where the packer reads 16 weight rows' int8 values of one block: Q8 rows directly, Q4 rows after
-/// unpacking their nibbles into a small scratch block.
+/// A quantized weight matrix the packed kernel can read 16 output features ("a panel") at a time.
 protocol PanelSource {
     var rows: Int { get }
     var blocks: Int { get }
-    /// Points `rowPointers[c]` (c < 16) at 32 int8 values of block `b` of row `n0 + c`; rows past the
-    /// end point at zeros. `scratch` has room for 16 × 32 bytes.
-    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
-                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>)
-    func scale(_ n: Int, _ b: Int) -> Float
+    /// Writes panel `index` (features `16·index …< 16·index + 16`) as int16 pairs into `panel`
+    /// (`blocks × panelBlockValues`: per block, pair `p`, feature `c`: `[p·32 + 2c]`, `+1`) and the
+    /// features' scales into `panelScales` (`blocks × 16`); features past `rows` are zeros.
+    func packPanel(_ index: Int, panel: UnsafeMutablePointer<Int16>, panelScales: UnsafeMutablePointer<Float>,
+                   work: PanelWorkspace)
 }
 
+/// Int16 values of one panel block: 16 pairs × 16 features × 2.
+let panelBlockValues = 512
+
 extension Q8Matrix: PanelSource {
+    /// The stored panel is already in this order as int8: widen each 16-byte half with `vpmovsxbw`.
     @inline(__always)
-    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
-                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
-        for c in 0..<16 {
-            let n = n0 + c
-            rowPointers[c] = n < rows ? UnsafePointer(quants + n * paddedColumns + b * quantBlock) : zeros
+    func packPanel(_ index: Int, panel: UnsafeMutablePointer<Int16>, panelScales: UnsafeMutablePointer<Float>,
+                   work: PanelWorkspace) {
+        let source = UnsafeRawPointer(quants + index * blocks * Q8Matrix.panelBlockBytes)
+        let destination = UnsafeMutableRawPointer(panel)
+        for chunk in 0..<(blocks * Q8Matrix.panelBlockBytes / 16) {
+            let bytes = _mm_loadu_si128((source + chunk * 16).assumingMemoryBound(to: __m128i.self))
+            _mm256_storeu_si256((destination + chunk * 32).assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(bytes))
         }
+        panelScales.update(from: scales + index * blocks * 16, count: blocks * 16)
     }
-    @inline(__always) func scale(_ n: Int, _ b: Int) -> Float { scales[n * blocks + b] }
 }
 
 extension Q4Matrix: PanelSource {
+    /// Row-major nibbles: unpack 16 rows' block to int8, then transpose pairs into panel order.
     @inline(__always)
-    func blockRows(_ n0: Int, _ b: Int, scratch: UnsafeMutablePointer<Int8>,
-                   zeros: UnsafePointer<Int8>, into rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
+    func packPanel(_ index: Int, panel: UnsafeMutablePointer<Int16>, panelScales: UnsafeMutablePointer<Float>,
+                   work: PanelWorkspace) {
+        let n0 = index * 16
         let mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8)
-        for c in 0..<16 {
-            let n = n0 + c
-            guard n < rows else { rowPointers[c] = zeros; continue }
-            let raw = _mm_loadu_si128(UnsafeRawPointer(quants + n * (paddedColumns / 2) + b * 16)
-                .assumingMemoryBound(to: __m128i.self))
-            let low = _mm_sub_epi8(_mm_and_si128(raw, mask), eight)
-            let high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight)
-            let out = UnsafeMutableRawPointer(scratch + c * 32)
-            _mm_storeu_si128(out.assumingMemoryBound(to: __m128i.self), low)
-            _mm_storeu_si128((out + 16).assumingMemoryBound(to: __m128i.self), high)
-            rowPointers[c] = UnsafePointer(scratch + c * 32)
+        for b in 0..<blocks {
+            for c in 0..<16 {
+                let n = n0 + c
+                panelScales[b * 16 + c] = n < rows ? scales[n * blocks + b] : 0
+                guard n < rows else { work.rowPointers[c] = UnsafePointer(work.zeros); continue }
+                let raw = _mm_loadu_si128(UnsafeRawPointer(quants + n * (paddedColumns / 2) + b * 16)
+                    .assumingMemoryBound(to: __m128i.self))
+                let low = _mm_sub_epi8(_mm_and_si128(raw, mask), eight)
+                let high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight)
+                let out = UnsafeMutableRawPointer(work.scratch + c * 32)
+                _mm_storeu_si128(out.assumingMemoryBound(to: __m128i.self), low)
+                _mm_storeu_si128((out + 16).assumingMemoryBound(to: __m128i.self), high)
+                work.rowPointers[c] = UnsafePointer(work.scratch + c * 32)
+            }
+            transposePairs(work.rowPointers, into: panel + b * panelBlockValues)
         }
     }
-    @inline(__always) func scale(_ n: Int, _ b: Int) -> Float { scales[n * blocks + b] }
 }
 
-/// Int16 values of one panel: per block 16 pairs × 16 features × 2 = 512 values.
-let panelBlockValues = 512
-
-/// Repacks features `n0 ..< n0 + 16` of `source` into `panel` (`blocks × 512` int16) and their
-/// scales into `panelScales` (`blocks × 16`). Per block and group of 8 features: an 8×8 transpose
-/// of 16-bit units (each unit a pair of int8 inputs) with SSE2 unpacks, then `vpmovsxbw` widens
-/// each transposed row into the 8 features' int16 pairs.
+/// 16 rows × 32 int8 values (one block; `rows[c]` points at row `c`) into panel order as int16: per
+/// group of 8 rows and half-block, an 8×8 transpose of 16-bit units (each a pair of int8 inputs) with
+/// SSE2 unpacks, then `vpmovsxbw` widens each transposed unit row into 8 features' int16 pairs.
 @inline(__always)
-func packPanel<S: PanelSource>(_ source: S, _ n0: Int, panel: UnsafeMutablePointer<Int16>,
-                               panelScales: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Int8>,
-                               zeros: UnsafePointer<Int8>, rowPointers: UnsafeMutablePointer<UnsafePointer<Int8>>) {
-    for b in 0..<source.blocks {
-        source.blockRows(n0, b, scratch: scratch, zeros: zeros, into: rowPointers)
-        for c in 0..<16 { panelScales[b * 16 + c] = n0 + c < source.rows ? source.scale(n0 + c, b) : 0 }
-        let out = panel + b * panelBlockValues
-        for group in 0..<2 {
-            for half in 0..<2 {
-                @inline(__always) func row(_ i: Int) -> __m128i {
-                    _mm_loadu_si128(UnsafeRawPointer(rowPointers[group * 8 + i] + half * 16).assumingMemoryBound(to: __m128i.self))
-                }
-                let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
-                let a0 = _mm_unpacklo_epi16(r0, r1), a1 = _mm_unpackhi_epi16(r0, r1)
-                let a2 = _mm_unpacklo_epi16(r2, r3), a3 = _mm_unpackhi_epi16(r2, r3)
-                let a4 = _mm_unpacklo_epi16(r4, r5), a5 = _mm_unpackhi_epi16(r4, r5)
-                let a6 = _mm_unpacklo_epi16(r6, r7), a7 = _mm_unpackhi_epi16(r6, r7)
-                let b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2)
-                let b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3)
-                let b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6)
-                let b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7)
-                @inline(__always) func store(_ u: Int, _ v: __m128i) {
-                    let dst = UnsafeMutableRawPointer(out + (half * 8 + u) * 32 + group * 16)
-                    _mm256_storeu_si256(dst.assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(v))
-                }
-                store(0, _mm_unpacklo_epi64(b0, b4)); store(1, _mm_unpackhi_epi64(b0, b4))
-                store(2, _mm_unpacklo_epi64(b1, b5)); store(3, _mm_unpackhi_epi64(b1, b5))
-                store(4, _mm_unpacklo_epi64(b2, b6)); store(5, _mm_unpackhi_epi64(b2, b6))
-                store(6, _mm_unpacklo_epi64(b3, b7)); store(7, _mm_unpackhi_epi64(b3, b7))
+func transposePairs(_ rows: UnsafeMutablePointer<UnsafePointer<Int8>>, into out: UnsafeMutablePointer<Int16>) {
+    for group in 0..<2 {
+        for half in 0..<2 {
+            @inline(__always) func row(_ i: Int) -> __m128i {
+                _mm_loadu_si128(UnsafeRawPointer(rows[group * 8 + i] + half * 16).assumingMemoryBound(to: __m128i.self))
             }
+            let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
+            let a0 = _mm_unpacklo_epi16(r0, r1), a1 = _mm_unpackhi_epi16(r0, r1)
+            let a2 = _mm_unpacklo_epi16(r2, r3), a3 = _mm_unpackhi_epi16(r2, r3)
+            let a4 = _mm_unpacklo_epi16(r4, r5), a5 = _mm_unpackhi_epi16(r4, r5)
+            let a6 = _mm_unpacklo_epi16(r6, r7), a7 = _mm_unpackhi_epi16(r6, r7)
+            let b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2)
+            let b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3)
+            let b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6)
+            let b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7)
+            @inline(__always) func store(_ u: Int, _ v: __m128i) {
+                let dst = UnsafeMutableRawPointer(out + (half * 8 + u) * 32 + group * 16)
+                _mm256_storeu_si256(dst.assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(v))
+            }
+            store(0, _mm_unpacklo_epi64(b0, b4)); store(1, _mm_unpackhi_epi64(b0, b4))
+            store(2, _mm_unpacklo_epi64(b1, b5)); store(3, _mm_unpackhi_epi64(b1, b5))
+            store(4, _mm_unpacklo_epi64(b2, b6)); store(5, _mm_unpackhi_epi64(b2, b6))
+            store(6, _mm_unpacklo_epi64(b3, b7)); store(7, _mm_unpackhi_epi64(b3, b7))
         }
     }
 }
@@ -264,7 +211,7 @@ extension QuantizedGEMM {
     static func packedProduct<S: PanelSource>(_ w: S, _ x: UnsafePointer<Float>, rows: Int, columns k: Int, ldx: Int,
                                               into y: UnsafeMutablePointer<Float>, ldy: Int,
                                               bias: UnsafePointer<Float>?, accumulate: Bool) {
-        let a = WideActivations(x, rows: rows, columns: k, ld: ldx)
+        let a = WideActivations(x, rows: rows, columns: k, ld: ldx, tileRows: packedTileRows)
         let n = w.rows, blocks = w.blocks
         let panels = (n + 15) / 16
         withExtendedLifetime(a) {
@@ -272,8 +219,7 @@ extension QuantizedGEMM {
                 let work = PanelWorkspace(blocks: blocks, tiles: a.tiles)
                 for panelIndex in range {
                     let n0 = panelIndex * 16
-                    packPanel(w, n0, panel: work.panel, panelScales: work.panelScales, scratch: work.scratch,
-                              zeros: work.zeros, rowPointers: work.rowPointers)
+                    w.packPanel(panelIndex, panel: work.panel, panelScales: work.panelScales, work: work)
                     work.results.update(repeating: 0, count: work.resultCount)
                     var b0 = 0
                     while b0 < blocks {

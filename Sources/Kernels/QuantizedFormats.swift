@@ -54,93 +54,7 @@ func alignedCopy<T>(_ type: T.Type, count: Int, from source: UnsafeRawPointer) -
     return raw.bindMemory(to: T.self, capacity: max(1, count))
 }
 
-// MARK: - Q8
-
-/// A `[rows, columns]` matrix quantized to 8 bits in blocks of 32 along each row.
-///
-/// Byte layout (two arrays, so every block of quants is 32-byte aligned for one AVX2 load):
-/// - `quants`: `rows × paddedColumns` `Int8`, row-major; row `r`, block `b` starts at
-///   `r·paddedColumns + 32·b`. `paddedColumns` is `columns` rounded up to a multiple of 32; the pad
-///   is zeros, so a row whose length is not a multiple of 32 (the `odd` fixture: 80, 100, 200) needs
-///   no special kernel — activations are padded with zeros the same way.
-/// - `scales`: `rows × blocks` `Float`, row-major; scale of row `r`, block `b` at `r·blocks + b`.
-///
-/// Value: `w[r, 32·b + j] ≈ Float(quants[r·paddedColumns + 32·b + j]) · scales[r·blocks + b]`,
-/// with `scale = max|w| / 127` over the block and `q = round(w / scale)` in −127…127 (−128 is
-/// never produced, which keeps the AVX2 sign trick in the dot product exact).
-public final class Q8Matrix: @unchecked Sendable {
-    public let rows: Int
-    public let columns: Int
-    public let blocks: Int
-    public let paddedColumns: Int
-    public let quants: UnsafeMutablePointer<Int8>
-    public let scales: UnsafeMutablePointer<Float>
-
-    public init(rows: Int, columns: Int) {
-        self.rows = rows
-        self.columns = columns
-        blocks = (columns + quantBlock - 1) / quantBlock
-        paddedColumns = blocks * quantBlock
-        quants = alignedZeroed(Int8.self, count: rows * paddedColumns)
-        scales = alignedZeroed(Float.self, count: rows * blocks)
-    }
-
-    /// A matrix whose bytes are copied from an earlier `quants` / `scales` pair of the same
-    /// dimensions (`quantsByteCount` and `scalesByteCount` bytes; the runtime weight cache).
-    public init(rows: Int, columns: Int, quantsBytes: UnsafeRawPointer, scalesBytes: UnsafeRawPointer) {
-        self.rows = rows
-        self.columns = columns
-        blocks = (columns + quantBlock - 1) / quantBlock
-        paddedColumns = blocks * quantBlock
-        quants = alignedCopy(Int8.self, count: rows * paddedColumns, from: quantsBytes)
-        scales = alignedCopy(Float.self, count: rows * blocks, from: scalesBytes)
-    }
-
-    /// Bytes of `quants` (padding included) and of `scales`, as laid out in memory.
-    public var quantsByteCount: Int { rows * paddedColumns }
-    public var scalesByteCount: Int { rows * blocks * 4 }
-
-    /// Quantizes a row-major F32 matrix with row stride `ld` (rows in parallel).
-    public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
-        self.init(rows: rows, columns: columns)
-        let ld = ld ?? columns
-        Parallel.forRanges(rows, minimumPerThread: 64) { range in
-            for r in range {
-                quantizeRowQ8(w + r * ld, count: columns, quants + r * paddedColumns, scales + r * blocks)
-            }
-        }
-    }
-
-    /// Quantizes rows `range` from `source` (`range.count` rows of `columns` floats, contiguous).
-    public func quantizeRows(from source: UnsafePointer<Float>, rows range: Range<Int>) {
-        let start = range.lowerBound
-        Parallel.forRanges(range.count, minimumPerThread: 64) { part in
-            for i in part {
-                let r = start + i
-                quantizeRowQ8(source + i * columns, count: columns, quants + r * paddedColumns, scales + r * blocks)
-            }
-        }
-    }
-
-    public convenience init(quantizing t: Tensor) {
-        precondition(t.shape.count == 2, "Q8Matrix needs a 2-D tensor, got \(t.shape)")
-        self.init(quantizing: t.data, rows: t.shape[0], columns: t.shape[1])
-    }
-
-    deinit {
-        UnsafeMutableRawPointer(quants).deallocate()
-        UnsafeMutableRawPointer(scales).deallocate()
-    }
-
-    /// Bytes held (quants with their padding, and scales).
-    public var byteCount: Int { rows * paddedColumns + rows * blocks * 4 }
-
-    /// Row `r` as F32 (`columns` values): the embedding lookup.
-    public func dequantizeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        precondition(r >= 0 && r < rows, "row \(r) outside 0..<\(rows)")
-        dequantizeRowsQ8(self, r..<(r + 1), into: out, ld: columns)
-    }
-}
+// MARK: - Q8 rows (the matrix layout is in Q8Matrix.swift)
 
 /// Quantizes `count` floats into `ceil(count/32)` Q8 blocks (the last zero-padded).
 @inlinable
@@ -198,19 +112,6 @@ func quantizeBlockQ8AVX2(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<In
     return scale
 }
 #endif
-
-/// Dequantizes rows `range` of `m` into `out` (`range.count` rows of `m.columns` floats, stride `ld`).
-public func dequantizeRowsQ8(_ m: Q8Matrix, _ range: Range<Int>, into out: UnsafeMutablePointer<Float>, ld: Int) {
-    let k = m.columns, blocks = m.blocks
-    for (i, r) in range.enumerated() {
-        let q = m.quants + r * m.paddedColumns, s = m.scales + r * blocks, o = out + i * ld
-        for b in 0..<blocks {
-            let scale = s[b], start = b * quantBlock, n = min(quantBlock, k - start)
-            // Plain loop: auto-vectorizes to vpmovsxbd + vcvtdq2ps + vmulps.
-            for j in 0..<n { o[start + j] = Float(q[start + j]) * scale }
-        }
-    }
-}
 
 // MARK: - Q4
 

@@ -7,40 +7,13 @@ import _Builtin_intrinsics.intel
 // Quantized products. Two paths, chosen by the number of activation rows:
 //
 // - Few rows (decode, batched decode ≤ `QuantizedGEMM.smallBatchLimit`): the activations are
-//   quantized to Q8 blocks too and each weight block meets each activation block in an integer dot
-//   product (AVX2: `vpmaddubsw` + `vpmaddwd`, 32 multiply-adds per instruction pair). The weight
-//   row is read from memory once and stays in L1 while every activation row passes over it, so a
-//   batch of 2–16 sequences costs about one pass over the weights. This path is bandwidth-bound.
-// - Many rows (prefill, vision): tiles of weight rows are dequantized to F32 into a small reused
-//   buffer and handed to OpenBLAS sgemm, so compute runs at sgemm speed while only 8-/4-bit
-//   weights are held. The activations stay F32 (no activation rounding on this path).
-
-/// Integer dot product of one Q8 weight row with one Q8 activation row over `blocks` blocks:
-/// `Σ_b wScale[b]·xScale[b]·Σ_j w[32b+j]·x[32b+j]`.
-@inline(__always)
-func dotQ8(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
-           _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
-    #if POSTLENS_AVX2
-    return dotQ8AVX2(w, ws, x, xs, blocks: blocks)
-    #else
-    return dotQ8Portable(w, ws, x, xs, blocks: blocks)
-    #endif
-}
-
-/// Portable twin: a plain integer loop per block (LLVM vectorizes it to `pmaddwd` on x86 and
-/// `sdot`/`smlal` on arm64); no generic SIMD widening conversions, which compile to lane-by-lane code.
-@inline(__always)
-public func dotQ8Portable(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
-                          _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
-    var acc: Float = 0
-    for b in 0..<blocks {
-        let wb = w + b * quantBlock, xb = x + b * quantBlock
-        var s: Int32 = 0
-        for j in 0..<quantBlock { s &+= Int32(wb[j]) &* Int32(xb[j]) }
-        acc += Float(s) * (ws[b] * xs[b])
-    }
-    return acc
-}
+//   quantized to Q8 blocks too. Q8 weights go through `Q8PanelKernels.swift` (panel-major weights,
+//   `vpmaddwd` with the output features as lanes). Q4 weights use integer block dot products here
+//   (`vpmaddubsw` + `vpmaddwd`), each weight row meeting up to 4 activation rows per load. Either
+//   way the weights are read from memory once per call, so a batch of sequences costs about one pass
+//   over them.
+// - Many rows (prefill, vision): the packed int16 GEMM (`PackedIntegerGEMM.swift`, AVX2 builds),
+//   or — portable builds — tiles of weight rows dequantized to F32 and multiplied by OpenBLAS sgemm.
 
 /// Portable Q4 twin: nibbles are unpacked with shifts; `(n − 8)·x` summed per block.
 @inline(__always)
@@ -79,31 +52,6 @@ func horizontalSum(_ v: __m256) -> Float {
     return v2[0] + v2[1]
 }
 
-/// AVX2 Q8·Q8 block dot. `vpmaddubsw` multiplies unsigned by signed bytes, so the weight's sign is
-/// moved onto the activation (`|w|` × `sign(w)·x`, both via `vpsignb`); exact because neither side
-/// is ever −128. Pairs of int16 products are summed by `vpmaddwd` against ones into int32 lanes,
-/// converted and scaled per block. Two accumulators hide the FMA latency.
-@inline(__always)
-public func dotQ8AVX2(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
-                      _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, blocks: Int) -> Float {
-    let ones = _mm256_set1_epi16(1)
-    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps()
-    @inline(__always) func block(_ b: Int) -> __m256 {
-        let vw = _mm256_loadu_si256(UnsafeRawPointer(w + b * 32).assumingMemoryBound(to: __m256i.self))
-        let vx = _mm256_loadu_si256(UnsafeRawPointer(x + b * 32).assumingMemoryBound(to: __m256i.self))
-        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(vw, vw), _mm256_sign_epi8(vx, vw))
-        return _mm256_cvtepi32_ps(_mm256_madd_epi16(products, ones))
-    }
-    var b = 0
-    while b + 1 < blocks {
-        acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(ws[b] * xs[b]), acc0)
-        acc1 = _mm256_fmadd_ps(block(b + 1), _mm256_set1_ps(ws[b + 1] * xs[b + 1]), acc1)
-        b += 2
-    }
-    if b < blocks { acc0 = _mm256_fmadd_ps(block(b), _mm256_set1_ps(ws[b] * xs[b]), acc0) }
-    return horizontalSum(_mm256_add_ps(acc0, acc1))
-}
-
 /// AVX2 Q4·Q8 block dot. One 128-bit load holds a block's 32 nibbles; the high nibbles are shifted
 /// down into the upper lane and masked, giving 32 unsigned values 0…15 in element order, which go
 /// straight into `vpmaddubsw` (unsigned × signed, no sign trick). The +8 storage offset is removed
@@ -126,37 +74,6 @@ public func dotQ4AVX2(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
         correction += d * Float(xsums[b])
     }
     return horizontalSum(acc) - 8 * correction
-}
-
-/// One Q8 weight row against 4 activation rows (stride `ldq` quants, `lds` scales): each weight
-/// block is loaded and its |w| computed once for the 4 rows — batched decode is compute-bound, and
-/// this removes a third of the instructions per multiply-add.
-@inline(__always)
-public func dotQ8AVX2x4(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>,
-                        _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, ldq: Int, lds: Int,
-                        blocks: Int) -> SIMD4<Float> {
-    let ones = _mm256_set1_epi16(1)
-    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
-    let x1 = x + ldq, x2 = x + 2 &* ldq, x3 = x + 3 &* ldq
-    let s1 = xs + lds, s2 = xs + 2 &* lds, s3 = xs + 3 &* lds
-    @inline(__always) func load(_ p: UnsafePointer<Int8>) -> __m256i {
-        _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
-    }
-    for b in 0..<blocks {
-        let o = b &* 32
-        let vw = load(w + o)
-        let aw = _mm256_sign_epi8(vw, vw)
-        let sw = ws[b]
-        @inline(__always) func row(_ xp: UnsafePointer<Int8>, _ xsc: UnsafePointer<Float>, _ acc: inout __m256) {
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(load(xp + o), vw)), ones)
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(sw * xsc[b]), acc)
-        }
-        row(x, xs, &acc0)
-        row(x1, s1, &acc1)
-        row(x2, s2, &acc2)
-        row(x3, s3, &acc3)
-    }
-    return SIMD4(horizontalSum(acc0), horizontalSum(acc1), horizontalSum(acc2), horizontalSum(acc3))
 }
 
 /// One Q4 weight row against 4 activation rows; the nibbles are unpacked once per block.
@@ -186,18 +103,7 @@ public func dotQ4AVX2x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
 }
 #endif
 
-/// 4-row variants with a portable fallback (four single-row dots).
-@inline(__always)
-func dotQ8x4(_ w: UnsafePointer<Int8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
-             ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
-    #if POSTLENS_AVX2
-    return dotQ8AVX2x4(w, ws, x, xs, ldq: ldq, lds: lds, blocks: blocks)
-    #else
-    @inline(__always) func d(_ r: Int) -> Float { dotQ8Portable(w, ws, x + r * ldq, xs + r * lds, blocks: blocks) }
-    return SIMD4(d(0), d(1), d(2), d(3))
-    #endif
-}
-
+/// 4-row variant with a portable fallback (four single-row dots).
 @inline(__always)
 func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
              _ xsums: UnsafePointer<Int32>, ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
@@ -252,15 +158,7 @@ public enum QuantizedGEMM {
                                bias: UnsafePointer<Float>?, accumulate: Bool) {
         guard rows > 0, w.rows > 0 else { return }
         if rows <= smallBatchLimit {
-            let a = Q8Activations(x, rows: rows, columns: w.columns, ld: ldx)
-            integerProduct(outputs: w.rows, activations: a, y: y, ldy: ldy, bias: bias, accumulate: accumulate, dot: { o, r in
-                dotQ8(w.quants + o * w.paddedColumns, w.scales + o * w.blocks,
-                      a.quants + r * a.paddedColumns, a.scales + r * a.blocks, blocks: w.blocks)
-            }, dot4: { o, r in
-                dotQ8x4(w.quants + o * w.paddedColumns, w.scales + o * w.blocks,
-                        a.quants + r * a.paddedColumns, a.scales + r * a.blocks,
-                        ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
-            })
+            panelProductFewRows(w, x, rows: rows, ldx: ldx, into: y, ldy: ldy, bias: bias, accumulate: accumulate)
         } else {
             #if POSTLENS_AVX2
             if largeBatchKernel == .packedInteger {
@@ -405,7 +303,7 @@ public func naiveQuantizedProduct(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows
         for o in 0..<w.rows {
             var sum = Double(bias?[o] ?? 0)
             for i in 0..<k {
-                let value = Double(w.quants[o * w.paddedColumns + i]) * Double(w.scales[o * w.blocks + i / quantBlock])
+                let value = Double(w.quant(o, i)) * Double(w.scale(o, block: i / quantBlock))
                 sum += Double(x[r * k + i]) * value
             }
             y[r * w.rows + o] = Float(sum)

@@ -67,7 +67,7 @@ public struct LoadReport: Sendable, Equatable {
 /// catch; silent corruption in the middle of a segment is not detected (delete the folder to rebuild).
 public enum RuntimeCache {
     /// Bump when the on-disk layout, a quantized layout or the quantizers change.
-    public static let formatVersion: UInt32 = 1
+    public static let formatVersion: UInt32 = 2
     static let magic: [UInt8] = Array("PLWCACHE".utf8)
     static let byteOrderMark: UInt32 = 0x0102_0304
     static let headerSize = 64

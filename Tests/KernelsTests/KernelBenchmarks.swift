@@ -22,10 +22,10 @@ struct KernelBenchmarks {
     /// A Q8 matrix filled with a cheap pattern (speed does not depend on values).
     static func patternQ8(_ rows: Int, _ columns: Int) -> Q8Matrix {
         let q = Q8Matrix(rows: rows, columns: columns)
-        Parallel.forRanges(rows * q.paddedColumns, minimumPerThread: 1 << 20) { r in
+        Parallel.forRanges(q.quantsByteCount, minimumPerThread: 1 << 20) { r in
             for i in r { q.quants[i] = Int8(truncatingIfNeeded: (i &* 37) % 255 - 127) }
         }
-        for i in 0..<(rows * q.blocks) { q.scales[i] = 0.01 }
+        for i in 0..<(q.paddedRows * q.blocks) { q.scales[i] = 0.01 }
         return q
     }
 

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Q8-quantized activation rows widened to int16 and interleaved in tiles of `tileRows` rows, the
+/// order in which the integer microkernels broadcast them: for tile `t`, block `b`, pair `p` (0…15)
+/// the tile's rows' 32-bit pairs (two int16) are contiguous — `pairs[((t·blocks + b)·16 + p)·R + i]`
+/// for row `R·t + i` — so every broadcast in an inner loop is a constant offset from one pointer.
+/// Scales: `scales[(t·blocks + b)·R + i]`. Rows past the end are zeros.
+final class WideActivations {
+    let rows: Int
+    let tileRows: Int
+    let tiles: Int
+    let blocks: Int
+    let pairs: UnsafeMutablePointer<Int32>
+    let scales: UnsafeMutablePointer<Float>
+
+    /// Int32 pairs of one tile (all blocks).
+    var pairsPerTile: Int { blocks * 16 * tileRows }
+    var scalesPerTile: Int { blocks * tileRows }
+
+    init(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, tileRows: Int) {
+        self.rows = rows
+        self.tileRows = tileRows
+        tiles = (rows + tileRows - 1) / tileRows
+        blocks = (columns + quantBlock - 1) / quantBlock
+        pairs = alignedZeroed(Int32.self, count: tiles * blocks * 16 * tileRows)
+        scales = alignedZeroed(Float.self, count: tiles * blocks * tileRows)
+        let (pairs, scales, blocks) = (self.pairs, self.scales, self.blocks)
+        Parallel.forRanges(rows, minimumPerThread: 16) { range in
+            let paddedColumns = blocks * quantBlock
+            let q = alignedZeroed(Int8.self, count: paddedColumns)
+            let rowScales = alignedZeroed(Float.self, count: blocks)
+            defer {
+                UnsafeMutableRawPointer(q).deallocate()
+                UnsafeMutableRawPointer(rowScales).deallocate()
+            }
+            for r in range {
+                quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
+                let t = r / tileRows, i = r % tileRows
+                for b in 0..<blocks {
+                    scales[(t * blocks + b) * tileRows + i] = rowScales[b]
+                    let dst = pairs + (t * blocks + b) * 16 * tileRows + i, src = q + b * quantBlock
+                    for p in 0..<16 {
+                        let low = UInt32(UInt16(bitPattern: Int16(src[2 * p])))
+                        let high = UInt32(UInt16(bitPattern: Int16(src[2 * p + 1])))
+                        dst[p * tileRows] = Int32(bitPattern: low | high << 16)
+                    }
+                }
+            }
+        }
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(pairs).deallocate()
+        UnsafeMutableRawPointer(scales).deallocate()
+    }
+}
