@@ -28,6 +28,8 @@ enum ServerError: Error, Equatable {
     case modelFailed(String)
     /// The server is stopping and its grace period for requests in flight has run out.
     case shuttingDown
+    /// The client closed the connection before its answer was ready; its work was cancelled.
+    case clientDisconnected
 }
 
 /// An error as OpenAI's API reports it: `{"error": {"message", "type", "param", "code"}}` with a status.
@@ -194,6 +196,11 @@ extension APIError {
         case .shuttingDown:
             self.init(status: .serviceUnavailable, message: "the server is shutting down; the answer was cut short",
                       type: "server_error", code: "server_shutting_down")
+        case .clientDisconnected:
+            // nginx's status for a client that went away: the answer is for the log and the metrics (only a client that
+            // closed just its sending side still reads it).
+            self.init(status: .clientClosedRequest, message: "the client closed the connection; the request was cancelled",
+                      code: "client_closed_request")
         }
     }
 }
@@ -209,7 +216,9 @@ struct OpenAIErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let apiError = APIError(error, retryAfter: retryAfter)
-            if apiError.status == .internalServerError {
+            if apiError.status == .clientClosedRequest {
+                context.logger.info("client went away; request cancelled")
+            } else if apiError.status == .internalServerError {
                 context.logger.error("request failed", metadata: ["status": "\(apiError.status.code)", "error": "\(error)"])
             } else {
                 context.logger.info("request refused", metadata: [
@@ -251,6 +260,11 @@ struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         }
         return difference == 0
     }
+}
+
+extension HTTPResponse.Status {
+    /// 499, nginx's "client closed request".
+    static let clientClosedRequest = HTTPResponse.Status(code: 499, reasonPhrase: "Client Closed Request")
 }
 
 extension HTTPField.Name {

@@ -3,6 +3,7 @@ import Engine
 import Foundation
 import Hummingbird
 import Imaging
+import Logging
 import Qwen3VL
 import Synchronization
 
@@ -12,11 +13,13 @@ import Synchronization
 /// Request problems (unknown task, bad options, bad schema, undecodable image) are refused with 4xx naming the field;
 /// everything that goes wrong once the model runs (output not JSON, not schema-shaped, cut at `max_tokens`, prompt
 /// too long) is the item's `error` in a 200 answer, exactly as a batch records it.
-struct AnalyzeController<Context: RequestContext>: Sendable {
+struct AnalyzeController<Context: ConnectionContext>: Sendable {
     let host: ModelHost
     let configuration: ServerConfiguration
     let gate: AdmissionGate
     let images: ImageSource
+    /// Cancel a request whose client goes away (see `ConnectionWatchers`).
+    let connections: ConnectionWatchers
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -68,13 +71,21 @@ struct AnalyzeController<Context: RequestContext>: Sendable {
         }
 
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
-        defer { withExtendedLifetime(ticket) {} }
+        // A client that goes away from here on cancels the work at the engine's next step.
+        let logger = context.logger
+        return try await connections.cancellingOnDisconnect(of: context) { [self] in
+            defer { withExtendedLifetime(ticket) {} }
+            return try await run(spec, text: text, imageURL: urls.first, engine: engine, logger: logger)
+        }
+    }
 
+    private func run(_ spec: TaskSpec, text: String?, imageURL: String?, engine: any ChatEngine,
+                     logger: Logger) async throws -> Response {
         // The image is checked here (same forms and rules as chat: data: URLs, local files under --allow-image-dir) so
         // an undecodable one is a 422; the task runner then reads it from a private temporary copy.
         var imageFile: URL?
         defer { if let imageFile { try? FileManager.default.removeItem(at: imageFile) } }
-        if let url = urls.first {
+        if let url = imageURL {
             let bytes = try images.bytes(url, param: "images[0]")
             do {
                 _ = try ImageDecoder.decode(bytes, maxPixels: images.maxPixels)
@@ -102,7 +113,7 @@ struct AnalyzeController<Context: RequestContext>: Sendable {
         out["finish_reason"] = .optional(results.last?.finishReason.rawValue)
         out["usage"] = usageJSON(outcome.usage)
         out["timings"] = timingsJSON(results, totalSeconds: outcome.seconds)
-        context.logger.info("analyze", metadata: [
+        logger.info("analyze", metadata: [
             "task": "\(spec.task.versionTag)", "ok": "\(outcome.ok)", "calls": "\(results.count)",
             "completion_tokens": "\(outcome.usage.completionTokens)", "ms": "\(Int(outcome.seconds * 1000))",
         ])

@@ -4,9 +4,6 @@ import Store
 import WebUI
 import Logging
 
-/// The request context of every route: Hummingbird's basic one (its logger carries `hb.request.id`).
-public typealias ServerContext = BasicRequestContext
-
 /// Builds the HTTP application around a loaded engine. `postlens serve` and the tests both call this.
 public func buildApplication(configuration: ServerConfiguration, engine: some ChatEngine,
                              logger: Logger? = nil) -> some ApplicationProtocol {
@@ -23,9 +20,14 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
         logger.logLevel = .info
         return logger
     }()
-    let router = buildRouter(configuration: configuration, host: host, store: store, metrics: metrics, drain: drain)
+    // Each connection gets a watcher of its own in its pipeline (the handler list is an autoclosure, evaluated per
+    // connection), so that a request whose client goes away is cancelled.
+    let connections = ConnectionWatchers()
+    let router = buildRouter(configuration: configuration, host: host, store: store, metrics: metrics, drain: drain,
+                             connections: connections)
     return Application(
         router: router,
+        server: .http1(configuration: .init(additionalChannelHandlers: [connections.makeHandler()])),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "postlens"),
         logger: logger
     )
@@ -33,9 +35,11 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
 
 /// The routes, with error mapping outermost and authentication inside it.
 /// The web page and its conversation API are mounted when a store is given (`serve` always gives one).
-/// Each router gets its own metrics registry unless one is given (see `ServerMetrics`).
+/// Each router gets its own metrics registry unless one is given (see `ServerMetrics`). `connections` are the watchers
+/// that `buildApplication` puts in each connection's pipeline (none are there in router tests).
 func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
-                 metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain()) -> Router<ServerContext> {
+                 metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain(),
+                 connections: ConnectionWatchers = ConnectionWatchers()) -> Router<ServerContext> {
     let router = Router(context: ServerContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
@@ -45,10 +49,11 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     MetricsController<ServerContext>(metrics: metrics, host: host, gate: gate).register(on: router)
     let images = ImageSource(configuration: configuration)
     router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images, metrics: metrics,
-                                    drain: drain).routes,
+                                    drain: drain, connections: connections).routes,
                      atPath: "/v1")
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
-    router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images).routes, atPath: "/v1")
+    router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images,
+                                       connections: connections).routes, atPath: "/v1")
     router.addRoutes(BatchController(host: host, configuration: configuration, images: images).routes, atPath: "/v1")
     if let store { addWebRoutes(to: router, store: store) }
     return router

@@ -6,13 +6,15 @@ import Logging
 import Qwen3VL
 
 /// `POST /v1/chat/completions`: OpenAI's chat API, streaming (SSE) or not, over the one engine.
-struct ChatController<Context: RequestContext>: Sendable {
+struct ChatController<Context: ConnectionContext>: Sendable {
     let host: ModelHost
     let configuration: ServerConfiguration
     let gate: AdmissionGate
     let images: ImageSource
     let metrics: ServerMetrics
     let drain: ShutdownDrain
+    /// Cancel a request whose client goes away (see `ConnectionWatchers`).
+    let connections: ConnectionWatchers
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
@@ -29,11 +31,21 @@ struct ChatController<Context: RequestContext>: Sendable {
         var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
         parameters.responseFormat = try ResponseFormatRequest.parse(body: bodyData)
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
+        // A client that goes away from here on cancels the work: a non-streaming answer's generation at the engine's
+        // next step, a stream's up to its first token (after that, its body writer notices the failed write).
+        let logger = context.logger
+        return try await connections.cancellingOnDisconnect(of: context) { [self, parameters] in
+            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, logger: logger)
+        }
+    }
+
+    private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine,
+                         ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
         let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
         let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor, fetched: fetched)
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
                                                     minPixels: prepared.budget?.minPixels, maxPixels: prepared.budget?.maxPixels)
-        var logger = context.logger
+        var logger = logger
         logger[metadataKey: "stream"] = "\(chat.stream == true)"
         logger[metadataKey: "images"] = "\(prepared.images.count)"
         logger.debug("chat completion admitted", metadata: ["messages": "\(chat.messages.count)", "in_flight": "\(gate.inFlight)"])
@@ -62,6 +74,7 @@ struct ChatController<Context: RequestContext>: Sendable {
             if case .finished(let r) = event { result = r }
         }
         withExtendedLifetime(ticket) {}
+        // No result: the stream ended early because this task was cancelled (by the client going away, see `create`).
         guard let result else { throw CancellationError() }
         log(result, logger: logger)
         metrics.record(result, stream: false)
@@ -81,6 +94,8 @@ struct ChatController<Context: RequestContext>: Sendable {
                                    wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
         let events = EventSource(drain.drainable(stream))
         let first = try await events.next()
+        // No event at all: cancelled before the first token (by the client going away, see `create`).
+        if first == nil { try Task.checkCancellation() }
         let body = ResponseBody { writer in
             _ = ticket  // held until the body is written or abandoned
             let encoder = makeJSONEncoder()
