@@ -83,10 +83,7 @@ private func attentionDirect(
             let qv = q + t * ldq + h * headDim
             let visible = causalOffset.map { min(keyCount, $0 + t + 1) } ?? keyCount
             for s in 0..<visible {
-                let kv = k + s * ldkv + g * headDim
-                var dot: Float = 0
-                for i in 0..<headDim { dot += qv[i] * kv[i] }
-                scores[s] = dot * scale
+                scores[s] = dotProduct(qv, k + s * ldkv + g * headDim, count: headDim) * scale
             }
             softmaxInPlace(scores, count: visible)
             let o = out + t * ldo + h * headDim
@@ -98,6 +95,33 @@ private func attentionDirect(
             }
         }
     }
+}
+
+/// `Σ a[i]·b[i]` with 8-lane vectors and two accumulators. A plain float loop stays scalar (the
+/// compiler may not reorder a float sum), which made decode attention a chain of dependent adds:
+/// 16 heads × 128 dims × every cached key, per layer and token.
+@inline(__always)
+func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= count {
+        s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        s1 += ra.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+        i += 16
+    }
+    if i + 8 <= count {
+        s0 += ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+        i += 8
+    }
+    let v = s0 + s1
+    let v4 = v.lowHalf + v.highHalf, v2 = v4.lowHalf + v4.highHalf
+    var sum = v2[0] + v2[1]
+    while i < count {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
 }
 
 /// Naive twin of `attention` in double precision, for tests.

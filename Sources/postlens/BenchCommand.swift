@@ -92,11 +92,13 @@ struct BenchCommand: AsyncParsableCommand {
         report["load_ms_cold"] = ms(since: start)
         report["load_cold_converted_tensors"] = engine?.model.loadReport.convertedTensors
         report["load_cold_wrote_runtime_cache"] = engine?.model.loadReport.wroteRuntimeCache
+        var peaks: [String: Double] = ["after_cold_load": MachineProbe.peakRSSMegabytes()]
         engine = nil
         log("loading (warm)")
         start = Date()
         engine = try load()
         report["load_ms_warm"] = ms(since: start)
+        peaks["after_warm_load"] = MachineProbe.peakRSSMegabytes()
         report["load_warm_used_runtime_cache"] = engine?.model.loadReport.usedRuntimeCache
         report["load_warm_converted_tensors"] = engine?.model.loadReport.convertedTensors
         guard let engine else { return }
@@ -144,12 +146,14 @@ struct BenchCommand: AsyncParsableCommand {
         report["followup_cached_prompt_tokens"] = second.usage.cachedPromptTokens
         report["followup_vision_ms"] = second.timings.visionMs
 
+        peaks["after_image_requests"] = MachineProbe.peakRSSMegabytes()
         log("batched decode for 1, 2, 4, 8 sequences")
         var batched: [String: Double] = [:]
         for batch in [1, 2, 4, 8] {
             batched[String(batch)] = BenchInputs.batchedDecodeTokensPerSecond(engine, sequences: batch, steps: 16)
         }
         report["batched_decode_tokens_per_s"] = batched
+        peaks["after_batched_decode"] = MachineProbe.peakRSSMegabytes()
 
         log("JSON-schema mask cost per step")
         let mask = try BenchInputs.grammarMaskMilliseconds(engine)
@@ -158,6 +162,8 @@ struct BenchCommand: AsyncParsableCommand {
         let stepMs = t.decodeTokensPerSecond > 0 ? 1000 / t.decodeTokensPerSecond : 0
         report["grammar_mask_fraction_of_decode_step"] = stepMs > 0 ? mask.max / stepMs : 0
         report["peak_rss_mb"] = MachineProbe.peakRSSMegabytes()
+        // The high-water mark as it stood after each phase: says which phase set the peak.
+        report["peak_rss_mb_by_phase"] = peaks
 
         if json {
             writeOut(jsonString(report) + "\n")
