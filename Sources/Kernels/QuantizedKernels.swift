@@ -259,9 +259,9 @@ public enum QuantizedGEMM {
     }
 }
 
-/// A few F32 scratch buffers for the tiled product, reused across calls so that a forward pass does
-/// not page-fault megabytes of fresh memory per layer. Callers on other threads at the same time get
-/// their own buffer.
+/// A few scratch buffers (the tiled product's F32 weight tiles, `WideActivations`), reused across
+/// calls so that a forward pass does not page-fault megabytes of fresh memory per layer. Callers on
+/// other threads at the same time get their own buffer.
 final class TileBuffer {
     let pointer: UnsafeMutablePointer<Float>
     let capacity: Int
@@ -279,15 +279,20 @@ enum TileBuffers {
     static func take(_ count: Int) -> TileBuffer {
         lock.lock()
         defer { lock.unlock() }
-        if let i = free.firstIndex(where: { $0.capacity >= count }) { return free.remove(at: i) }
-        if !free.isEmpty { free.removeFirst() }  // too small: drop one, allocate a larger one
+        // Best fit: the smallest free buffer that is large enough.
+        if let i = free.indices.filter({ free[$0].capacity >= count }).min(by: { free[$0].capacity < free[$1].capacity }) {
+            return free.remove(at: i)
+        }
+        if free.count >= 8, let smallest = free.indices.min(by: { free[$0].capacity < free[$1].capacity }) {
+            free.remove(at: smallest)  // full of small ones: drop one, allocate a larger one
+        }
         return TileBuffer(count)
     }
 
     static func give(_ buffer: TileBuffer) {
         lock.lock()
         defer { lock.unlock() }
-        if free.count < 4 { free.append(buffer) }
+        if free.count < 8 { free.append(buffer) }
     }
 }
 

@@ -12,6 +12,9 @@ final class WideActivations {
     let blocks: Int
     let pairs: UnsafeMutablePointer<Int32>
     let scales: UnsafeMutablePointer<Float>
+    /// Reused scratch memory (prefill and vision make one of these per product; fresh pages for each
+    /// would cost a page fault per 4 KiB, several ms per vision block).
+    private let pairStorage: TileBuffer, scaleStorage: TileBuffer
 
     /// Int32 pairs of one tile (all blocks).
     var pairsPerTile: Int { blocks * 16 * tileRows }
@@ -22,9 +25,19 @@ final class WideActivations {
         self.tileRows = tileRows
         tiles = (rows + tileRows - 1) / tileRows
         blocks = (columns + quantBlock - 1) / quantBlock
-        pairs = alignedZeroed(Int32.self, count: tiles * blocks * 16 * tileRows)
-        scales = alignedZeroed(Float.self, count: tiles * blocks * tileRows)
+        pairStorage = TileBuffers.take(tiles * blocks * 16 * tileRows)
+        scaleStorage = TileBuffers.take(tiles * blocks * tileRows)
+        pairs = UnsafeMutableRawPointer(pairStorage.pointer).bindMemory(to: Int32.self, capacity: tiles * blocks * 16 * tileRows)
+        scales = scaleStorage.pointer
         let (pairs, scales, blocks) = (self.pairs, self.scales, self.blocks)
+        // Padding rows of the last tile are zeros (the buffers are reused, so clear them here).
+        for r in rows..<(tiles * tileRows) {
+            let t = r / tileRows, i = r % tileRows
+            for b in 0..<blocks {
+                scales[(t * blocks + b) * tileRows + i] = 0
+                for p in 0..<16 { pairs[((t * blocks + b) * 16 + p) * tileRows + i] = 0 }
+            }
+        }
         Parallel.forRanges(rows, minimumPerThread: 16) { range in
             let paddedColumns = blocks * quantBlock
             let q = alignedZeroed(Int8.self, count: paddedColumns)
@@ -50,7 +63,7 @@ final class WideActivations {
     }
 
     deinit {
-        UnsafeMutableRawPointer(pairs).deallocate()
-        UnsafeMutableRawPointer(scales).deallocate()
+        TileBuffers.give(pairStorage)
+        TileBuffers.give(scaleStorage)
     }
 }
