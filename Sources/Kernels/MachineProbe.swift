@@ -38,7 +38,8 @@ public enum MachineProbe {
         return best
     }
 
-    /// OpenBLAS sgemm at n³ in GFLOPS (best of 5).
+    /// OpenBLAS sgemm at n³ in GFLOPS (best of 12: on a shared machine a short run is often slowed by
+    /// a neighbour, and a low peak would flatter every fraction computed from it).
     public static func sgemmGFLOPS(n: Int = 1024) -> Double {
         let a = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
         let b = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
@@ -46,7 +47,7 @@ public enum MachineProbe {
         defer { a.deallocate(); b.deallocate(); c.deallocate() }
         for i in 0..<(n * n) { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1 }
         var best = 0.0
-        for _ in 0..<5 {
+        for _ in 0..<12 {
             let start = DispatchTime.now()
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, c, Int32(n))
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
