@@ -67,10 +67,33 @@ public func addInPlace(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Floa
 /// Numerically stable softmax of one row, in place (max subtracted, f32).
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     guard count > 0 else { return }
+    let inv = 1 / softmaxNumerators(x, count: count)
+    for i in 0..<count { x[i] *= inv }
+}
+
+/// `x[i] = e^(x[i] − max x)` in place; returns their sum. Softmax without the final division, for
+/// callers that can divide something smaller (attention divides each output row instead of the
+/// probabilities).
+@discardableResult
+public func softmaxNumerators(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float {
+    guard count > 0 else { return 0 }
     var maximum = -Float.infinity
-    for i in 0..<count where x[i] > maximum { maximum = x[i] }
-    var sum: Float = 0
     var i = 0
+    #if POSTLENS_AVX2
+    var m8 = _mm256_set1_ps(-.infinity)
+    while i + 8 <= count {
+        m8 = _mm256_max_ps(m8, _mm256_loadu_ps(x + i))
+        i += 8
+    }
+    let m4 = pointwiseMax(m8.lowHalf, m8.highHalf), m2 = pointwiseMax(m4.lowHalf, m4.highHalf)
+    maximum = max(m2[0], m2[1])
+    #endif
+    while i < count {
+        if x[i] > maximum { maximum = x[i] }
+        i += 1
+    }
+    var sum: Float = 0
+    i = 0
     #if POSTLENS_AVX2
     let m = _mm256_set1_ps(maximum)
     var partial = _mm256_setzero_ps()
@@ -88,6 +111,5 @@ public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
         sum += e
         i += 1
     }
-    let inv = 1 / sum
-    for i in 0..<count { x[i] *= inv }
+    return sum
 }

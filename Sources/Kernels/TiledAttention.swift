@@ -10,11 +10,12 @@ import _Builtin_intrinsics.intel
 // between on its own row block (vector exp), so no step waits on another thread.
 //
 // Layout:
-// - Keys are packed once per call, per KV head, transposed: `kt[g][d][j]` (keys padded to 16), so the
-//   score microkernel loads 16 consecutive keys' values of one dimension and broadcasts a query's.
+// - Keys and values are packed once per call, per KV head (see `tiledAttention`), so the score
+//   microkernel loads 16 consecutive keys' values of one dimension and broadcasts a query's, and the
+//   value microkernel streams 16 dims of consecutive keys.
 // - The queries of a block are copied (scaled by `scale`) into `[rows padded to 6] × headDim`.
 // - Scores `[rows padded to 6] × keys padded to 16`, softmax per row over the visible keys.
-// - Output: probabilities · V, 6 rows × 16 dims at a time, V read in place (row stride `ldkv`).
+// - Output: probabilities · V, 6 rows × 16 dims at a time.
 
 /// Query rows per block handed to one thread (a multiple of 6).
 let attentionQueryBlock = 48
@@ -32,16 +33,35 @@ func tiledAttention(
 ) {
     let group = heads / kvHeads
     let paddedKeys = (keyCount + 15) / 16 * 16
-    // Transposed keys, per KV head.
-    let kt = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * hd * paddedKeys)
-    defer { kt.deallocate() }
-    Parallel.forRanges(kvHeads * hd, minimumPerThread: 8) { range in
+    let keyBlocks = paddedKeys / 16, dimGroups = hd / 16
+    // Per KV head, keys as `[key block of 16][dim][16 keys]` and values as `[dim group of 16][key][16
+    // dims]`: each score tile then reads 4 KiB contiguously and each value tile one contiguous stream,
+    // instead of rows `ldkv` apart (12 KiB in the vision encoder's qkv buffer: a TLB miss per key at
+    // 4,096 patches).
+    let perHead = hd * paddedKeys
+    let kt = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * perHead)
+    let vt = UnsafeMutablePointer<Float>.allocate(capacity: kvHeads * perHead)
+    defer {
+        kt.deallocate()
+        vt.deallocate()
+    }
+    Parallel.forRanges(kvHeads * keyBlocks, minimumPerThread: 4) { range in
         for item in range {
-            let g = item / hd, d = item % hd
-            let row = kt + (g * hd + d) * paddedKeys
-            let source = k + g * hd + d
-            for j in 0..<keyCount { row[j] = source[j * ldkv] }
-            for j in keyCount..<paddedKeys { row[j] = 0 }
+            let g = item / keyBlocks, jb = item % keyBlocks
+            let keys = kt + g * perHead + jb * hd * 16
+            for jj in 0..<16 {
+                let j = jb * 16 + jj
+                if j < keyCount {
+                    let kRow = k + j * ldkv + g * hd, vRow = v + j * ldkv + g * hd
+                    for d in 0..<hd { keys[d * 16 + jj] = kRow[d] }
+                    for dg in 0..<dimGroups {
+                        (vt + g * perHead + (dg * paddedKeys + j) * 16).update(from: vRow + dg * 16, count: 16)
+                    }
+                } else {
+                    for d in 0..<hd { keys[d * 16 + jj] = 0 }
+                    for dg in 0..<dimGroups { (vt + g * perHead + (dg * paddedKeys + j) * 16).update(repeating: 0, count: 16) }
+                }
+            }
         }
     }
     let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
@@ -49,10 +69,12 @@ func tiledAttention(
         let queries = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
         let output = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
+        let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock)
         defer {
             queries.deallocate()
             scores.deallocate()
             output.deallocate()
+            inverseSums.deallocate()
         }
         for item in range {
             let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
@@ -71,12 +93,12 @@ func tiledAttention(
                     dst.update(repeating: 0, count: hd)
                 }
             }
-            let keys = UnsafePointer(kt + g * hd * paddedKeys)
+            let keys = UnsafePointer(kt + g * perHead), values = UnsafePointer(vt + g * perHead)
             var r0 = 0
             while r0 < paddedRows {
                 var j0 = 0
                 while j0 < visiblePadded {
-                    scoreTile(queries + r0 * hd, headDim: hd, keys + j0, keyStride: paddedKeys,
+                    scoreTile(queries + r0 * hd, headDim: hd, keys + j0 * hd, keyStride: 16,
                               scores + r0 * paddedKeys + j0, scoreStride: paddedKeys)
                     j0 += 16
                 }
@@ -86,7 +108,8 @@ func tiledAttention(
                 let row = scores + r * paddedKeys
                 let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
                 for j in limit..<visible { row[j] = -Float.infinity }
-                softmaxInPlace(row, count: visible)
+                // Unnormalized: the output row is divided by the sum instead (hd values, not `visible`).
+                inverseSums[r] = 1 / softmaxNumerators(row, count: visible)
             }
             for r in rows..<paddedRows { (scores + r * paddedKeys).update(repeating: 0, count: visible) }
             r0 = 0
@@ -94,13 +117,14 @@ func tiledAttention(
                 var d0 = 0
                 while d0 < hd {
                     valueTile(scores + r0 * paddedKeys, scoreStride: paddedKeys, keys: visible,
-                              v + g * hd + d0, ldv: ldkv, output + r0 * hd + d0, outputStride: hd)
+                              values + (d0 / 16) * paddedKeys * 16, ldv: 16, output + r0 * hd + d0, outputStride: hd)
                     d0 += 16
                 }
                 r0 += 6
             }
             for r in 0..<rows {
-                (out + (start + r) * ldo + h * hd).update(from: output + r * hd, count: hd)
+                let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
+                for d in 0..<hd { dst[d] = src[d] * inverse }
             }
         }
     }
