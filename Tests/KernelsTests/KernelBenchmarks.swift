@@ -154,3 +154,28 @@ extension KernelBenchmarks {
         }
     }
 }
+
+extension KernelBenchmarks {
+    /// Only the weight products of one 2B decode step (28 layers × 7 matrices + the output matrix, Q8, one row),
+    /// to separate the products' time from the rest of a step.
+    @Test func decodeStepProducts() {
+        let shapes = [(2048, 2048), (1024, 2048), (1024, 2048), (2048, 2048), (6144, 2048), (6144, 2048), (2048, 6144)]
+        var layers: [[Q8Matrix]] = []
+        for _ in 0..<28 { layers.append(shapes.map { Self.patternQ8($0.0, $0.1) }) }
+        let head = Self.patternQ8(151936, 2048)
+        let x = Tensor(shape: [4, 6144]), y = Tensor(shape: [4, 151936])
+        for i in 0..<x.count { x[i] = Float(i % 13) - 6 }
+        let bytes = Double(layers.flatMap { $0 }.reduce(0) { $0 + $1.byteCount } + head.byteCount)
+        for rows in [1, 4] {
+            let t = Self.best(5) {
+                for layer in layers {
+                    for m in layer {
+                        QuantizedGEMM.forward(m, x.data, rows: rows, ldx: 6144, into: y.data, ldy: 151936, bias: nil, accumulate: false)
+                    }
+                }
+                QuantizedGEMM.forward(head, x.data, rows: rows, ldx: 6144, into: y.data, ldy: 151936, bias: nil, accumulate: false)
+            }
+            print(String(format: "[bench] decode-step products, %d row(s): %.1f ms, %.1f GB/s", rows, t * 1e3, bytes / t / 1e9))
+        }
+    }
+}
