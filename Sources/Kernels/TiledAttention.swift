@@ -98,8 +98,8 @@ func tiledAttention(
             while r0 < paddedRows {
                 var j0 = 0
                 while j0 < visiblePadded {
-                    scoreTile(queries + r0 * hd, headDim: hd, keys + j0 * hd, keyStride: 16,
-                              scores + r0 * paddedKeys + j0, scoreStride: paddedKeys)
+                    tile6x16(queries + r0 * hd, lda: hd, keys + j0 * hd, ldb: 16, count: hd,
+                             scores + r0 * paddedKeys + j0, ldc: paddedKeys)
                     j0 += 16
                 }
                 r0 += 6
@@ -116,8 +116,8 @@ func tiledAttention(
             while r0 < paddedRows {
                 var d0 = 0
                 while d0 < hd {
-                    valueTile(scores + r0 * paddedKeys, scoreStride: paddedKeys, keys: visible,
-                              values + (d0 / 16) * paddedKeys * 16, ldv: 16, output + r0 * hd + d0, outputStride: hd)
+                    tile6x16(scores + r0 * paddedKeys, lda: paddedKeys, values + (d0 / 16) * paddedKeys * 16, ldb: 16,
+                             count: visible, output + r0 * hd + d0, ldc: hd)
                     d0 += 16
                 }
                 r0 += 6
@@ -130,55 +130,31 @@ func tiledAttention(
     }
 }
 
-/// Scores of 6 queries × 16 keys: `s[i][j] = Σ_d q[i][d] · kt[d][j]`.
+/// The one microkernel of both products: `c[i][0..<16] = Σ_t a[i·lda + t] · b[t·ldb + 0..<16]` for 6 rows
+/// `i` over `count` terms, 12 FMA accumulators. Scores: `a` = queries (`lda` = head size), `b` = a block of
+/// 16 packed keys (`ldb` = 16). Output: `a` = probabilities (`lda` = score row stride), `b` = one group of
+/// 16 packed value dims (`ldb` = 16).
 @inline(__always)
-private func scoreTile(_ q: UnsafePointer<Float>, headDim: Int, _ kt: UnsafePointer<Float>, keyStride: Int,
-                       _ s: UnsafeMutablePointer<Float>, scoreStride: Int) {
+private func tile6x16(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, count: Int,
+                      _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     var c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps()
     var c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps()
     var c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
-    var kp = kt
-    for d in 0..<headDim {
-        let k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8)
+    var bp = b
+    for t in 0..<count {
+        let b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8)
         @inline(__always) func row(_ i: Int, _ lo: inout __m256, _ hi: inout __m256) {
-            let x = _mm256_set1_ps(q[i &* headDim &+ d])
-            lo = _mm256_fmadd_ps(x, k0, lo)
-            hi = _mm256_fmadd_ps(x, k1, hi)
+            let x = _mm256_set1_ps(a[i &* lda &+ t])
+            lo = _mm256_fmadd_ps(x, b0, lo)
+            hi = _mm256_fmadd_ps(x, b1, hi)
         }
         row(0, &c00, &c01); row(1, &c10, &c11); row(2, &c20, &c21)
         row(3, &c30, &c31); row(4, &c40, &c41); row(5, &c50, &c51)
-        kp += keyStride
+        bp += ldb
     }
     @inline(__always) func store(_ i: Int, _ lo: __m256, _ hi: __m256) {
-        _mm256_storeu_ps(s + i &* scoreStride, lo)
-        _mm256_storeu_ps(s + i &* scoreStride + 8, hi)
-    }
-    store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
-    store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
-}
-
-/// 6 rows × 16 dims of probabilities · V: `o[i][d] = Σ_j p[i][j] · v[j][d]` over `keys` keys.
-@inline(__always)
-private func valueTile(_ p: UnsafePointer<Float>, scoreStride: Int, keys: Int, _ v: UnsafePointer<Float>, ldv: Int,
-                       _ o: UnsafeMutablePointer<Float>, outputStride: Int) {
-    var c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps()
-    var c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps()
-    var c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
-    var vp = v
-    for j in 0..<keys {
-        let v0 = _mm256_loadu_ps(vp), v1 = _mm256_loadu_ps(vp + 8)
-        @inline(__always) func row(_ i: Int, _ lo: inout __m256, _ hi: inout __m256) {
-            let x = _mm256_set1_ps(p[i &* scoreStride &+ j])
-            lo = _mm256_fmadd_ps(x, v0, lo)
-            hi = _mm256_fmadd_ps(x, v1, hi)
-        }
-        row(0, &c00, &c01); row(1, &c10, &c11); row(2, &c20, &c21)
-        row(3, &c30, &c31); row(4, &c40, &c41); row(5, &c50, &c51)
-        vp += ldv
-    }
-    @inline(__always) func store(_ i: Int, _ lo: __m256, _ hi: __m256) {
-        _mm256_storeu_ps(o + i &* outputStride, lo)
-        _mm256_storeu_ps(o + i &* outputStride + 8, hi)
+        _mm256_storeu_ps(c + i &* ldc, lo)
+        _mm256_storeu_ps(c + i &* ldc + 8, hi)
     }
     store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
     store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
