@@ -229,3 +229,10 @@ public func decodeDataURL(_ url: String) -> Data? {
 public func encodeDataURL(_ data: Data, mimeType: String) -> String {
     "data:\(mimeType);base64,\(data.base64EncodedString())"
 }
+
+/// Text as the store keeps it: NUL characters become U+FFFD. SQLite keeps a NUL inside text, but reading a text
+/// column back ends at the first one, so a model answer containing a NUL token came back cut short after a
+/// reload. Browsers already show a NUL as U+FFFD, so the conversation reads the same before and after.
+func storableText(_ text: String) -> String {
+    text.contains("\u{0}") ? text.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : text
+}

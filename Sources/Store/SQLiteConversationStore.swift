@@ -169,7 +169,7 @@ public final class SQLiteConversationStore: ConversationStore {
             let refs = try Self.insertMessage(db, id: id, conversationID: conversationID, role: message.role,
                                               content: message.content, createdAt: created, stats: statsText, images: prepared)
             try db.execute(sql: "UPDATE conversation SET updatedAt = ? WHERE id = ?", arguments: [max(created, Self.nowMs()), conversationID])
-            return StoredMessage(id: id, role: message.role, content: message.content, images: refs,
+            return StoredMessage(id: id, role: message.role, content: storableText(message.content), images: refs,
                                  createdAt: Self.date(created), stats: message.stats)
         }
     }
@@ -346,7 +346,7 @@ public final class SQLiteConversationStore: ConversationStore {
                                         arguments: [conversationID]) ?? 0
         try db.execute(sql: """
             INSERT INTO message (id, conversationId, position, role, content, createdAt, stats) VALUES (?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [id, conversationID, position, role.rawValue, content, createdAt, stats])
+            """, arguments: [id, conversationID, position, role.rawValue, storableText(content), createdAt, stats])
         var refs: [ImageRef] = []
         for (index, image) in images.enumerated() {
             var ref = image.ref
@@ -421,7 +421,7 @@ public final class SQLiteConversationStore: ConversationStore {
         let prefix = context.map { "\($0): " } ?? ""
         guard !trimmed.isEmpty else { throw StoreError.invalid("\(prefix)title must not be empty") }
         guard trimmed.count <= 500 else { throw StoreError.invalid("\(prefix)title is longer than 500 characters") }
-        return trimmed
+        return storableText(trimmed)
     }
 
     static func escapeLike(_ text: String) -> String {

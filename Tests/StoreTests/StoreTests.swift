@@ -126,6 +126,16 @@ final class CRUDTests: XCTestCase {
         XCTAssertEqual(unchanged.messages, [], "a refused message leaves nothing behind")
     }
 
+    func testTextWithNULCharactersComesBackWhole() async throws {
+        let store = try SQLiteConversationStore.inMemory()
+        let conversation = try await store.createConversation(title: "nul\u{0}title", parameters: nil)
+        let appended = try await store.appendMessage(to: conversation.id, NewMessage(role: .assistant, content: "before\u{0}after, and more"))
+        XCTAssertEqual(appended.content, "before\u{FFFD}after, and more")
+        let reloaded = try await store.conversation(id: conversation.id)
+        XCTAssertEqual(reloaded.messages.map(\.content), ["before\u{FFFD}after, and more"])
+        XCTAssertEqual(reloaded.title, "nul\u{FFFD}title")
+    }
+
     func testTruncateKeepsThePrefix() async throws {
         let store = try SQLiteConversationStore.inMemory()
         let conversation = try await store.createConversation(title: "T", parameters: nil)
