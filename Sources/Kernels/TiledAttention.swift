@@ -3,7 +3,7 @@ import Foundation
 import _Builtin_intrinsics.intel
 
 // Attention for many queries (prefill, vision) with our own FMA microkernels, parallel over
-// (head, block of queries). The vision encoder's attention over 1,024 patches is ≈ 200 GFLOP for a
+// (head, block of queries). The vision encoder's attention over 1,024 patches is ≈ 100 GFLOP for a
 // 512×512 image, and its shapes are poor for BLAS: an inner dimension of 64 for the scores and an
 // output width of 64 for probabilities·V, one call per head. Here each thread takes a head and a
 // block of queries and runs both products with 6×16 register tiles at the FMA peak, the softmax in
