@@ -133,9 +133,3 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 }
-
-/// Wraps a value whose thread-safety is guaranteed by the caller (kernels write disjoint slices).
-public struct UncheckedSendable<Value>: @unchecked Sendable {
-    public let value: Value
-    public init(_ value: Value) { self.value = value }
-}

@@ -161,21 +161,16 @@ public final class Q4Matrix: @unchecked Sendable {
 
     public convenience init(quantizing w: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int? = nil) {
         self.init(rows: rows, columns: columns)
-        let ld = ld ?? columns
-        Parallel.forRanges(rows, minimumPerThread: 64) { range in
-            for r in range {
-                quantizeRowQ4(w + r * ld, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
-            }
-        }
+        quantizeRows(from: w, ld: ld ?? columns, rows: 0..<rows)
     }
 
-    /// Quantizes rows `range` from `source` (`range.count` rows of `columns` floats, contiguous).
-    public func quantizeRows(from source: UnsafePointer<Float>, rows range: Range<Int>) {
-        let start = range.lowerBound
+    /// Quantizes rows `range` from `source` (`range.count` rows, row stride `ld`, default `columns`).
+    public func quantizeRows(from source: UnsafePointer<Float>, ld: Int? = nil, rows range: Range<Int>) {
+        let ld = ld ?? columns, start = range.lowerBound
         Parallel.forRanges(range.count, minimumPerThread: 64) { part in
             for i in part {
                 let r = start + i
-                quantizeRowQ4(source + i * columns, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
+                quantizeRowQ4(source + i * ld, count: columns, quants + r * paddedColumns / 2, scales + r * blocks)
             }
         }
     }

@@ -1,30 +1,24 @@
 import Foundation
 import ArgumentParser
 
-@main
 struct PostLens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postlens",
         abstract: "Understand social-media posts with Qwen3-VL on the CPU.",
         subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self]
     )
+}
 
+/// The entry point: process-wide allocator settings, then ArgumentParser's own `main`.
+@main
+enum Entry {
     static func main() async {
         // Buffers of 1 MiB and more (weight matrices, activations of long prompts) come straight from
         // mmap and go back to the system when freed. glibc's default threshold grows to 32 MiB after
         // the first large free, after which a freed model's matrices stayed in the heap and a reload
         // (bench's cold-then-warm load, a model swap) raised the resident set by hundreds of MB.
         setMallocMmapThreshold(1 << 20)
-        do {
-            var command = try parseAsRoot()
-            if var asyncCommand = command as? AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            exit(withError: error)
-        }
+        await PostLens.main()
     }
 }
 
