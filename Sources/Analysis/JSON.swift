@@ -261,10 +261,13 @@ public enum JSON: Sendable, Equatable, Hashable {
                         var code = try hex4()
                         if (0xD800..<0xDC00).contains(code), index + 6 <= bytes.count,
                            bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                            let saved = index
                             index += 2
                             let low = try hex4()
                             if (0xDC00..<0xE000).contains(low) {
                                 code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                            } else {
+                                index = saved  // not a pair: the next escape is read on its own
                             }
                         }
                         let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"

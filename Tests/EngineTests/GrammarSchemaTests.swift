@@ -171,3 +171,19 @@ func invalidSchemasAreRefused(text: String) throws {
     #expect(JSONValue.quoted("a\"b\\\n\u{01}é") == #""a\"b\\\n\u0001é""#)
     #expect(try JSONValue.parse(#" {"b": [1, 2.5e3, "x\u00e9"], "a": null} "#).compactText == #"{"b":[1,2.5e3,"xé"],"a":null}"#)
 }
+
+/// Surrogate escapes: pairs combine, anything else becomes U+FFFD and never swallows the escape after it; no input
+/// traps (a lone high surrogate before `\u0041` once underflowed and killed the server).
+@Test func surrogateEscapesDecodeWithoutTrapping() throws {
+    func text(_ json: String) throws -> String? {
+        guard case .string(let s) = try JSONValue.parse(json) else { return nil }
+        return s
+    }
+    #expect(try text(#""\ud83d\ude00""#) == "😀")
+    #expect(try text(#""\ud800\u0041""#) == "\u{FFFD}A")
+    #expect(try text(#""\ud800\ud800\udc00""#) == "\u{FFFD}\u{10000}")
+    #expect(try text(#""\udc00x""#) == "\u{FFFD}x")
+    #expect(try text(#""\ud800""#) == "\u{FFFD}")
+    #expect(throws: (any Error).self) { try text(#""\u+041""#) }
+    #expect(throws: (any Error).self) { try text(#""\ud800\u""#) }
+}

@@ -35,6 +35,27 @@ import Testing
         }
     }
 
+    /// A lone high surrogate followed by another `\\u` escape once trapped the schema JSON reader (which reads every
+    /// chat body) on UInt32 underflow and killed the process. Each body must be answered, and the server must serve
+    /// a normal request right after.
+    @Test func surrogateEscapesDoNotCrash() async throws {
+        try await runApp { client in
+            let bodies = [
+                #"{"x": "\ud800\u0041", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}"#,
+                #"{"max_tokens": 1, "messages": [{"role": "user", "content": "\udbff\udbff\u0000"}]}"#,
+                #"{"max_tokens": 1, "messages": [{"role": "user", "content": "\ud800\u"}]}"#,
+                #"{"max_tokens": 1, "messages": [{"role": "user", "content": "\ud800\u+041"}]}"#,
+                #"{"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "enum": ["\ud800\udbff"]}}}}"#,
+            ]
+            for body in bodies {
+                let response = try await client.post(raw: Data(body.utf8))
+                #expect(response.status == .ok || response.status == .badRequest, "\(body) → \(response.raw)")
+            }
+            let after = try await client.post(json: ["max_tokens": 1, "messages": [user("hi")]])
+            #expect(after.status == .ok)
+        }
+    }
+
     @Test func wrongTypesNameTheField() async throws {
         try await runApp { client in
             let cases: [([String: Any], String)] = [

@@ -271,11 +271,19 @@ private struct JSONTextParser {
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
                 var code = try hex4()
-                if (0xD800..<0xDC00).contains(code), index + 1 < bytes.count,
+                // A high surrogate pairs only with a following \uDC00–\uDFFF; anything else leaves it alone
+                // (it becomes U+FFFD) and the next escape is read on its own. Never subtract before checking
+                // the range: `\ud800\u0041` once trapped here on UInt32 underflow and took the server down.
+                if (0xD800..<0xDC00).contains(code), index + 5 < bytes.count,
                    bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    let saved = index
                     index += 2
                     let low = try hex4()
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    if (0xDC00..<0xE000).contains(low) {
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    } else {
+                        index = saved
+                    }
                 }
                 let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
                 out += Array(String(Character(scalar)).utf8)
@@ -286,9 +294,24 @@ private struct JSONTextParser {
     }
 
     mutating func hex4() throws -> UInt32 {
-        guard index + 4 <= bytes.count, let v = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
-        else { throw error("invalid \\u escape") }
+        guard index + 4 <= bytes.count else { throw error("invalid \\u escape") }
+        var v: UInt32 = 0
+        for b in bytes[index..<index + 4] {
+            // Only hex digits: `UInt32(_:radix:)` would also take a sign ("\\u+041").
+            guard let digit = hexDigitValue(b) else { throw error("invalid \\u escape") }
+            v = v << 4 | digit
+        }
         index += 4
         return v
+    }
+}
+
+/// The value of one ASCII hex digit, or nil.
+private func hexDigitValue(_ b: UInt8) -> UInt32? {
+    switch b {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(b - UInt8(ascii: "0"))
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(b - UInt8(ascii: "a") + 10)
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(b - UInt8(ascii: "A") + 10)
+    default: return nil
     }
 }
