@@ -6,7 +6,7 @@
 //                              ├──► SafeTensors ─► Tensors
 //                              ├──► Tokenizer
 //                              └──► Imaging ─► CImageCodecs (libjpeg, libpng, libwebp, libgif)
-//   Kernels ─► CBLAS (OpenBLAS)
+//   Kernels ─► CBLAS (OpenBLAS), KernelsAVX512 (built for AVX-512), CKernels (cpuid, AMX tiles)
 import Foundation
 import PackageDescription
 
@@ -30,6 +30,14 @@ if useAVX2 {
     computeSettings.append(.unsafeFlags(["-target-cpu", "haswell"]))
     computeSettings.append(.define("POSTLENS_AVX2"))
 }
+
+/// The AVX-512 kernels are a module of their own, built for Ice Lake server (AVX-512 F/BW/VL/DQ + VNNI, a
+/// subset of every AVX-512 CPU since: Sapphire Rapids, Zen 4/5) in every x86-64 build; `KernelDispatch`
+/// calls them only on a CPU that has those features.
+let avx512Settings: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .unsafeFlags(["-target-cpu", "icelake-server"]),
+]
 
 let package = Package(
     name: "PostLens",
@@ -62,7 +70,11 @@ let package = Package(
 
         // MARK: Core
         .target(name: "Tensors", swiftSettings: computeSettings),
-        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS"], swiftSettings: computeSettings),
+        // CPU feature detection (cpuid, xgetbv, arch_prctl) and the AMX tile kernels: C because Swift cannot
+        // issue those instructions; AMX code carries function-level target attributes.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
+        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsAVX512"], swiftSettings: computeSettings),
         .target(name: "SafeTensors", dependencies: ["Tensors"], swiftSettings: computeSettings),
         .target(name: "Tokenizer", swiftSettings: computeSettings),
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),

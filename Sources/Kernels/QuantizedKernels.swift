@@ -157,6 +157,10 @@ public enum QuantizedGEMM {
                                into y: UnsafeMutablePointer<Float>, ldy: Int,
                                bias: UnsafePointer<Float>?, accumulate: Bool) {
         guard rows > 0, w.rows > 0 else { return }
+        if w.layout == .quads {
+            quadProduct(w, x, rows: rows, ldx: ldx, into: y, ldy: ldy, bias: bias, accumulate: accumulate)
+            return
+        }
         if rows <= smallBatchLimit {
             panelProductFewRows(w, x, rows: rows, ldx: ldx, into: y, ldy: ldy, bias: bias, accumulate: accumulate)
         } else {

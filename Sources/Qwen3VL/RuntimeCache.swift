@@ -77,8 +77,10 @@ public enum RuntimeCache {
     enum Kind: UInt8 { case f32 = 0, q8 = 1, q4 = 2 }
 
     /// The cache key of a store's files in `format` (see the type's documentation).
-    static func key(for store: WeightStore, format: WeightFormat) throws -> String {
+    static func key(for store: WeightStore, format: WeightFormat, q8Layout: Q8Layout = .preferred) throws -> String {
         var parts = ["postlens-runtime-cache v\(formatVersion)", "format=\(format.rawValue)"]
+        // Q8 panels are stored in the order the CPU level's kernels read (`Q8Layout`): one file per layout.
+        if format == .q8 { parts.append("layout=\(q8Layout.rawValue)") }
         let config = store.directory.appendingPathComponent("config.json")
         if let data = try? Data(contentsOf: config) {
             parts.append("config.json sha256=\(SHA256Digest.hex(of: data))")
@@ -135,22 +137,24 @@ public enum RuntimeCache {
     /// Starts a load: opens a valid cache file for reading, or prepares to record one. Never throws;
     /// problems are reported as one line on stderr and the load goes on without the cache.
     static func begin(store: WeightStore, format: WeightFormat, options: RuntimeCacheOptions?) -> LoadSession {
-        guard format != .f32, let options else { return LoadSession() }
+        let layout = Q8Layout.preferred
+        guard format != .f32, let options else { return LoadSession(q8Layout: layout) }
         let key: String
-        do { key = try self.key(for: store, format: format) } catch {
+        do { key = try self.key(for: store, format: format, q8Layout: layout) } catch {
             warn("runtime cache disabled: \(error)")
-            return LoadSession()
+            return LoadSession(q8Layout: layout)
         }
         let url = fileURL(key: key, options: options)
         if FileManager.default.fileExists(atPath: url.path) {
             do {
-                return LoadSession(reader: try RuntimeCacheReader(url: url, key: key), url: url)
+                return LoadSession(reader: try RuntimeCacheReader(url: url, key: key, q8Layout: layout), url: url,
+                                   q8Layout: layout)
             } catch {
                 warn("runtime cache \(url.lastPathComponent) is invalid (\(error)); rebuilding it")
                 try? FileManager.default.removeItem(at: url)
             }
         }
-        return LoadSession(writer: RuntimeCacheWriter(key: key), url: url)
+        return LoadSession(writer: RuntimeCacheWriter(key: key), url: url, q8Layout: layout)
     }
 
     static func warn(_ line: String) {
@@ -200,13 +204,17 @@ final class LoadSession: @unchecked Sendable {
     let reader: RuntimeCacheReader?
     let writer: RuntimeCacheWriter?
     let url: URL?
+    /// The byte order of Q8 matrices in this load: the active CPU level's (and part of the cache key).
+    let q8Layout: Q8Layout
     var convertedTensors = 0
     var cacheMisses = 0
 
-    init(reader: RuntimeCacheReader? = nil, writer: RuntimeCacheWriter? = nil, url: URL? = nil) {
+    init(reader: RuntimeCacheReader? = nil, writer: RuntimeCacheWriter? = nil, url: URL? = nil,
+         q8Layout: Q8Layout = .preferred) {
         self.reader = reader
         self.writer = writer
         self.url = url
+        self.q8Layout = q8Layout
     }
 
     /// Writes the recorded cache (if any) and says what happened.
@@ -349,8 +357,11 @@ struct CacheEntry {
 final class RuntimeCacheReader: @unchecked Sendable {
     let file: MappedFile
     let entries: [String: CacheEntry]
+    /// The layout of the file's Q8 matrices (from its key).
+    let q8Layout: Q8Layout
 
-    init(url: URL, key: String) throws {
+    init(url: URL, key: String, q8Layout: Q8Layout) throws {
+        self.q8Layout = q8Layout
         file = try MappedFile(url: url)
         guard let base = file.base else { throw CacheError("empty file") }
         let header = try Header.decode(base, size: file.size)
@@ -399,7 +410,7 @@ final class RuntimeCacheReader: @unchecked Sendable {
         defer { release(e) }
         switch (format, e.kind) {
         case (.q8, .q8):
-            return LinearWeight(q8: Q8Matrix(rows: rows, columns: columns, quantsBytes: pointer(e.segments[0]),
+            return LinearWeight(q8: Q8Matrix(rows: rows, columns: columns, layout: q8Layout, quantsBytes: pointer(e.segments[0]),
                                              scalesBytes: pointer(e.segments[1])), bias: bias)
         case (.q4, .q4):
             return LinearWeight(q4: Q4Matrix(rows: rows, columns: columns, quantsBytes: pointer(e.segments[0]),

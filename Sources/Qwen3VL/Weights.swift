@@ -229,7 +229,7 @@ struct TensorReader {
         let sliceRows = max(1, min(rows, Self.sliceElements / max(1, columns)))
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: sliceRows * columns)
         defer { buffer.deallocate() }
-        let q8 = format == .q8 ? Q8Matrix(rows: rows, columns: columns) : nil
+        let q8 = format == .q8 ? Q8Matrix(rows: rows, columns: columns, layout: session.q8Layout) : nil
         let q4 = format == .q4 ? Q4Matrix(rows: rows, columns: columns) : nil
         var r0 = 0
         while r0 < rows {

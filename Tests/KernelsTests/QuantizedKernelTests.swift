@@ -32,11 +32,12 @@ func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
 /// partial block (5) and an odd number of blocks (96 = 3 blocks, exercising the unrolled tail).
 let quantShapes: [(out: Int, in: Int)] = [(37, 100), (64, 80), (5, 32), (130, 200), (33, 96), (7, 5), (300, 64)]
 
-@Test("Q8 quantization round-trips within half a step, padding is zero", arguments: quantShapes.indices)
-func q8RoundTrip(_ s: Int) {
+@Test("Q8 quantization round-trips within half a step, padding is zero, in both layouts",
+      arguments: quantShapes.indices, Q8Layout.allCases)
+func q8RoundTrip(_ s: Int, _ layout: Q8Layout) {
     let (n, k) = quantShapes[s]
     let w = randomTensor([n, k], seed: UInt64(s))
-    let q = Q8Matrix(quantizing: w)
+    let q = Q8Matrix(quantizing: w, layout: layout)
     #expect(q.paddedColumns % 32 == 0 && q.paddedColumns >= k && q.paddedColumns < k + 32)
     for r in 0..<n {
         var out = [Float](repeating: .nan, count: k)
@@ -55,8 +56,11 @@ func q8RoundTrip(_ s: Int) {
         for b in 0..<q.blocks { #expect(q.scale(r, block: b) == 0) }
     }
     var seen = Set<Int>()
-    for r in 0..<q.paddedRows { for i in 0..<q.paddedColumns { seen.insert(q.pairOffset(row: r, block: i / 32, pair: (i % 32) / 2) + i % 2) } }
+    for r in 0..<q.paddedRows { for i in 0..<q.paddedColumns { seen.insert(q.byteOffset(row: r, column: i)) } }
     #expect(seen.count == q.quantsByteCount && seen.min() == 0 && seen.max() == q.quantsByteCount - 1)
+    // The two layouts hold the same values: quads are a permutation of pairs with +128 on each byte.
+    let other = Q8Matrix(quantizing: w, layout: layout == .pairs ? .quads : .pairs)
+    for r in 0..<n { for i in 0..<k { #expect(other.quant(r, i) == q.quant(r, i)) } }
 }
 
 @Test("Q4 quantization round-trips within half a step (one step where +8 clamps to +7); the extreme value is exact", arguments: quantShapes.indices)
@@ -131,12 +135,28 @@ struct ProductCase: CustomTestStringConvertible, Sendable {
     let format: Format, shape: Int, rows: Int
     var testDescription: String { "\(format) \(quantShapes[shape]) × \(rows) rows" }
     static let all: [ProductCase] = Format.allCases.flatMap { f in
-        quantShapes.indices.flatMap { s in [1, 2, 3, 4, 7, 16, 17, 45, 70].map { ProductCase(format: f, shape: s, rows: $0) } }
+        quantShapes.indices.flatMap { s in [1, 2, 3, 4, 7, 16, 17, 33, 45, 70].map { ProductCase(format: f, shape: s, rows: $0) } }
     }
 }
 
-@Test("Quantized forward (integer dot products up to smallBatchLimit rows, packed integer GEMM or tiled sgemm above) matches its naive twin, with strides, bias, accumulate",
-      arguments: ProductCase.all)
+/// Whether this host runs `level`; tests of a level it lacks are skipped (reported as not run, never as passed).
+func runs(_ level: CPULevel) -> Bool { CPUFeatures.host.runnableLevels.contains(level) }
+
+@Test("Quantized forward matches its naive twin at the portable level", .enabled(if: runs(.portable)), arguments: ProductCase.all)
+func quantizedForwardPortable(_ c: ProductCase) { KernelDispatch.withLevel(.portable) { quantizedForward(c) } }
+
+@Test("Quantized forward matches its naive twin at the avx2 level", .enabled(if: runs(.avx2)), arguments: ProductCase.all)
+func quantizedForwardAVX2(_ c: ProductCase) { KernelDispatch.withLevel(.avx2) { quantizedForward(c) } }
+
+@Test("Quantized forward matches its naive twin at the avx512 level (VNNI)", .enabled(if: runs(.avx512)), arguments: ProductCase.all)
+func quantizedForwardAVX512(_ c: ProductCase) { KernelDispatch.withLevel(.avx512) { quantizedForward(c) } }
+
+@Test("Quantized forward matches its naive twin at the amx level", .enabled(if: runs(.amx)), arguments: ProductCase.all)
+func quantizedForwardAMX(_ c: ProductCase) { KernelDispatch.withLevel(.amx) { quantizedForward(c) } }
+
+/// One product at the active level (integer dot products up to smallBatchLimit rows, packed integer GEMM
+/// or tiled sgemm above; VNNI/AMX kernels for every row count at the avx512 and amx levels) against its
+/// naive twin, with strides, bias, accumulate.
 func quantizedForward(_ c: ProductCase) {
     let (n, k) = quantShapes[c.shape]
     let m = c.rows
@@ -172,7 +192,9 @@ func quantizedForward(_ c: ProductCase) {
 
     // Both integer kernels quantize the activations (the dot products up to smallBatchLimit rows, the
     // packed int16 GEMM above it in AVX2 builds); tiled sgemm keeps them F32.
-    let integerPath = m <= QuantizedGEMM.smallBatchLimit || QuantizedGEMM.usesPackedIntegerKernel
+    let quads: Bool
+    if case .q8(let q) = layer.storage { quads = q.layout == .quads } else { quads = false }
+    let integerPath = quads || m <= QuantizedGEMM.smallBatchLimit || QuantizedGEMM.usesPackedIntegerKernel
     var worstRatio = 0.0
     for r in 0..<m {
         for o in 0..<n {
@@ -186,7 +208,36 @@ func quantizedForward(_ c: ProductCase) {
         // The padding columns of y were not touched.
         for o in n..<ldy { #expect(y[r * ldy + o].isNaN) }
     }
-    #expect(worstRatio <= 1, "\(c.testDescription): error / bound = \(worstRatio)")
+    #expect(worstRatio <= 1, "\(c.testDescription) at \(KernelDispatch.level): error / bound = \(worstRatio)")
+}
+
+/// Both layouts quantize activations the same way and sum the same integers, so a level's kernels must agree
+/// with the portable ones to float rounding (a wrong lane, block or compensation shows as a large error).
+@Test("Every level's Q8 kernels agree with the portable kernels on the same weights, both layouts",
+      arguments: [1, 2, 5, 16, 31, 70])
+func levelsAgree(_ m: Int) {
+    let (n, k) = (130, 200)
+    let w = randomTensor([n, k], seed: 21, scale: 0.05), x = randomTensor([m, k], seed: 22)
+    for layout in Q8Layout.allCases {
+        let q = Q8Matrix(quantizing: w, layout: layout)
+        // The portable twin of each layout's kernels, called directly (an AVX2 build has no portable level).
+        let reference = Tensor(shape: [m, n])
+        switch layout {
+        case .pairs: portablePairsProduct(q, x.data, rows: m, into: reference.data)
+        case .quads:
+            let a = QuadActivations(x.data, rows: m, columns: k, ld: k)
+            QuantizedGEMM.quadPortable(q, a, y: reference.data, ldy: n, bias: nil, accumulate: false)
+        }
+        for level in CPUFeatures.host.runnableLevels {
+            let y = Tensor(shape: [m, n])
+            KernelDispatch.withLevel(level) {
+                QuantizedGEMM.forward(q, x.data, rows: m, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false)
+            }
+            var worst: Float = 0
+            for i in 0..<y.count { worst = max(worst, abs(y[i] - reference[i]) / (1e-3 + abs(reference[i]))) }
+            #expect(worst <= 1e-4, "\(layout) at \(level), \(m) rows: relative difference \(worst)")
+        }
+    }
 }
 
 @Test("Tiled product with tiles that do not divide the output count", arguments: [1, 3, 16, 50])
@@ -230,5 +281,23 @@ func parallelCoverage() {
         Parallel.forRanges(count, minimumPerThread: 1) { range in for i in range { hits[i] += 1 } }
         #expect((0..<count).allSatisfy { hits[$0] == 1 })
         hits.deallocate()
+    }
+}
+
+/// The portable few-rows kernel over a `.pairs` matrix, for any number of rows (tiles of 4).
+func portablePairsProduct(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows m: Int, into y: UnsafeMutablePointer<Float>) {
+    let a = WideActivations(x, rows: m, columns: w.columns, ld: w.columns, tileRows: smallTileRows)
+    let tile = UnsafeMutablePointer<Float>.allocate(capacity: smallTileRows * 16)
+    defer { tile.deallocate() }
+    for panel in 0..<w.panels {
+        for t in 0..<a.tiles {
+            tile.initialize(repeating: 0, count: smallTileRows * 16)
+            fewRowsTilePortable(min(smallTileRows, m - t * smallTileRows), w.quants + panel * w.blocks * Q8Matrix.panelBlockBytes,
+                                w.scales + panel * w.blocks * 16, a.pairs + t * a.pairsPerTile, a.scales + t * a.scalesPerTile,
+                                blocks: w.blocks, tile)
+            for i in 0..<min(smallTileRows, m - t * smallTileRows) {
+                for f in 0..<min(16, w.rows - panel * 16) { y[(t * smallTileRows + i) * w.rows + panel * 16 + f] = tile[i * 16 + f] }
+            }
+        }
     }
 }

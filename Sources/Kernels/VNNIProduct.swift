@@ -1,0 +1,183 @@
+import Foundation
+#if arch(x86_64)
+import CKernels
+import KernelsAVX512
+#endif
+
+// The driver of the int8 products on `Q8Layout.quads` weights: activations quantized once
+// (`QuadActivations`), then, per level,
+// - amx: AMX tiles (C, `Sources/CKernels/amx_q8.c`) for 16-row tiles, AVX-512 for the rest;
+// - avx512: `vnniTile` / `vnniOneRow` (`Sources/KernelsAVX512`);
+// - lower levels (a matrix made for avx512 run after a test forced a lower level): the portable twin.
+// The weights need no packing at run time: their stored order is the order every kernel reads.
+
+/// Rows per AVX-512 microkernel call (8 rows × 2 panels = 16 zmm accumulators).
+let vnniTileRows = 8
+
+/// Blocks per pass over the activation tiles: two panels' slice (2 × 8 × 512 B = 8 KiB) stays in L1
+/// while every row tile streams past it.
+let vnniPassBlocks = 8
+
+extension QuantizedGEMM {
+    /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` for a `.quads` Q8 matrix, any number of rows.
+    static func quadProduct(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows: Int, ldx: Int,
+                            into y: UnsafeMutablePointer<Float>, ldy: Int,
+                            bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let a = QuadActivations(x, rows: rows, columns: w.columns, ld: ldx)
+        let level = KernelDispatch.level
+        withExtendedLifetime(a) {
+            #if arch(x86_64)
+            if level >= .avx512 {
+                if rows == 1 {
+                    quadOneRow(w, a, y: y, bias: bias, accumulate: accumulate)
+                } else {
+                    quadTiles(w, a, amx: level == .amx, y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+                }
+                return
+            }
+            #endif
+            quadPortable(w, a, y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+        }
+    }
+
+    /// Writes a panel's results (`width` features of `count` rows, row stride `ldc`) into `y`.
+    @inline(__always)
+    static func store(_ results: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, features n0: Int, width: Int,
+                      y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+        for r in rows {
+            let dst = y + r * ldy + n0, src = results + (r - rows.lowerBound) * ldc
+            for c in 0..<width {
+                let value = src[c] + (bias?[n0 + c] ?? 0)
+                dst[c] = accumulate ? dst[c] + value : value
+            }
+        }
+    }
+
+    #if arch(x86_64)
+    /// Decode: each thread streams `decodeStreams` panels from equal parts of its range at a time.
+    private static func quadOneRow(_ w: Q8Matrix, _ a: QuadActivations, y: UnsafeMutablePointer<Float>,
+                                   bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let n = w.rows, blocks = w.blocks
+        let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
+        Parallel.forRanges(w.panels, minimumPerThread: 4) { range in
+            let results = alignedZeroed(Float.self, count: 16 * decodeStreams)
+            let panelPointers = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: decodeStreams)
+            let scalePointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: decodeStreams)
+            let panelIndexes = UnsafeMutablePointer<Int>.allocate(capacity: decodeStreams)
+            defer {
+                UnsafeMutableRawPointer(results).deallocate()
+                panelPointers.deallocate(); scalePointers.deallocate(); panelIndexes.deallocate()
+            }
+            let streams = min(decodeStreams, range.count)
+            let part = (range.count + streams - 1) / streams
+            for i in 0..<part {
+                var live = 0
+                for stream in 0..<streams where stream * part + i < range.count {
+                    let panel = range.lowerBound + stream * part + i
+                    panelPointers[live] = quants + panel * blocks * Q8Matrix.panelBlockBytes
+                    scalePointers[live] = UnsafePointer(w.scales + panel * blocks * 16)
+                    panelIndexes[live] = panel
+                    live += 1
+                }
+                vnniOneRow(streams: live, a: a.quants, aScales: a.scales, aCompensation: a.compensation,
+                           stride: a.paddedRows, weights: panelPointers, weightScales: scalePointers,
+                           blocks: blocks, c: results)
+                for which in 0..<live {
+                    let n0 = panelIndexes[which] * 16
+                    store(results + which * 16, ldc: 16, rows: 0..<1, features: n0, width: min(16, n - n0),
+                          y: y, ldy: n, bias: bias, accumulate: accumulate)
+                }
+            }
+        }
+    }
+
+    /// More than one row: threads split the output features in pairs of panels; each pair makes passes
+    /// of `vnniPassBlocks` blocks over all row tiles (AMX: 16-row tiles while 16 rows remain).
+    private static func quadTiles(_ w: Q8Matrix, _ a: QuadActivations, amx: Bool, y: UnsafeMutablePointer<Float>,
+                                  ldy: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let n = w.rows, blocks = w.blocks, rows = a.rows
+        let pairs = (w.panels + 1) / 2
+        let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
+        Parallel.forRanges(pairs) { range in
+            let results = alignedZeroed(Float.self, count: a.paddedRows * 32)
+            let panelPointers = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 2)
+            let scalePointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2)
+            defer {
+                UnsafeMutableRawPointer(results).deallocate()
+                panelPointers.deallocate(); scalePointers.deallocate()
+            }
+            for pair in range {
+                let first = pair * 2, panels = min(2, w.panels - first)
+                for p in 0..<panels {
+                    panelPointers[p] = quants + (first + p) * blocks * Q8Matrix.panelBlockBytes
+                    scalePointers[p] = UnsafePointer(w.scales + (first + p) * blocks * 16)
+                }
+                results.update(repeating: 0, count: a.paddedRows * 32)
+                var b0 = 0
+                while b0 < blocks {
+                    let pass = b0..<min(blocks, b0 + vnniPassBlocks)
+                    var r0 = 0
+                    if amx {
+                        while r0 + 16 <= rows {
+                            postlens_amx_q8_tile(a.quants + r0 * 32, a.scales + r0, a.compensation + r0, Int32(a.paddedRows),
+                                                 panelPointers[0], scalePointers[0], panelPointers[panels - 1],
+                                                 scalePointers[panels - 1], Int32(panels), Int32(pass.lowerBound),
+                                                 Int32(pass.upperBound), results + r0 * 32, 32)
+                            r0 += 16
+                        }
+                    }
+                    while r0 < rows {
+                        let count = min(vnniTileRows, rows - r0)
+                        vnniTile(rows: count, panels: panels, a: a.quants + r0 * 32, aScales: a.scales + r0,
+                                 aCompensation: a.compensation + r0, stride: a.paddedRows,
+                                 weights: panelPointers, weightScales: scalePointers, blocks: pass,
+                                 c: results + r0 * 32, ldc: 32)
+                        r0 += count
+                    }
+                    b0 = pass.upperBound
+                }
+                for p in 0..<panels {
+                    let n0 = (first + p) * 16
+                    store(results + p * 16, ldc: 32, rows: 0..<rows, features: n0, width: min(16, n - n0),
+                          y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+                }
+            }
+        }
+    }
+    #endif
+
+    /// Portable twin of the VNNI kernels over the same operands (exact int32 block sums, the same fold).
+    static func quadPortable(_ w: Q8Matrix, _ a: QuadActivations, y: UnsafeMutablePointer<Float>, ldy: Int,
+                             bias: UnsafePointer<Float>?, accumulate: Bool) {
+        let n = w.rows, blocks = w.blocks
+        let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
+        Parallel.forRanges(w.panels) { range in
+            var sums = [Int32](repeating: 0, count: 16)
+            let results = alignedZeroed(Float.self, count: a.rows * 16)
+            defer { UnsafeMutableRawPointer(results).deallocate() }
+            for panel in range {
+                results.update(repeating: 0, count: a.rows * 16)
+                for r in 0..<a.rows {
+                    for b in 0..<blocks {
+                        let i = b * a.paddedRows + r
+                        for f in 0..<16 { sums[f] = a.compensation[i] }
+                        let x = a.quants + i * quantBlock
+                        let wb = quants + (panel * blocks + b) * Q8Matrix.panelBlockBytes
+                        for q in 0..<8 {
+                            for f in 0..<16 {
+                                var s: Int32 = 0
+                                for j in 0..<4 { s &+= Int32(wb[q * 64 + 4 * f + j]) &* Int32(x[4 * q + j]) }
+                                sums[f] &+= s
+                            }
+                        }
+                        let ws = w.scales + (panel * blocks + b) * 16
+                        for f in 0..<16 { results[r * 16 + f] += Float(sums[f]) * (ws[f] * a.scales[i]) }
+                    }
+                }
+                let n0 = panel * 16
+                store(results, ldc: 16, rows: 0..<a.rows, features: n0, width: min(16, n - n0),
+                      y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+#if arch(x86_64)
+import _Builtin_intrinsics.intel
+
+// Int8 products with AVX-512 VNNI (`vpdpbusd`: 64 u8×s8 multiply-adds into 16 int32 lanes per
+// instruction, 4× the `vpmaddwd` of the AVX2 level and with the add fused). This module is built with
+// `-target-cpu icelake-server` and is called only after `KernelDispatch` chose the avx512 or amx level;
+// it holds leaf kernels over raw pointers and nothing generic, so no code compiled for AVX-512 can be
+// shared with (and run by) the lower levels. The drivers (threads, tiling, activation packing) are in
+// `Kernels/VNNIProduct.swift`.
+//
+// Operands (see `Q8Layout.quads` and `QuadActivations`):
+// - weights: per panel (16 output features) and block of 32 inputs, 8 rows of 64 bytes; row `q` holds
+//   the 16 features' inputs `4q…4q+3` as `w + 128` (unsigned). One row is one zmm: features are lanes.
+// - activations: row `r` of block `b` at `a + (b·stride + r)·32`, 32 signed bytes; a quad (4 bytes) is
+//   broadcast to every lane. Scales at `aScales[b·stride + r]`, bias compensation
+//   (`−128·Σ block`) at `aCompensation[b·stride + r]`: the accumulator starts there.
+// - each block's int32 sums are folded into F32 with the two scales, `c += float(acc) · ws · xs`.
+
+/// `c[r·ldc + 16p + f] += Σ_b (acc[r][p][f]) · ws[p][b][f] · xs[r][b]` for `rows` (1…8) activation rows ×
+/// `panels` (1 or 2) weight panels over `blocks`. `weights[p]` / `weightScales[p]` point at panel `p`'s
+/// block 0.
+public func vnniTile(rows: Int, panels: Int,
+                     a: UnsafePointer<Int8>, aScales: UnsafePointer<Float>, aCompensation: UnsafePointer<Int32>,
+                     stride: Int,
+                     weights: UnsafePointer<UnsafePointer<UInt8>>, weightScales: UnsafePointer<UnsafePointer<Float>>,
+                     blocks: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let w0 = weights[0], w1 = weights[panels > 1 ? 1 : 0]
+    let s0 = weightScales[0], s1 = weightScales[panels > 1 ? 1 : 0]
+    if panels > 1 {
+        switch rows {
+        case 1: tile(1, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 2: tile(2, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 3: tile(3, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 4: tile(4, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 5: tile(5, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 6: tile(6, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 7: tile(7, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        default: tile(8, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        }
+    } else {
+        switch rows {
+        case 1: tile(1, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 2: tile(2, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 3: tile(3, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 4: tile(4, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 5: tile(5, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 6: tile(6, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 7: tile(7, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        default: tile(8, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        }
+    }
+}
+
+/// The microkernel: `R` rows × `P` panels (constants at every call site, so unused rows compile away);
+/// 2R int32 accumulators, two weight rows and a broadcast in the 32 zmm registers. Per quad of inputs:
+/// P loads, R broadcasts, R·P `vpdpbusd`.
+@inline(__always)
+private func tile(_ R: Int, _ P: Int,
+                  _ a: UnsafePointer<Int8>, _ aScales: UnsafePointer<Float>, _ aCompensation: UnsafePointer<Int32>,
+                  _ stride: Int, _ w0: UnsafePointer<UInt8>, _ w1: UnsafePointer<UInt8>,
+                  _ s0: UnsafePointer<Float>, _ s1: UnsafePointer<Float>,
+                  _ blocks: Range<Int>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+    for b in blocks {
+        let ab = UnsafeRawPointer(a + b &* stride &* 32)
+        let comp = aCompensation + b &* stride, xs = aScales + b &* stride
+        @inline(__always) func start(_ i: Int) -> __m512i { i < R ? _mm512_set1_epi32(comp[i]) : _mm512_setzero_si512() }
+        var a00 = start(0), a01 = start(0), a10 = start(1), a11 = start(1)
+        var a20 = start(2), a21 = start(2), a30 = start(3), a31 = start(3)
+        var a40 = start(4), a41 = start(4), a50 = start(5), a51 = start(5)
+        var a60 = start(6), a61 = start(6), a70 = start(7), a71 = start(7)
+        let p0 = UnsafeRawPointer(w0 + b &* 512), p1 = UnsafeRawPointer(w1 + b &* 512)
+        for q in 0..<8 {
+            let v0 = _mm512_loadu_si512(p0 + q &* 64)
+            let v1 = P > 1 ? _mm512_loadu_si512(p1 + q &* 64) : v0
+            @inline(__always) func row(_ i: Int, _ lo: inout __m512i, _ hi: inout __m512i) {
+                let x = _mm512_set1_epi32(ab.loadUnaligned(fromByteOffset: i &* 32 &+ q &* 4, as: Int32.self))
+                lo = _mm512_dpbusd_epi32(lo, v0, x)
+                if P > 1 { hi = _mm512_dpbusd_epi32(hi, v1, x) }
+            }
+            row(0, &a00, &a01)
+            if R > 1 { row(1, &a10, &a11) }
+            if R > 2 { row(2, &a20, &a21) }
+            if R > 3 { row(3, &a30, &a31) }
+            if R > 4 { row(4, &a40, &a41) }
+            if R > 5 { row(5, &a50, &a51) }
+            if R > 6 { row(6, &a60, &a61) }
+            if R > 7 { row(7, &a70, &a71) }
+        }
+        let ws0 = _mm512_loadu_ps(s0 + b &* 16), ws1 = P > 1 ? _mm512_loadu_ps(s1 + b &* 16) : ws0
+        @inline(__always) func fold(_ i: Int, _ lo: __m512i, _ hi: __m512i) {
+            let scale = _mm512_set1_ps(xs[i]), cp = c + i &* ldc
+            _mm512_storeu_ps(cp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(ws0, scale), _mm512_loadu_ps(cp)))
+            if P > 1 {
+                _mm512_storeu_ps(cp + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(ws1, scale), _mm512_loadu_ps(cp + 16)))
+            }
+        }
+        fold(0, a00, a01)
+        if R > 1 { fold(1, a10, a11) }
+        if R > 2 { fold(2, a20, a21) }
+        if R > 3 { fold(3, a30, a31) }
+        if R > 4 { fold(4, a40, a41) }
+        if R > 5 { fold(5, a50, a51) }
+        if R > 6 { fold(6, a60, a61) }
+        if R > 7 { fold(7, a70, a71) }
+    }
+}
+
+/// Decode: one activation row × `streams` (1…4) panels anywhere in memory (`weights[i]`, scales
+/// `weightScales[i]`), all blocks; panel `i`'s 16 results go to `c[16i ..< 16i + 16]` (overwritten).
+/// Several independent weight streams per core keep more misses in flight (decode is bound by memory).
+public func vnniOneRow(streams: Int, a: UnsafePointer<Int8>, aScales: UnsafePointer<Float>,
+                       aCompensation: UnsafePointer<Int32>, stride: Int,
+                       weights: UnsafePointer<UnsafePointer<UInt8>>, weightScales: UnsafePointer<UnsafePointer<Float>>,
+                       blocks: Int, c: UnsafeMutablePointer<Float>) {
+    switch streams {
+    case 1: oneRow(1, a, aScales, aCompensation, stride, weights, weightScales, blocks, c)
+    case 2: oneRow(2, a, aScales, aCompensation, stride, weights, weightScales, blocks, c)
+    case 3: oneRow(3, a, aScales, aCompensation, stride, weights, weightScales, blocks, c)
+    default: oneRow(4, a, aScales, aCompensation, stride, weights, weightScales, blocks, c)
+    }
+}
+
+@inline(__always)
+private func oneRow(_ S: Int, _ a: UnsafePointer<Int8>, _ aScales: UnsafePointer<Float>,
+                    _ aCompensation: UnsafePointer<Int32>, _ stride: Int,
+                    _ weights: UnsafePointer<UnsafePointer<UInt8>>, _ weightScales: UnsafePointer<UnsafePointer<Float>>,
+                    _ blocks: Int, _ c: UnsafeMutablePointer<Float>) {
+    let q0 = UnsafeRawPointer(weights[0]), q1 = UnsafeRawPointer(weights[min(1, S - 1)])
+    let q2 = UnsafeRawPointer(weights[min(2, S - 1)]), q3 = UnsafeRawPointer(weights[min(3, S - 1)])
+    let t0 = weightScales[0], t1 = weightScales[min(1, S - 1)], t2 = weightScales[min(2, S - 1)], t3 = weightScales[min(3, S - 1)]
+    var c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps()
+    for b in 0..<blocks {
+        let ab = UnsafeRawPointer(a + b &* stride &* 32)
+        let start = _mm512_set1_epi32(aCompensation[b &* stride])
+        var s0 = start, s1 = start, s2 = start, s3 = start
+        let o = b &* 512
+        for q in 0..<8 {
+            let x = _mm512_set1_epi32(ab.loadUnaligned(fromByteOffset: q &* 4, as: Int32.self))
+            let oq = o &+ q &* 64
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(q0 + oq), x)
+            if S > 1 { s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(q1 + oq), x) }
+            if S > 2 { s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(q2 + oq), x) }
+            if S > 3 { s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(q3 + oq), x) }
+        }
+        let xs = _mm512_set1_ps(aScales[b &* stride])
+        c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(_mm512_loadu_ps(t0 + b &* 16), xs), c0)
+        if S > 1 { c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(_mm512_loadu_ps(t1 + b &* 16), xs), c1) }
+        if S > 2 { c2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s2), _mm512_mul_ps(_mm512_loadu_ps(t2 + b &* 16), xs), c2) }
+        if S > 3 { c3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s3), _mm512_mul_ps(_mm512_loadu_ps(t3 + b &* 16), xs), c3) }
+    }
+    _mm512_storeu_ps(c, c0)
+    if S > 1 { _mm512_storeu_ps(c + 16, c1) }
+    if S > 2 { _mm512_storeu_ps(c + 32, c2) }
+    if S > 3 { _mm512_storeu_ps(c + 48, c3) }
+}
+#endif
