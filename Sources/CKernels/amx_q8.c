@@ -66,7 +66,32 @@ void postlens_amx_q8_tile(const int8_t *a, const float *a_scales, const int32_t 
         if (panels > 1) fold(sums[1], a_comp + row0, a_scales + row0, ws1 + 16 * b, c + 16, ldc);
     }
 }
+AMX_TARGET
+int32_t postlens_amx_peak_loop(int64_t iterations) {
+    struct tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    int8_t a[16 * 64] __attribute__((aligned(64)));
+    int32_t out[16 * 16] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 64; i++) a[i] = (int8_t)(i * 7);
+    _tile_loadd(4, a, 64); _tile_loadd(5, a, 64); _tile_loadd(6, a, 64); _tile_loadd(7, a, 64);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (int64_t i = 0; i < iterations; i++) {
+        _tile_dpbsud(0, 4, 6);
+        _tile_dpbsud(1, 4, 7);
+        _tile_dpbsud(2, 5, 6);
+        _tile_dpbsud(3, 5, 7);
+    }
+    _tile_stored(0, out, 64);
+    _tile_release();
+    return out[0] + out[255];
+}
+
 #else
+int32_t postlens_amx_peak_loop(int64_t iterations) { (void)iterations; __builtin_trap(); }
+
 void postlens_amx_q8_tile(const int8_t *a, const float *a_scales, const int32_t *a_comp, int32_t stride,
                           const uint8_t *w0, const float *ws0, const uint8_t *w1, const float *ws1, int32_t panels,
                           int32_t block_start, int32_t block_end, float *c, int32_t ldc) {

@@ -9,8 +9,8 @@ import Foundation
 ///   `0 ... causalOffset + t` (the keys before the current chunk plus the chunk's causal triangle).
 /// - `out`: `queryCount` rows, row stride `ldo`, same head layout as `q`.
 ///
-/// Many queries use our register-tiled kernels parallel over heads and query blocks (AVX2 builds,
-/// head sizes that are multiples of 16: `TiledAttention.swift`), else OpenBLAS sgemm per head and block
+/// Many queries use our register-tiled kernels parallel over heads and query blocks (AVX2 builds or
+/// AVX-512 CPUs, head sizes that are multiples of 16: `TiledAttention.swift`), else OpenBLAS sgemm per head and block
 /// of queries; few queries (decode) use a direct loop parallel over heads, where call overhead would
 /// dominate.
 public func attention(
@@ -26,14 +26,12 @@ public func attention(
                         out: out, ldo: ldo)
         return
     }
-    #if POSTLENS_AVX2
     if tiledAttentionSupports(headDim: headDim) {
         tiledAttention(q: q, ldq: ldq, queryCount: queryCount, k: k, v: v, ldkv: ldkv, keyCount: keyCount,
                        heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
                        out: out, ldo: ldo)
         return
     }
-    #endif
     let group = heads / kvHeads
     let block = min(queryCount, 256)
     let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * keyCount)

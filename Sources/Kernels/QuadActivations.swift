@@ -2,12 +2,14 @@ import Foundation
 
 /// Activation rows quantized to Q8 blocks for the VNNI and AMX products (`Q8Layout.quads` weights).
 ///
-/// Layout, block-major so that any tile height can address it and an AMX A tile is one strided load:
-/// - `quants[(b·paddedRows + r)·32 + j]`: row `r`'s 32 signed int8 values of block `b` (rows past `rows`
-///   are zeros). AVX-512 broadcasts a row's quad (4 bytes) from here; AMX loads 16 rows with stride 32.
-/// - `scales[b·paddedRows + r]`: the block's F32 scale.
-/// - `compensation[b·paddedRows + r]`: `−128 · Σ_j q[j]`, the start value of the block's int32
+/// Layout: tiles of 16 rows, and within a tile block-major, so that one tile's operands are one
+/// contiguous stream and an AMX A tile (16 rows × one block) is one 512-byte load with stride 32:
+/// - `quants[((t·blocks + b)·16 + i)·32 + j]`: row `16t + i`'s 32 signed int8 values of block `b`
+///   (rows past `rows` are zeros). AVX-512 broadcasts a row's quad (4 bytes) from here.
+/// - `scales[(t·blocks + b)·16 + i]`: the block's F32 scale.
+/// - `compensation[(t·blocks + b)·16 + i]`: `−128 · Σ_j q[j]`, the start value of the block's int32
 ///   accumulator, which removes the +128 bias of the stored weights (`Q8Layout.quads`).
+/// Kernels address row `i` of a tile, block `b` as `base + (b·16 + i)` (`rowsPerBlock` = 16).
 final class QuadActivations {
     let rows: Int
     /// Rows rounded up to 16 (an AMX tile, and a whole number of every microkernel's row tile).
@@ -31,11 +33,12 @@ final class QuadActivations {
         scales = scaleStorage.pointer
         compensation = UnsafeMutableRawPointer(compensationStorage.pointer).bindMemory(to: Int32.self, capacity: blocks * paddedRows)
         let (quants, scales, compensation) = (self.quants, self.scales, self.compensation)
-        for b in 0..<blocks {
-            for r in rows..<paddedRows {
-                (quants + (b * paddedRows + r) * quantBlock).update(repeating: 0, count: quantBlock)
-                scales[b * paddedRows + r] = 0
-                compensation[b * paddedRows + r] = 0
+        for r in rows..<paddedRows {
+            for b in 0..<blocks {
+                let i = QuadActivations.index(row: r, block: b, blocks: blocks)
+                (quants + i * quantBlock).update(repeating: 0, count: quantBlock)
+                scales[i] = 0
+                compensation[i] = 0
             }
         }
         Parallel.forRanges(rows, minimumPerThread: 16) { range in
@@ -48,7 +51,7 @@ final class QuadActivations {
             for r in range {
                 quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
                 for b in 0..<blocks {
-                    let i = b * paddedRows + r, src = q + b * quantBlock
+                    let i = QuadActivations.index(row: r, block: b, blocks: blocks), src = q + b * quantBlock
                     (quants + i * quantBlock).update(from: src, count: quantBlock)
                     scales[i] = rowScales[b]
                     var sum: Int32 = 0
@@ -58,6 +61,17 @@ final class QuadActivations {
             }
         }
     }
+
+    /// Rows of one block within a tile: the stride, in rows, between blocks as the kernels see it.
+    static let rowsPerBlock = 16
+
+    /// Index of row `r`, block `b` in `scales` / `compensation` (×32 for `quants`).
+    @inline(__always)
+    static func index(row r: Int, block b: Int, blocks: Int) -> Int { ((r >> 4) * blocks + b) * 16 + (r & 15) }
+
+    /// Offset of row `r`'s operands (block 0) in `scales` / `compensation` (×32 for `quants`).
+    @inline(__always)
+    func rowOffset(_ r: Int) -> Int { QuadActivations.index(row: r, block: 0, blocks: blocks) }
 
     deinit {
         TileBuffers.give(quantStorage)

@@ -1,6 +1,10 @@
 import Foundation
 #if POSTLENS_AVX2
 import _Builtin_intrinsics.intel
+#endif
+#if arch(x86_64)
+import KernelsAVX512
+#endif
 
 // Attention for many queries (prefill, vision) with our own FMA microkernels, parallel over
 // (head, block of queries). The vision encoder's attention over 1,024 patches is ≈ 100 GFLOP for a
@@ -20,9 +24,17 @@ import _Builtin_intrinsics.intel
 /// Query rows per block handed to one thread (a multiple of 6).
 let attentionQueryBlock = 48
 
-/// Whether `tiledAttention` handles this head size (16 dims per register tile).
+/// Whether `tiledAttention` handles this head size (16 dims per register tile) at the active level
+/// (AVX2 builds, or an AVX-512 CPU).
 @inline(__always)
-func tiledAttentionSupports(headDim: Int) -> Bool { headDim % 16 == 0 }
+func tiledAttentionSupports(headDim: Int) -> Bool {
+    guard headDim % 16 == 0 else { return false }
+    #if POSTLENS_AVX2
+    return true
+    #else
+    return KernelDispatch.level >= .avx512
+    #endif
+}
 
 /// Same contract as `attention` (see Attention.swift) for `headDim % 16 == 0`.
 func tiledAttention(
@@ -65,6 +77,23 @@ func tiledAttention(
         }
     }
     let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
+    // avx512: 12 rows × 32 columns per zmm tile; avx2: 6 × 16 per ymm tile. Both divide the query block.
+    let wide = KernelDispatch.level >= .avx512
+    let tileRows = wide ? 12 : 6
+    /// One register tile of `tileRows` rows × `groups` groups of 16 columns at the active level.
+    @inline(__always)
+    func tile(_ a: UnsafePointer<Float>, lda: Int, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, groups: Int,
+              count: Int, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+        #if arch(x86_64)
+        if wide {
+            attentionTile(rows: 12, groups: groups, a: a, lda: lda, b0: b0, b1: b1, count: count, c: c, ldc: ldc)
+            return
+        }
+        #endif
+        #if POSTLENS_AVX2
+        tile6x16(a, lda: lda, b0, ldb: 16, count: count, c, ldc: ldc)
+        #endif
+    }
     Parallel.forRanges(heads * blocksPerHead) { range in
         let queries = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
@@ -80,7 +109,7 @@ func tiledAttention(
             let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
             let g = h / group
             let rows = min(attentionQueryBlock, queryCount - start)
-            let paddedRows = (rows + 5) / 6 * 6
+            let paddedRows = (rows + tileRows - 1) / tileRows * tileRows
             // Keys the last query of the block can see (all of them without a causal mask).
             let visible = causalOffset.map { min(keyCount, $0 + start + rows) } ?? keyCount
             let visiblePadded = (visible + 15) / 16 * 16
@@ -98,11 +127,12 @@ func tiledAttention(
             while r0 < paddedRows {
                 var j0 = 0
                 while j0 < visiblePadded {
-                    tile6x16(queries + r0 * hd, lda: hd, keys + j0 * hd, ldb: 16, count: hd,
-                             scores + r0 * paddedKeys + j0, ldc: paddedKeys)
-                    j0 += 16
+                    let groups = wide && j0 + 32 <= visiblePadded ? 2 : 1
+                    tile(queries + r0 * hd, lda: hd, keys + j0 * hd, keys + (j0 + 16) * hd, groups: groups, count: hd,
+                         scores + r0 * paddedKeys + j0, ldc: paddedKeys)
+                    j0 += 16 * groups
                 }
-                r0 += 6
+                r0 += tileRows
             }
             for r in 0..<rows {
                 let row = scores + r * paddedKeys
@@ -116,11 +146,13 @@ func tiledAttention(
             while r0 < paddedRows {
                 var d0 = 0
                 while d0 < hd {
-                    tile6x16(scores + r0 * paddedKeys, lda: paddedKeys, values + (d0 / 16) * paddedKeys * 16, ldb: 16,
-                             count: visible, output + r0 * hd + d0, ldc: hd)
-                    d0 += 16
+                    let groups = wide && d0 + 32 <= hd ? 2 : 1
+                    tile(scores + r0 * paddedKeys, lda: paddedKeys, values + (d0 / 16) * paddedKeys * 16,
+                         values + (d0 / 16 + 1) * paddedKeys * 16, groups: groups, count: visible,
+                         output + r0 * hd + d0, ldc: hd)
+                    d0 += 16 * groups
                 }
-                r0 += 6
+                r0 += tileRows
             }
             for r in 0..<rows {
                 let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
@@ -130,6 +162,7 @@ func tiledAttention(
     }
 }
 
+#if POSTLENS_AVX2
 /// The one microkernel of both products: `c[i][0..<16] = Σ_t a[i·lda + t] · b[t·ldb + 0..<16]` for 6 rows
 /// `i` over `count` terms, 12 FMA accumulators. Scores: `a` = queries (`lda` = head size), `b` = a block of
 /// 16 packed keys (`ldb` = 16). Output: `a` = probabilities (`lda` = score row stride), `b` = one group of

@@ -14,9 +14,6 @@ import KernelsAVX512
 /// Rows per AVX-512 microkernel call (8 rows × 2 panels = 16 zmm accumulators).
 let vnniTileRows = 8
 
-/// Blocks per pass over the activation tiles: two panels' slice (2 × 8 × 512 B = 8 KiB) stays in L1
-/// while every row tile streams past it.
-let vnniPassBlocks = 8
 
 extension QuantizedGEMM {
     /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` for a `.quads` Q8 matrix, any number of rows.
@@ -80,7 +77,7 @@ extension QuantizedGEMM {
                     live += 1
                 }
                 vnniOneRow(streams: live, a: a.quants, aScales: a.scales, aCompensation: a.compensation,
-                           stride: a.paddedRows, weights: panelPointers, weightScales: scalePointers,
+                           stride: QuadActivations.rowsPerBlock, weights: panelPointers, weightScales: scalePointers,
                            blocks: blocks, c: results)
                 for which in 0..<live {
                     let n0 = panelIndexes[which] * 16
@@ -91,15 +88,18 @@ extension QuantizedGEMM {
         }
     }
 
-    /// More than one row: threads split the output features in pairs of panels; each pair makes passes
-    /// of `vnniPassBlocks` blocks over all row tiles (AMX: 16-row tiles while 16 rows remain).
+    /// More than one row: threads split the output features in pairs of panels; for each pair, every
+    /// 16-row tile runs over all blocks (AMX: one tile call; AVX-512: two 8-row calls) into a 16 × 32
+    /// result tile that stays in L1, then goes to `y`. The pair's weights (32 bytes per input) stay in
+    /// L2 while the tiles stream past; each tile's activations are one contiguous run.
     private static func quadTiles(_ w: Q8Matrix, _ a: QuadActivations, amx: Bool, y: UnsafeMutablePointer<Float>,
                                   ldy: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
         let n = w.rows, blocks = w.blocks, rows = a.rows
         let pairs = (w.panels + 1) / 2
         let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
+        let stride = QuadActivations.rowsPerBlock
         Parallel.forRanges(pairs) { range in
-            let results = alignedZeroed(Float.self, count: a.paddedRows * 32)
+            let results = alignedZeroed(Float.self, count: 16 * 32)
             let panelPointers = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 2)
             let scalePointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2)
             defer {
@@ -112,34 +112,31 @@ extension QuantizedGEMM {
                     panelPointers[p] = quants + (first + p) * blocks * Q8Matrix.panelBlockBytes
                     scalePointers[p] = UnsafePointer(w.scales + (first + p) * blocks * 16)
                 }
-                results.update(repeating: 0, count: a.paddedRows * 32)
-                var b0 = 0
-                while b0 < blocks {
-                    let pass = b0..<min(blocks, b0 + vnniPassBlocks)
-                    var r0 = 0
-                    if amx {
-                        while r0 + 16 <= rows {
-                            postlens_amx_q8_tile(a.quants + r0 * 32, a.scales + r0, a.compensation + r0, Int32(a.paddedRows),
-                                                 panelPointers[0], scalePointers[0], panelPointers[panels - 1],
-                                                 scalePointers[panels - 1], Int32(panels), Int32(pass.lowerBound),
-                                                 Int32(pass.upperBound), results + r0 * 32, 32)
-                            r0 += 16
+                var r0 = 0
+                while r0 < rows {
+                    let count = min(16, rows - r0), offset = a.rowOffset(r0)
+                    results.update(repeating: 0, count: 16 * 32)
+                    if amx && count == 16 {
+                        postlens_amx_q8_tile(a.quants + offset * 32, a.scales + offset, a.compensation + offset, Int32(stride),
+                                             panelPointers[0], scalePointers[0], panelPointers[panels - 1],
+                                             scalePointers[panels - 1], Int32(panels), 0, Int32(blocks), results, 32)
+                    } else {
+                        var i = 0
+                        while i < count {
+                            let part = min(vnniTileRows, count - i)
+                            vnniTile(rows: part, panels: panels, a: a.quants + (offset + i) * 32, aScales: a.scales + offset + i,
+                                     aCompensation: a.compensation + offset + i, stride: stride,
+                                     weights: panelPointers, weightScales: scalePointers, blocks: 0..<blocks,
+                                     c: results + i * 32, ldc: 32)
+                            i += part
                         }
                     }
-                    while r0 < rows {
-                        let count = min(vnniTileRows, rows - r0)
-                        vnniTile(rows: count, panels: panels, a: a.quants + r0 * 32, aScales: a.scales + r0,
-                                 aCompensation: a.compensation + r0, stride: a.paddedRows,
-                                 weights: panelPointers, weightScales: scalePointers, blocks: pass,
-                                 c: results + r0 * 32, ldc: 32)
-                        r0 += count
+                    for p in 0..<panels {
+                        let n0 = (first + p) * 16
+                        store(results + p * 16, ldc: 32, rows: r0..<(r0 + count), features: n0, width: min(16, n - n0),
+                              y: y, ldy: ldy, bias: bias, accumulate: accumulate)
                     }
-                    b0 = pass.upperBound
-                }
-                for p in 0..<panels {
-                    let n0 = (first + p) * 16
-                    store(results + p * 16, ldc: 32, rows: 0..<rows, features: n0, width: min(16, n - n0),
-                          y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+                    r0 += count
                 }
             }
         }
@@ -159,7 +156,7 @@ extension QuantizedGEMM {
                 results.update(repeating: 0, count: a.rows * 16)
                 for r in 0..<a.rows {
                     for b in 0..<blocks {
-                        let i = b * a.paddedRows + r
+                        let i = QuadActivations.index(row: r, block: b, blocks: blocks)
                         for f in 0..<16 { sums[f] = a.compensation[i] }
                         let x = a.quants + i * quantBlock
                         let wb = quants + (panel * blocks + b) * Q8Matrix.panelBlockBytes
@@ -181,3 +178,13 @@ extension QuantizedGEMM {
         }
     }
 }
+
+#if arch(x86_64)
+/// The AVX-512 microkernel, for benchmarks in the test target (which does not import KernelsAVX512).
+func vnniTileEntry(rows: Int, panels: Int, a: UnsafePointer<Int8>, aScales: UnsafePointer<Float>,
+                   aCompensation: UnsafePointer<Int32>, stride: Int, weights: UnsafePointer<UnsafePointer<UInt8>>,
+                   weightScales: UnsafePointer<UnsafePointer<Float>>, blocks: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    vnniTile(rows: rows, panels: panels, a: a, aScales: aScales, aCompensation: aCompensation, stride: stride,
+             weights: weights, weightScales: weightScales, blocks: blocks, c: c, ldc: ldc)
+}
+#endif

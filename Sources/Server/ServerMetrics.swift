@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Kernels
 import Hummingbird
 import Prometheus
 
@@ -67,6 +68,9 @@ public final class ServerMetrics: Sendable {
         engineWaiting = gauge("postlens_engine_queued_requests", "Requests waiting for a place in the engine's batch (queue depth).")
         modelReady = gauge("postlens_model_ready", "1 when the model is loaded and serving, 0 while loading or after a failed load.")
         uptime = gauge("postlens_uptime_seconds", "Seconds since the server started.")
+        // Which kernels run: one series with value 1, labelled with the level and the CPU (like a build-info metric).
+        gauge("postlens_cpu_isa_info", "The kernels' instruction-set level and the CPU (value 1).",
+              labels: [("level", KernelDispatch.level.description), ("cpu", CPUFeatures.host.brand)]).set(1.0)
         cacheGauges = ["vision", "prefix"].map { kind in
             let labels = [("cache", kind)]
             return (kind,

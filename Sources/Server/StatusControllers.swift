@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Hummingbird
 
 /// `GET /v1/models` and `GET /v1/models/{id}`: the one served model, in OpenAI's list shape.
@@ -50,9 +51,13 @@ struct HealthController<Context: RequestContext>: Sendable {
         let uptimeSeconds: Double
         let inFlight: Int
         let maxQueue: Int
+        /// The kernels' instruction-set level (`portable`, `avx2`, `avx512`, `amx`) and the CPU.
+        let isaLevel: String
+        let cpu: String
         let error: String?
         enum CodingKeys: String, CodingKey {
-            case status, model, error, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue"
+            case status, model, error, cpu, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue",
+                 isaLevel = "isa_level"
         }
     }
 
@@ -69,7 +74,8 @@ struct HealthController<Context: RequestContext>: Sendable {
         }
         let body = Health(status: status, model: host.modelID,
                           uptimeSeconds: (Date().timeIntervalSince(host.startedAt) * 10).rounded() / 10,
-                          inFlight: gate.inFlight, maxQueue: gate.limit, error: error)
+                          inFlight: gate.inFlight, maxQueue: gate.limit, isaLevel: KernelDispatch.level.description,
+                          cpu: CPUFeatures.host.brand, error: error)
         // 200 only when ready, so `curl -f` and load balancers can wait on it; the body says why otherwise.
         var response = try body.response(from: request, context: context)
         if status != "ready" { response.status = .serviceUnavailable }

@@ -9,7 +9,7 @@ import Qwen3VL
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure memory bandwidth, sgemm peak, load, vision, prefill and decode speed.",
+        abstract: "Measure memory bandwidth, instruction peaks, load, vision, prefill and decode speed.",
         discussion: """
         With --random qwen3-vl-2b a checkpoint with the real 2B shapes and random weights is written once \
         (≈4.3 GB, under $POSTLENS_CACHE or ~/.cache/postlens) and timed; speed does not depend on weight values.
@@ -32,7 +32,7 @@ struct BenchCommand: AsyncParsableCommand {
     var decodeTokens: Int = 64
 
     @Option(help: "Runtime weight format: f32, q8 or q4.")
-    var format: String = "f32"
+    var format: String = "q8"
 
     @Flag(name: .customLong("no-runtime-cache"), help: "Convert the weights on both loads (no runtime-format weight cache).")
     var noRuntimeCache = false
@@ -67,11 +67,25 @@ struct BenchCommand: AsyncParsableCommand {
 
         guard let weightFormat = WeightFormat(rawValue: format) else { throw CLIError("unknown format '\(format)'; use f32, q8 or q4") }
         var report: [String: Any] = ["format": format, "threads": Parallel.threadCount]
-        log("measuring memory bandwidth and sgemm peak")
+        let level = KernelDispatch.level
+        let cpu = CPUFeatures.host
+        report["cpu"] = cpu.brand
+        report["cpu_extensions"] = cpu.extensionNames
+        report["isa_level"] = level.description
+        report["isa_levels_runnable"] = cpu.runnableLevels.map(\.description)
+        report["openblas_core"] = BLASCore.name
+        log("CPU \(cpu.brand), kernels at level \(level); measuring bandwidth and instruction peaks")
         let bandwidth = MachineProbe.readBandwidth()
         let gflops = MachineProbe.sgemmGFLOPS()
+        // The limits of the instructions the active kernels use (OpenBLAS's sgemm is reported for reference:
+        // only the f32 format uses it).
+        let integerPeak = InstructionPeaks.integerGOPS(level)
+        let fmaPeak = InstructionPeaks.fmaGFLOPS(level)
         report["bandwidth_gbps"] = bandwidth
         report["sgemm_gflops"] = gflops
+        report["int8_peak_gops"] = integerPeak
+        report["int8_peak_instruction"] = InstructionPeaks.integerInstruction(level).name
+        report["fma_peak_gflops"] = fmaPeak
 
         // Cold: the checkpoint is converted (and, for Q8/Q4, the runtime cache written); warm: the
         // runtime cache is read. An existing cache file is removed first so the cold load is cold.
@@ -135,6 +149,10 @@ struct BenchCommand: AsyncParsableCommand {
         report["prefill_fraction_of_peak"] = (Double(prompt.tokens.count) / (t.prefillMs / 1000)) / prefillLimit
         let visionFLOPs = 2 * Double(engine.model.vision.weights.parameterCount) * Double(prompt.images[0].patchCount)
         report["vision_fraction_of_peak"] = visionFLOPs / (t.visionMs / 1000) / (gflops * 1e9)
+        // Against the integer instruction the quantized products use (q8/q4 formats).
+        let prefillOps = 2 * Double(engine.model.text.weights.nonEmbeddingParameters) * Double(prompt.tokens.count)
+        report["prefill_fraction_of_int8_peak"] = integerPeak > 0 ? prefillOps / (t.prefillMs / 1000) / (integerPeak * 1e9) : 0
+        report["vision_fraction_of_int8_peak"] = integerPeak > 0 ? visionFLOPs / (t.visionMs / 1000) / (integerPeak * 1e9) : 0
 
         log("follow-up question on the same image (vision and prefix caches)")
         var followParameters = GenerationParameters()

@@ -1,11 +1,12 @@
 import Foundation
 import ArgumentParser
+import Kernels
 
 struct PostLens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postlens",
         abstract: "Understand social-media posts with Qwen3-VL on the CPU.",
-        subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self]
+        subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self, CPUCommand.self]
     )
 }
 
@@ -18,6 +19,7 @@ enum Entry {
         // the first large free, after which a freed model's matrices stayed in the heap and a reload
         // (bench's cold-then-warm load, a model swap) raised the resident set by hundreds of MB.
         setMallocMmapThreshold(1 << 20)
+        chooseOpenBLASCore()
         await PostLens.main()
     }
 }
@@ -29,4 +31,19 @@ private func setMallocMmapThreshold(_ bytes: Int32) {
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
     _ = unsafeBitCast(symbol, to: Mallopt.self)(mMmapThreshold, bytes)
+}
+
+/// OpenBLAS chose generic kernels for a CPU it does not know (`BLASCore`): start this program again, once,
+/// with `OPENBLAS_CORETYPE` naming the right ones. The choice is made when the library loads, so setting
+/// the variable now would change nothing; `exec` keeps the process id, arguments and open descriptors.
+private func chooseOpenBLASCore() {
+    let marker = "POSTLENS_OPENBLAS_RESTARTED"
+    guard ProcessInfo.processInfo.environment[marker] == nil, let core = BLASCore.correction() else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    setenv(marker, "1", 1)
+    let arguments = CommandLine.arguments
+    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", &argv)
+    // exec failed (no /proc): go on with OpenBLAS's own choice.
+    unsetenv("OPENBLAS_CORETYPE")
 }

@@ -21,10 +21,10 @@ struct AttentionShape: Sendable, CustomTestStringConvertible {
 }
 
 /// Every attention path (direct loop for ≤ 4 queries; above, register tiles for head sizes that are
-/// multiples of 16 in AVX2 builds, else BLAS per head and query block) against the
+/// multiples of 16 — 6×16 ymm at avx2, 12×32 zmm at avx512 —, else BLAS per head and query block) against the
 /// double-precision twin, on awkward shapes: GQA groups, one KV head, odd head dims, strided rows,
 /// causal offsets (a chunk after cached keys), more queries than one 256-row block.
-@Test("Attention matches its naive twin", arguments: [
+let attentionShapes: [AttentionShape] = [
     AttentionShape(queries: 1, keys: 1, heads: 3, kvHeads: 1, headDim: 16, causalOffset: 0),
     AttentionShape(queries: 1, keys: 37, heads: 4, kvHeads: 2, headDim: 32, causalOffset: 36),
     AttentionShape(queries: 3, keys: 20, heads: 6, kvHeads: 3, headDim: 12, causalOffset: 17),
@@ -35,7 +35,20 @@ struct AttentionShape: Sendable, CustomTestStringConvertible {
     AttentionShape(queries: 50, keys: 77, heads: 4, kvHeads: 2, headDim: 32, causalOffset: 27),
     AttentionShape(queries: 100, keys: 100, heads: 3, kvHeads: 3, headDim: 48, causalOffset: nil),
     AttentionShape(queries: 97, keys: 130, heads: 2, kvHeads: 1, headDim: 64, causalOffset: 33),
-])
+]
+
+@Test("Attention matches its naive twin at the portable level", .enabled(if: runs(.portable)), arguments: attentionShapes)
+func attentionPortable(_ s: AttentionShape) { KernelDispatch.withLevel(.portable) { attentionMatchesNaive(s) } }
+
+@Test("Attention matches its naive twin at the avx2 level", .enabled(if: runs(.avx2)), arguments: attentionShapes)
+func attentionAVX2(_ s: AttentionShape) { KernelDispatch.withLevel(.avx2) { attentionMatchesNaive(s) } }
+
+@Test("Attention matches its naive twin at the avx512 level", .enabled(if: runs(.avx512)), arguments: attentionShapes)
+func attentionAVX512(_ s: AttentionShape) { KernelDispatch.withLevel(.avx512) { attentionMatchesNaive(s) } }
+
+@Test("Attention matches its naive twin at the amx level", .enabled(if: runs(.amx)), arguments: attentionShapes)
+func attentionAMX(_ s: AttentionShape) { KernelDispatch.withLevel(.amx) { attentionMatchesNaive(s) } }
+
 func attentionMatchesNaive(_ s: AttentionShape) {
     let ldq = s.heads * s.headDim + 5, ldkv = s.kvHeads * s.headDim + 3, ldo = s.heads * s.headDim + 7
     let q = randomValues(s.queries * ldq, seed: 1), k = randomValues(s.keys * ldkv, seed: 2), v = randomValues(s.keys * ldkv, seed: 3)

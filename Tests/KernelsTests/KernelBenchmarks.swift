@@ -21,7 +21,7 @@ struct KernelBenchmarks {
 
     /// A Q8 matrix filled with a cheap pattern (speed does not depend on values).
     static func patternQ8(_ rows: Int, _ columns: Int) -> Q8Matrix {
-        let q = Q8Matrix(rows: rows, columns: columns)
+        let q = Q8Matrix(rows: rows, columns: columns, layout: .preferred)
         Parallel.forRanges(q.quantsByteCount, minimumPerThread: 1 << 20) { r in
             for i in r { q.quants[i] = Int8(truncatingIfNeeded: (i &* 37) % 255 - 127) }
         }
@@ -55,6 +55,61 @@ struct KernelBenchmarks {
                 }
             }
         }
+    }
+
+    /// Every runnable level's Q8 products at the shapes of the vision blocks (1,024 patches), prefill
+    /// (320 tokens), batched decode (8 rows) and decode (1 row, GB/s of weights).
+    @Test func levels() {
+        let shapes = [(1024, 1024, 3072), (1024, 4096, 1024), (320, 2048, 6144), (320, 6144, 2048), (8, 2048, 6144), (1, 2048, 6144), (1, 2048, 151936)]
+        for level in CPUFeatures.host.runnableLevels {
+            KernelDispatch.withLevel(level) {
+                for (m, k, n) in shapes {
+                    let q8 = Self.patternQ8(n, k)
+                    let x = Tensor(shape: [m, k]), y = Tensor(shape: [m, n])
+                    for i in 0..<x.count { x[i] = Float(i % 13) - 6 }
+                    let t = Self.best(m == 1 ? 20 : 5) { QuantizedGEMM.forward(q8, x.data, rows: m, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) }
+                    let flops = 2.0 * Double(m * k * n)
+                    print(String(format: "[bench] %@ (%@) M=%d K=%d N=%d: %.1f GFLOPS, %.1f GB/s of weights, %.3f ms", level.description,
+                                 q8.layout.rawValue, m, k, n, flops / t / 1e9, Double(q8.byteCount) / t / 1e9, t * 1e3))
+                }
+            }
+        }
+    }
+
+    /// The AVX-512 microkernel alone on L1-resident operands (8 rows × 2 panels × 8 blocks per call), one
+    /// thread, against the `vpdpbusd` issue limit measured the same way.
+    @Test(.enabled(if: runs(.avx512))) func vnniMicrokernel() {
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        Parallel.setThreadCount(1)
+        let blocks = 8, stride = 16
+        let a = UnsafeMutablePointer<Int8>.allocate(capacity: blocks * stride * 32)
+        let scales = UnsafeMutablePointer<Float>.allocate(capacity: blocks * stride)
+        let comp = UnsafeMutablePointer<Int32>.allocate(capacity: blocks * stride)
+        let w = UnsafeMutablePointer<UInt8>.allocate(capacity: 2 * blocks * 512)
+        let ws = UnsafeMutablePointer<Float>.allocate(capacity: 2 * blocks * 16)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: 16 * 32)
+        for i in 0..<(blocks * stride * 32) { a[i] = Int8(truncatingIfNeeded: i &* 7) }
+        for i in 0..<(blocks * stride) { scales[i] = 0.01; comp[i] = 0 }
+        for i in 0..<(2 * blocks * 512) { w[i] = UInt8(truncatingIfNeeded: i &* 13) }
+        for i in 0..<(2 * blocks * 16) { ws[i] = 0.01 }
+        c.initialize(repeating: 0, count: 16 * 32)
+        let panels = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 2)
+        let panelScales = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2)
+        panels[0] = UnsafePointer(w); panels[1] = UnsafePointer(w + blocks * 512)
+        panelScales[0] = UnsafePointer(ws); panelScales[1] = UnsafePointer(ws + blocks * 16)
+        let calls = 20_000
+        for rows in [8, 4, 1] {
+            let t = Self.best(5) {
+                for _ in 0..<calls {
+                    vnniTileEntry(rows: rows, panels: 2, a: a, aScales: scales, aCompensation: comp, stride: stride,
+                                  weights: panels, weightScales: panelScales, blocks: 0..<blocks, c: c, ldc: 32)
+                }
+            }
+            let ops = 2.0 * Double(rows * 32 * blocks * 32 * calls)
+            print(String(format: "[bench] vnniTile %d rows × 2 panels, L1: %.1f GOPS (1 thread)", rows, ops / t / 1e9))
+        }
+        print(String(format: "[bench] vpdpbusd limit (1 thread): %.1f GOPS", InstructionPeaks.integerGOPS(.avx512)))
     }
 
     /// The packed integer GEMM at the shapes of the vision blocks (1,024 patches) and of prefill.

@@ -11,3 +11,7 @@
 void postlens_amx_q8_tile(const int8_t *a, const float *a_scales, const int32_t *a_comp, int32_t stride,
                           const uint8_t *w0, const float *ws0, const uint8_t *w1, const float *ws1, int32_t panels,
                           int32_t block_start, int32_t block_end, float *c, int32_t ldc);
+
+/// `iterations` × 4 `tdpbsud` (16×16×64 int8 multiply-adds each) on resident tiles: the AMX-INT8 issue
+/// limit `postlens bench` compares the amx level with. Returns a value that depends on the results.
+int32_t postlens_amx_peak_loop(int64_t iterations);

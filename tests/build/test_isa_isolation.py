@@ -1,0 +1,51 @@
+"""The built binary runs on any x86-64 with AVX2: AVX-512 code may only sit in the functions `KernelDispatch`
+calls after it checked the CPU (the KernelsAVX512 module, the C AMX kernels).
+
+The hazard this guards against: a module compiled with `-target-cpu icelake-server` emits its own copies of
+generic Swift code (stdlib specializations, closures); if the linker kept such a copy for the whole program,
+an AVX2-only CPU would die with SIGILL in ordinary code. Reads the disassembly of the built `postlens`.
+"""
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("POSTLENS_BINARY", REPO / ".build" / "debug" / "postlens"))
+
+# Registers only AVX-512 has: zmm, ymm/xmm 16–31, opmasks; and embedded broadcasts.
+AVX512 = re.compile(r"%zmm\d|%[xy]mm(1[6-9]|2\d|3[01])\b|%k[1-7]\b|\{1to\d+\}")
+FUNCTION = re.compile(r"^[0-9a-f]+ <(.+)>:$")
+ALLOWED_OURS = ("13KernelsAVX512", "postlens_amx_")
+
+
+def functions_with_avx512(binary: Path) -> dict:
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(binary)], capture_output=True, text=True, check=True).stdout
+    found, current = {}, None
+    for line in out.splitlines():
+        m = FUNCTION.match(line)
+        if m:
+            current = m.group(1)
+            continue
+        if current and AVX512.search(line):
+            found.setdefault(current, line.strip())
+    return found
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 only")
+def test_avx512_code_only_behind_the_dispatch():
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} does not exist: run `swift build` first", pytrace=False)
+    assert shutil.which("objdump"), "objdump (binutils) is needed"
+    found = functions_with_avx512(BINARY)
+    # The AVX-512 kernels must be there (else this test would pass vacuously).
+    assert any("13KernelsAVX512" in name for name in found), "no AVX-512 code found in KernelsAVX512"
+    # Swift symbols ($s…) and our C kernels with AVX-512 must belong to the dispatched modules; other C code
+    # (BoringSSL's runtime-dispatched assembly) is not ours to judge.
+    leaks = {name: line for name, line in found.items()
+             if (name.startswith("$s") or name.startswith("postlens")) and not any(a in name for a in ALLOWED_OURS)}
+    assert not leaks, "AVX-512 instructions outside the dispatched kernels:\n" + "\n".join(
+        f"{name}: {line}" for name, line in sorted(leaks.items())[:20])
