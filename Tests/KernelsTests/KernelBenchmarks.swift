@@ -60,6 +60,9 @@ struct KernelBenchmarks {
     /// Every runnable level's Q8 products at the shapes of the vision blocks (1,024 patches), prefill
     /// (320 tokens), batched decode (8 rows) and decode (1 row, GB/s of weights).
     @Test func levels() {
+        let saved = Parallel.threadCount
+        defer { Parallel.setThreadCount(saved) }
+        if let threads = ProcessInfo.processInfo.environment["POSTLENS_BENCH_THREADS"].flatMap(Int.init) { Parallel.setThreadCount(threads) }
         let shapes = [(1024, 1024, 3072), (1024, 4096, 1024), (320, 2048, 6144), (320, 6144, 2048), (8, 2048, 6144), (1, 2048, 6144), (1, 2048, 151936)]
         for level in CPUFeatures.host.runnableLevels {
             KernelDispatch.withLevel(level) {
@@ -71,6 +74,31 @@ struct KernelBenchmarks {
                     let flops = 2.0 * Double(m * k * n)
                     print(String(format: "[bench] %@ (%@) M=%d K=%d N=%d: %.1f GFLOPS, %.1f GB/s of weights, %.3f ms", level.description,
                                  q8.layout.rawValue, m, k, n, flops / t / 1e9, Double(q8.byteCount) / t / 1e9, t * 1e3))
+                }
+            }
+        }
+    }
+
+    /// Tile grouping and pass length of the VNNI products, interleaved, best of 7 each (a shared machine).
+    @Test(.enabled(if: runs(.avx512))) func vnniTuning() {
+        let saved = Parallel.threadCount, savedGroup = vnniGroupTiles, savedPass = vnniPassBlocks
+        defer { Parallel.setThreadCount(saved); vnniGroupTiles = savedGroup; vnniPassBlocks = savedPass }
+        if let threads = ProcessInfo.processInfo.environment["POSTLENS_BENCH_THREADS"].flatMap(Int.init) { Parallel.setThreadCount(threads) }
+        KernelDispatch.withLevel(.avx512) {
+            for (m, k, n) in [(1024, 1024, 3072), (1024, 4096, 1024), (320, 6144, 2048)] {
+                let q8 = Self.patternQ8(n, k)
+                let x = Tensor(shape: [m, k]), y = Tensor(shape: [m, n])
+                for i in 0..<x.count { x[i] = Float(i % 13) - 6 }
+                let configs = [(1, 1 << 20), (1, 8), (2, 8), (4, 4), (4, 8), (8, 4), (2, 16)]
+                var best = [Double](repeating: .infinity, count: configs.count)
+                for _ in 0..<7 {
+                    for (i, (g, p)) in configs.enumerated() {
+                        vnniGroupTiles = g; vnniPassBlocks = p
+                        best[i] = min(best[i], Self.best(1) { QuantizedGEMM.forward(q8, x.data, rows: m, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false) })
+                    }
+                }
+                for (i, (g, p)) in configs.enumerated() {
+                    print(String(format: "[bench] M=%d K=%d N=%d group %d tiles, pass %d blocks: %.1f GFLOPS", m, k, n, g, min(p, k / 32), 2.0 * Double(m * k * n) / best[i] / 1e9))
                 }
             }
         }
