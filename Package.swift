@@ -6,7 +6,7 @@
 //                              ├──► SafeTensors ─► Tensors
 //                              ├──► Tokenizer
 //                              └──► Imaging ─► CImageCodecs (libjpeg, libpng, libwebp, libgif)
-//   Kernels ─► CBLAS (OpenBLAS), KernelsAVX512 (built for AVX-512), CKernels (cpuid, AMX tiles)
+//   Kernels ─► CBLAS (OpenBLAS), KernelsSIMD (SIMD words), KernelsAVX512 (built for AVX-512), CKernels (cpuid, AMX tiles)
 import Foundation
 import PackageDescription
 
@@ -23,6 +23,7 @@ let useAVX2 = false
 
 /// Compute targets are optimized even in debug builds: `swift test` builds debug, and unoptimized
 /// SIMD code runs ~75x slower. `-enable-testing` is still passed in debug, so `@testable import` works.
+
 var computeSettings: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
 ]
@@ -74,7 +75,8 @@ let package = Package(
         // issue those instructions; AMX code carries function-level target attributes.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
-        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsAVX512"], swiftSettings: computeSettings),
+        .target(name: "KernelsSIMD", swiftSettings: computeSettings),
+        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512"], swiftSettings: computeSettings),
         .target(name: "SafeTensors", dependencies: ["Tensors"], swiftSettings: computeSettings),
         .target(name: "Tokenizer", swiftSettings: computeSettings),
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),

@@ -1,9 +1,8 @@
 import Foundation
+import KernelsSIMD
 import Tensors
-#if POSTLENS_AVX2
-import _Builtin_intrinsics.intel
 
-// The integer GEMM of prefill and vision: `y[M, N] = x[M, K] · Wᵀ` with `W` in Q8 (or Q4) blocks and
+// The integer GEMM of prefill and vision at the avx2 and portable levels: `y[M, N] = x[M, K] · Wᵀ` with `W` in Q8 (or Q4) blocks and
 // `x` quantized to Q8 blocks per row, computed with AVX2 `vpmaddwd` on 16-bit lanes.
 //
 // Why 16-bit: without VNNI, `vpmaddwd` is the widest exact integer multiply-add of AVX2. One
@@ -39,15 +38,14 @@ protocol PanelSource {
 let panelBlockValues = 512
 
 extension Q8Matrix: PanelSource {
-    /// The stored panel is already in this order as int8: widen each 16-byte half with `vpmovsxbw`.
+    /// The stored panel is already in this order as int8: widen each 16-byte half (`vpmovsxbw`).
     @inline(__always)
     func packPanel(_ index: Int, panel: UnsafeMutablePointer<Int16>, panelScales: UnsafeMutablePointer<Float>,
                    work: PanelWorkspace) {
         let source = UnsafeRawPointer(quants + index * blocks * Q8Matrix.panelBlockBytes)
         let destination = UnsafeMutableRawPointer(panel)
         for chunk in 0..<(blocks * Q8Matrix.panelBlockBytes / 16) {
-            let bytes = _mm_loadu_si128((source + chunk * 16).assumingMemoryBound(to: __m128i.self))
-            _mm256_storeu_si256((destination + chunk * 32).assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(bytes))
+            destination.storeBytes(of: widenPairs(source + chunk * 16), toByteOffset: chunk * 32, as: Shorts16.self)
         }
         panelScales.update(from: scales + index * blocks * 16, count: blocks * 16)
     }
@@ -59,53 +57,19 @@ extension Q4Matrix: PanelSource {
     func packPanel(_ index: Int, panel: UnsafeMutablePointer<Int16>, panelScales: UnsafeMutablePointer<Float>,
                    work: PanelWorkspace) {
         let n0 = index * 16
-        let mask = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8)
         for b in 0..<blocks {
             for c in 0..<16 {
                 let n = n0 + c
                 panelScales[b * 16 + c] = n < rows ? scales[n * blocks + b] : 0
                 guard n < rows else { work.rowPointers[c] = UnsafePointer(work.zeros); continue }
-                let raw = _mm_loadu_si128(UnsafeRawPointer(quants + n * (paddedColumns / 2) + b * 16)
-                    .assumingMemoryBound(to: __m128i.self))
-                let low = _mm_sub_epi8(_mm_and_si128(raw, mask), eight)
-                let high = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(raw, 4), mask), eight)
+                let raw = UnsafeRawPointer(quants + n * (paddedColumns / 2) + b * 16).loadUnaligned(as: SIMD16<UInt8>.self)
+                let low = (raw & 0x0F) &- 8, high = ((raw &>> 4) & 0x0F) &- 8
                 let out = UnsafeMutableRawPointer(work.scratch + c * 32)
-                _mm_storeu_si128(out.assumingMemoryBound(to: __m128i.self), low)
-                _mm_storeu_si128((out + 16).assumingMemoryBound(to: __m128i.self), high)
+                out.storeBytes(of: low, as: SIMD16<UInt8>.self)
+                out.storeBytes(of: high, toByteOffset: 16, as: SIMD16<UInt8>.self)
                 work.rowPointers[c] = UnsafePointer(work.scratch + c * 32)
             }
             transposePairs(work.rowPointers, into: panel + b * panelBlockValues)
-        }
-    }
-}
-
-/// 16 rows × 32 int8 values (one block; `rows[c]` points at row `c`) into panel order as int16: per
-/// group of 8 rows and half-block, an 8×8 transpose of 16-bit units (each a pair of int8 inputs) with
-/// SSE2 unpacks, then `vpmovsxbw` widens each transposed unit row into 8 features' int16 pairs.
-@inline(__always)
-func transposePairs(_ rows: UnsafeMutablePointer<UnsafePointer<Int8>>, into out: UnsafeMutablePointer<Int16>) {
-    for group in 0..<2 {
-        for half in 0..<2 {
-            @inline(__always) func row(_ i: Int) -> __m128i {
-                _mm_loadu_si128(UnsafeRawPointer(rows[group * 8 + i] + half * 16).assumingMemoryBound(to: __m128i.self))
-            }
-            let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5), r6 = row(6), r7 = row(7)
-            let a0 = _mm_unpacklo_epi16(r0, r1), a1 = _mm_unpackhi_epi16(r0, r1)
-            let a2 = _mm_unpacklo_epi16(r2, r3), a3 = _mm_unpackhi_epi16(r2, r3)
-            let a4 = _mm_unpacklo_epi16(r4, r5), a5 = _mm_unpackhi_epi16(r4, r5)
-            let a6 = _mm_unpacklo_epi16(r6, r7), a7 = _mm_unpackhi_epi16(r6, r7)
-            let b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2)
-            let b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3)
-            let b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6)
-            let b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7)
-            @inline(__always) func store(_ u: Int, _ v: __m128i) {
-                let dst = UnsafeMutableRawPointer(out + (half * 8 + u) * 32 + group * 16)
-                _mm256_storeu_si256(dst.assumingMemoryBound(to: __m256i.self), _mm256_cvtepi8_epi16(v))
-            }
-            store(0, _mm_unpacklo_epi64(b0, b4)); store(1, _mm_unpackhi_epi64(b0, b4))
-            store(2, _mm_unpacklo_epi64(b1, b5)); store(3, _mm_unpackhi_epi64(b1, b5))
-            store(4, _mm_unpacklo_epi64(b2, b6)); store(5, _mm_unpackhi_epi64(b2, b6))
-            store(6, _mm_unpacklo_epi64(b3, b7)); store(7, _mm_unpackhi_epi64(b3, b7))
         }
     }
 }
@@ -122,24 +86,16 @@ let packedTileRows = 6
 func packedMicrokernel(_ a: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>,
                        panel: UnsafePointer<Int16>, panelScales: UnsafePointer<Float>,
                        blocks: Range<Int>, c: UnsafeMutablePointer<Float>) {
-    @inline(__always) func load(_ p: UnsafePointer<Int16>) -> __m256i {
-        _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
-    }
     for b in blocks {
-        var s00 = _mm256_setzero_si256(), s01 = _mm256_setzero_si256()
-        var s10 = _mm256_setzero_si256(), s11 = _mm256_setzero_si256()
-        var s20 = _mm256_setzero_si256(), s21 = _mm256_setzero_si256()
-        var s30 = _mm256_setzero_si256(), s31 = _mm256_setzero_si256()
-        var s40 = _mm256_setzero_si256(), s41 = _mm256_setzero_si256()
-        var s50 = _mm256_setzero_si256(), s51 = _mm256_setzero_si256()
-        var wp = panel + b &* panelBlockValues
+        var s00 = Ints8(), s01 = Ints8(), s10 = Ints8(), s11 = Ints8(), s20 = Ints8(), s21 = Ints8()
+        var s30 = Ints8(), s31 = Ints8(), s40 = Ints8(), s41 = Ints8(), s50 = Ints8(), s51 = Ints8()
+        var wp = UnsafeRawPointer(panel + b &* panelBlockValues)
         var ap = a + b &* (16 * packedTileRows)
         for _ in 0..<16 {
-            let w0 = load(wp), w1 = load(wp + 16)
-            @inline(__always) func row(_ i: Int, _ lo: inout __m256i, _ hi: inout __m256i) {
-                let x = _mm256_set1_epi32(ap[i])
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(x, w0))
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(x, w1))
+            let w0 = wp.loadUnaligned(as: Shorts16.self), w1 = wp.loadUnaligned(fromByteOffset: 32, as: Shorts16.self)
+            @inline(__always) func row(_ i: Int, _ lo: inout Ints8, _ hi: inout Ints8) {
+                lo = dotPairs(lo, ap[i], w0)
+                hi = dotPairs(hi, ap[i], w1)
             }
             row(0, &s00, &s01)
             row(1, &s10, &s11)
@@ -147,23 +103,22 @@ func packedMicrokernel(_ a: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float
             row(3, &s30, &s31)
             row(4, &s40, &s41)
             row(5, &s50, &s51)
-            wp += 32
+            wp += 64
             ap += packedTileRows
         }
-        let sw0 = _mm256_loadu_ps(panelScales + b &* 16), sw1 = _mm256_loadu_ps(panelScales + b &* 16 + 8)
+        let sw0 = load8(panelScales + b &* 16), sw1 = load8(panelScales + b &* 16 + 8)
         let sa = aScales + b &* packedTileRows
-        @inline(__always) func fold(_ row: Int, _ lo: __m256i, _ hi: __m256i) {
-            let scale = _mm256_set1_ps(sa[row])
-            let cp = c + row &* 16
-            _mm256_storeu_ps(cp, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sw0, scale), _mm256_loadu_ps(cp)))
-            _mm256_storeu_ps(cp + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sw1, scale), _mm256_loadu_ps(cp + 8)))
+        @inline(__always) func foldRow(_ row: Int, _ lo: Ints8, _ hi: Ints8) {
+            let scale = Floats8(repeating: sa[row])
+            fold(lo, sw0 * scale, into: c + row &* 16)
+            fold(hi, sw1 * scale, into: c + row &* 16 + 8)
         }
-        fold(0, s00, s01)
-        fold(1, s10, s11)
-        fold(2, s20, s21)
-        fold(3, s30, s31)
-        fold(4, s40, s41)
-        fold(5, s50, s51)
+        foldRow(0, s00, s01)
+        foldRow(1, s10, s11)
+        foldRow(2, s20, s21)
+        foldRow(3, s30, s31)
+        foldRow(4, s40, s41)
+        foldRow(5, s50, s51)
     }
 }
 
@@ -244,4 +199,3 @@ extension QuantizedGEMM {
         }
     }
 }
-#endif

@@ -1,7 +1,5 @@
 import Foundation
-#if POSTLENS_AVX2
-import _Builtin_intrinsics.intel
-#endif
+import KernelsSIMD
 
 // Q8 weights × a few activation rows — decode (1 row) and batched decode (2–64 rows, one per
 // sequence sharing the step). The weights are streamed from memory once per call in their stored
@@ -30,7 +28,6 @@ extension QuantizedGEMM {
             Parallel.forRanges(w.panels, minimumPerThread: 4) { range in
                 let tile = alignedZeroed(Float.self, count: smallTileRows * 16)
                 defer { UnsafeMutableRawPointer(tile).deallocate() }
-                #if POSTLENS_AVX2
                 if rows == 1 {
                     // Decode: `decodeStreams` panels from equal parts of this thread's range at a time,
                     // so the core keeps that many independent streams of weight misses in flight.
@@ -66,7 +63,6 @@ extension QuantizedGEMM {
                     }
                     return
                 }
-                #endif
                 for panel in range {
                     let quants = w.quants + panel * blocks * Q8Matrix.panelBlockBytes
                     let scales = w.scales + panel * blocks * 16
@@ -75,16 +71,12 @@ extension QuantizedGEMM {
                         let r0 = t * smallTileRows, count = min(smallTileRows, rows - r0)
                         tile.update(repeating: 0, count: smallTileRows * 16)
                         let pairs = a.pairs + t * a.pairsPerTile, pairScales = a.scales + t * a.scalesPerTile
-                        #if POSTLENS_AVX2
                         switch count {
                         case 1: fewRowsTile(1, quants, scales, pairs, pairScales, blocks: blocks, tile)
                         case 2: fewRowsTile(2, quants, scales, pairs, pairScales, blocks: blocks, tile)
                         case 3: fewRowsTile(3, quants, scales, pairs, pairScales, blocks: blocks, tile)
                         default: fewRowsTile(4, quants, scales, pairs, pairScales, blocks: blocks, tile)
                         }
-                        #else
-                        fewRowsTilePortable(count, quants, scales, pairs, pairScales, blocks: blocks, tile)
-                        #endif
                         for i in 0..<count {
                             let dst = y + (r0 + i) * ldy + n0, src = tile + i * 16
                             for c in 0..<width {
@@ -99,29 +91,22 @@ extension QuantizedGEMM {
     }
 }
 
-#if POSTLENS_AVX2
 /// `rowCount` (1…4, a constant at each call site so the unused rows compile away) activation rows of
 /// one tile × the 16 features of one panel, over all blocks, into `c` (row stride 16).
 @inline(__always)
 private func fewRowsTile(_ rowCount: Int, _ quants: UnsafePointer<Int8>, _ wScales: UnsafePointer<Float>,
                          _ pairs: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>, blocks: Int,
                          _ c: UnsafeMutablePointer<Float>) {
-    @inline(__always) func widen(_ p: UnsafeRawPointer) -> __m256i {
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self)))
-    }
     for b in 0..<blocks {
-        var s00 = _mm256_setzero_si256(), s01 = _mm256_setzero_si256()
-        var s10 = _mm256_setzero_si256(), s11 = _mm256_setzero_si256()
-        var s20 = _mm256_setzero_si256(), s21 = _mm256_setzero_si256()
-        var s30 = _mm256_setzero_si256(), s31 = _mm256_setzero_si256()
+        var s00 = Ints8(), s01 = Ints8(), s10 = Ints8(), s11 = Ints8()
+        var s20 = Ints8(), s21 = Ints8(), s30 = Ints8(), s31 = Ints8()
         var wp = UnsafeRawPointer(quants + b &* Q8Matrix.panelBlockBytes)
         var ap = pairs + b &* (16 * smallTileRows)
         for _ in 0..<16 {
-            let w0 = widen(wp), w1 = widen(wp + 16)
-            @inline(__always) func row(_ i: Int, _ lo: inout __m256i, _ hi: inout __m256i) {
-                let x = _mm256_set1_epi32(ap[i])
-                lo = _mm256_add_epi32(lo, _mm256_madd_epi16(x, w0))
-                hi = _mm256_add_epi32(hi, _mm256_madd_epi16(x, w1))
+            let w0 = widenPairs(wp), w1 = widenPairs(wp + 16)
+            @inline(__always) func row(_ i: Int, _ lo: inout Ints8, _ hi: inout Ints8) {
+                lo = dotPairs(lo, ap[i], w0)
+                hi = dotPairs(hi, ap[i], w1)
             }
             row(0, &s00, &s01)
             if rowCount > 1 { row(1, &s10, &s11) }
@@ -130,18 +115,17 @@ private func fewRowsTile(_ rowCount: Int, _ quants: UnsafePointer<Int8>, _ wScal
             wp += 32
             ap += smallTileRows
         }
-        let sw0 = _mm256_loadu_ps(wScales + b &* 16), sw1 = _mm256_loadu_ps(wScales + b &* 16 + 8)
+        let sw0 = load8(wScales + b &* 16), sw1 = load8(wScales + b &* 16 + 8)
         let sa = aScales + b &* smallTileRows
-        @inline(__always) func fold(_ i: Int, _ lo: __m256i, _ hi: __m256i) {
-            let scale = _mm256_set1_ps(sa[i])
-            let cp = c + i &* 16
-            _mm256_storeu_ps(cp, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(sw0, scale), _mm256_loadu_ps(cp)))
-            _mm256_storeu_ps(cp + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(sw1, scale), _mm256_loadu_ps(cp + 8)))
+        @inline(__always) func foldRow(_ i: Int, _ lo: Ints8, _ hi: Ints8) {
+            let scale = Floats8(repeating: sa[i])
+            fold(lo, sw0 * scale, into: c + i &* 16)
+            fold(hi, sw1 * scale, into: c + i &* 16 + 8)
         }
-        fold(0, s00, s01)
-        if rowCount > 1 { fold(1, s10, s11) }
-        if rowCount > 2 { fold(2, s20, s21) }
-        if rowCount > 3 { fold(3, s30, s31) }
+        foldRow(0, s00, s01)
+        if rowCount > 1 { foldRow(1, s10, s11) }
+        if rowCount > 2 { foldRow(2, s20, s21) }
+        if rowCount > 3 { foldRow(3, s30, s31) }
     }
 }
 
@@ -153,52 +137,46 @@ private func fewRowsTile(_ rowCount: Int, _ quants: UnsafePointer<Int8>, _ wScal
 private func oneRowPanels(_ streams: Int, _ panels: UnsafePointer<UnsafePointer<Int8>>, _ scales: UnsafePointer<UnsafePointer<Float>>,
                           _ pairs: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>, blocks: Int,
                           _ c: UnsafeMutablePointer<Float>) {
-    @inline(__always) func widen(_ p: UnsafeRawPointer) -> __m256i {
-        _mm256_cvtepi8_epi16(_mm_loadu_si128(p.assumingMemoryBound(to: __m128i.self)))
-    }
     let q0 = UnsafeRawPointer(panels[0]), q1 = UnsafeRawPointer(panels[min(1, streams - 1)])
     let q2 = UnsafeRawPointer(panels[min(2, streams - 1)]), q3 = UnsafeRawPointer(panels[min(3, streams - 1)])
     for b in 0..<blocks {
-        var s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256(), s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256()
-        var s4 = _mm256_setzero_si256(), s5 = _mm256_setzero_si256(), s6 = _mm256_setzero_si256(), s7 = _mm256_setzero_si256()
-        let offset = b &* Q8Matrix.panelBlockBytes
+        var s0 = Ints8(), s1 = Ints8(), s2 = Ints8(), s3 = Ints8(), s4 = Ints8(), s5 = Ints8(), s6 = Ints8(), s7 = Ints8()
         var ap = pairs + b &* (16 * smallTileRows)
-        var o = offset
+        var o = b &* Q8Matrix.panelBlockBytes
         for _ in 0..<16 {
-            let x = _mm256_set1_epi32(ap[0])
-            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, widen(q0 + o)))
-            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(x, widen(q0 + o + 16)))
+            let x = ap[0]
+            s0 = dotPairs(s0, x, widenPairs(q0 + o))
+            s1 = dotPairs(s1, x, widenPairs(q0 + o + 16))
             if streams > 1 {
-                s2 = _mm256_add_epi32(s2, _mm256_madd_epi16(x, widen(q1 + o)))
-                s3 = _mm256_add_epi32(s3, _mm256_madd_epi16(x, widen(q1 + o + 16)))
+                s2 = dotPairs(s2, x, widenPairs(q1 + o))
+                s3 = dotPairs(s3, x, widenPairs(q1 + o + 16))
             }
             if streams > 2 {
-                s4 = _mm256_add_epi32(s4, _mm256_madd_epi16(x, widen(q2 + o)))
-                s5 = _mm256_add_epi32(s5, _mm256_madd_epi16(x, widen(q2 + o + 16)))
+                s4 = dotPairs(s4, x, widenPairs(q2 + o))
+                s5 = dotPairs(s5, x, widenPairs(q2 + o + 16))
             }
             if streams > 3 {
-                s6 = _mm256_add_epi32(s6, _mm256_madd_epi16(x, widen(q3 + o)))
-                s7 = _mm256_add_epi32(s7, _mm256_madd_epi16(x, widen(q3 + o + 16)))
+                s6 = dotPairs(s6, x, widenPairs(q3 + o))
+                s7 = dotPairs(s7, x, widenPairs(q3 + o + 16))
             }
             o &+= 32
             ap += smallTileRows
         }
-        let scale = _mm256_set1_ps(aScales[b &* smallTileRows])
-        @inline(__always) func fold(_ i: Int, _ lo: __m256i, _ hi: __m256i) {
+        let scale = Floats8(repeating: aScales[b &* smallTileRows])
+        @inline(__always) func foldPanel(_ i: Int, _ lo: Ints8, _ hi: Ints8) {
             let ws = scales[i] + b &* 16, cp = c + i &* 16
-            _mm256_storeu_ps(cp, _mm256_fmadd_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(_mm256_loadu_ps(ws), scale), _mm256_loadu_ps(cp)))
-            _mm256_storeu_ps(cp + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(_mm256_loadu_ps(ws + 8), scale), _mm256_loadu_ps(cp + 8)))
+            fold(lo, load8(ws) * scale, into: cp)
+            fold(hi, load8(ws + 8) * scale, into: cp + 8)
         }
-        fold(0, s0, s1)
-        if streams > 1 { fold(1, s2, s3) }
-        if streams > 2 { fold(2, s4, s5) }
-        if streams > 3 { fold(3, s6, s7) }
+        foldPanel(0, s0, s1)
+        if streams > 1 { foldPanel(1, s2, s3) }
+        if streams > 2 { foldPanel(2, s4, s5) }
+        if streams > 3 { foldPanel(3, s6, s7) }
     }
 }
-#endif
 
-/// Portable twin of `fewRowsTile` (plain integer loops over the same layouts).
-func fewRowsTilePortable(_ rowCount: Int, _ quants: UnsafePointer<Int8>, _ wScales: UnsafePointer<Float>,
+/// Naive twin of `fewRowsTile` (plain integer loops over the same layouts), for tests.
+func fewRowsTileNaive(_ rowCount: Int, _ quants: UnsafePointer<Int8>, _ wScales: UnsafePointer<Float>,
                          _ pairs: UnsafePointer<Int32>, _ aScales: UnsafePointer<Float>, blocks: Int,
                          _ c: UnsafeMutablePointer<Float>) {
     var sums = [Int32](repeating: 0, count: 16)

@@ -1,8 +1,6 @@
 import Foundation
+import KernelsSIMD
 import Tensors
-#if POSTLENS_AVX2
-import _Builtin_intrinsics.intel
-#endif
 
 /// Runtime storage format of the linear layers (and of the embedding table, which the tied output
 /// matrix shares). Norms, biases and the vision position table always stay F32.
@@ -56,19 +54,17 @@ func alignedCopy<T>(_ type: T.Type, count: Int, from source: UnsafeRawPointer) -
 
 // MARK: - Q8 rows (the matrix layout is in Q8Matrix.swift)
 
-/// Quantizes `count` floats into `ceil(count/32)` Q8 blocks (the last zero-padded).
-@inlinable
+/// Quantizes `count` floats into `ceil(count/32)` Q8 blocks (the last zero-padded): `scale = max|x| / 127`,
+/// `q = round-to-nearest-even(x / scale)` (`quantizeBlock32` for full blocks, the same values).
 public func quantizeRowQ8(_ x: UnsafePointer<Float>, count: Int,
                           _ q: UnsafeMutablePointer<Int8>, _ scales: UnsafeMutablePointer<Float>) {
     let blocks = (count + quantBlock - 1) / quantBlock
     for b in 0..<blocks {
         let start = b * quantBlock, n = min(quantBlock, count - start)
-        #if POSTLENS_AVX2
         if n == quantBlock {
-            scales[b] = quantizeBlockQ8AVX2(x + start, q + start)
+            scales[b] = quantizeBlock32(x + start, q + start)
             continue
         }
-        #endif
         var amax: Float = 0
         for j in 0..<n { amax = max(amax, abs(x[start + j])) }
         let scale = amax / 127
@@ -83,35 +79,6 @@ public func quantizeRowQ8(_ x: UnsafePointer<Float>, count: Int,
         for j in n..<quantBlock { q[start + j] = 0 }
     }
 }
-
-#if POSTLENS_AVX2
-/// One full Q8 block with AVX2 (the scalar loop does not vectorize: float max-reductions and
-/// float→int conversions with range checks stay scalar): max |x| by `vmaxps`, `vcvtps2dq` (round to
-/// nearest even), two saturating packs to bytes and a lane fix-up. Returns the scale. Same values
-/// as the scalar path.
-@inline(__always)
-@usableFromInline
-func quantizeBlockQ8AVX2(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> Float {
-    let signMask = _mm256_set1_ps(-0.0)
-    let v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8), v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24)
-    let m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(signMask, v0), _mm256_andnot_ps(signMask, v1)),
-                          _mm256_max_ps(_mm256_andnot_ps(signMask, v2), _mm256_andnot_ps(signMask, v3)))
-    let m8 = unsafeBitCast(m, to: SIMD8<Float>.self)
-    let m4 = pointwiseMax(m8.lowHalf, m8.highHalf)
-    let m2 = pointwiseMax(m4.lowHalf, m4.highHalf)
-    let amax = max(m2[0], m2[1])
-    let scale = amax / 127
-    let inverse = _mm256_set1_ps(scale > 0 ? 1 / scale : 0)
-    let i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, inverse)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, inverse))
-    let i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, inverse)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, inverse))
-    // Packs work per 128-bit lane: 32-bit groups come out as i0lo i1lo i2lo i3lo i0hi i1hi i2hi i3hi.
-    let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3))
-    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
-    // |x·inverse| ≤ 127 up to an ulp, so no value saturates to −128.
-    _mm256_storeu_si256(UnsafeMutableRawPointer(q).assumingMemoryBound(to: __m256i.self), ordered)
-    return scale
-}
-#endif
 
 // MARK: - Q4
 

@@ -1,8 +1,6 @@
 import Foundation
+import KernelsSIMD
 import Tensors
-#if POSTLENS_AVX2
-import _Builtin_intrinsics.intel
-#endif
 
 // Quantized products. Two paths, chosen by the number of activation rows:
 //
@@ -32,87 +30,37 @@ public func dotQ4Portable(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
     return acc
 }
 
+/// Q4·Q8 dot product over `blocks` blocks (`nibbleDot` per block, F32 accumulation). The +8 storage
+/// offset is removed afterwards with the activation block's precomputed sum: `Σ(n−8)x = Σnx − 8Σx`.
 @inline(__always)
 func dotQ4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
            _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>, blocks: Int) -> Float {
-    #if POSTLENS_AVX2
-    return dotQ4AVX2(w, ws, x, xs, xsums, blocks: blocks)
-    #else
-    return dotQ4Portable(w, ws, x, xs, xsums, blocks: blocks)
-    #endif
-}
-
-#if POSTLENS_AVX2
-/// Tree reduction (`SIMD.sum()` adds the lanes one by one, a chain of 7 dependent adds).
-@inline(__always)
-func horizontalSum(_ v: __m256) -> Float {
-    let v8 = unsafeBitCast(v, to: SIMD8<Float>.self)
-    let v4 = v8.lowHalf + v8.highHalf
-    let v2 = v4.lowHalf + v4.highHalf
-    return v2[0] + v2[1]
-}
-
-/// AVX2 Q4·Q8 block dot. One 128-bit load holds a block's 32 nibbles; the high nibbles are shifted
-/// down into the upper lane and masked, giving 32 unsigned values 0…15 in element order, which go
-/// straight into `vpmaddubsw` (unsigned × signed, no sign trick). The +8 storage offset is removed
-/// afterwards with the activation block's precomputed sum: `Σ(n−8)x = Σnx − 8Σx`.
-@inline(__always)
-public func dotQ4AVX2(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
-                      _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>,
-                      blocks: Int) -> Float {
-    let ones = _mm256_set1_epi16(1)
-    let mask = _mm256_set1_epi8(0x0F)
-    var acc = _mm256_setzero_ps()
+    var acc = Floats8()
     var correction: Float = 0
     for b in 0..<blocks {
-        let raw = _mm_loadu_si128(UnsafeRawPointer(w + b * 16).assumingMemoryBound(to: __m128i.self))
-        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask)
-        let vx = _mm256_loadu_si256(UnsafeRawPointer(x + b * 32).assumingMemoryBound(to: __m256i.self))
-        let sums = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, vx), ones)
         let d = ws[b] * xs[b]
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d), acc)
+        acc = fma(Floats8(nibbleDot(w + b &* 16, x + b &* 32)), Floats8(repeating: d), acc)
         correction += d * Float(xsums[b])
     }
-    return horizontalSum(acc) - 8 * correction
+    return sum(acc) - 8 * correction
 }
 
-/// One Q4 weight row against 4 activation rows; the nibbles are unpacked once per block.
+/// One Q4 weight row against 4 activation rows (rows `ldq` / `lds` apart).
 @inline(__always)
-public func dotQ4AVX2x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
-                        _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>, _ xsums: UnsafePointer<Int32>,
-                        ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
-    let ones = _mm256_set1_epi16(1)
-    let mask = _mm256_set1_epi8(0x0F)
-    var acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(), acc3 = _mm256_setzero_ps()
+func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
+             _ xsums: UnsafePointer<Int32>, ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
+    var acc0 = Floats8(), acc1 = Floats8(), acc2 = Floats8(), acc3 = Floats8()
     var correction = SIMD4<Float>()
     for b in 0..<blocks {
-        let raw = _mm_loadu_si128(UnsafeRawPointer(w + b &* 16).assumingMemoryBound(to: __m128i.self))
-        let nibbles = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask)
-        let sw = ws[b]
-        @inline(__always) func row(_ r: Int, _ acc: inout __m256) -> Float {
-            let xp = x + r &* ldq + b &* 32
-            let vx = _mm256_loadu_si256(UnsafeRawPointer(xp).assumingMemoryBound(to: __m256i.self))
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(nibbles, vx), ones)
+        let sw = ws[b], wb = w + b &* 16
+        @inline(__always) func row(_ r: Int, _ acc: inout Floats8) -> Float {
             let d = sw * xs[r &* lds + b]
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d), acc)
+            acc = fma(Floats8(nibbleDot(wb, x + r &* ldq + b &* 32)), Floats8(repeating: d), acc)
             return d * Float(xsums[r &* lds + b])
         }
         correction += SIMD4(row(0, &acc0), row(1, &acc1), row(2, &acc2), row(3, &acc3))
     }
-    return SIMD4(horizontalSum(acc0), horizontalSum(acc1), horizontalSum(acc2), horizontalSum(acc3)) - 8 * correction
-}
-#endif
-
-/// 4-row variant with a portable fallback (four single-row dots).
-@inline(__always)
-func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafePointer<Int8>, _ xs: UnsafePointer<Float>,
-             _ xsums: UnsafePointer<Int32>, ldq: Int, lds: Int, blocks: Int) -> SIMD4<Float> {
-    #if POSTLENS_AVX2
-    return dotQ4AVX2x4(w, ws, x, xs, xsums, ldq: ldq, lds: lds, blocks: blocks)
-    #else
-    @inline(__always) func d(_ r: Int) -> Float { dotQ4Portable(w, ws, x + r * ldq, xs + r * lds, xsums + r * lds, blocks: blocks) }
-    return SIMD4(d(0), d(1), d(2), d(3))
-    #endif
+    return SIMD4(sum(acc0), sum(acc1), sum(acc2), sum(acc3)) - 8 * correction
 }
 
 // MARK: - Products
@@ -133,23 +81,19 @@ public enum QuantizedGEMM {
 
     /// The kernel for more than `smallBatchLimit` rows.
     public enum LargeBatchKernel: Sendable {
-        /// Int8 activations and weights multiplied in int16 lanes (`PackedIntegerGEMM.swift`, AVX2 builds).
+        /// Int8 activations and weights multiplied in int16 lanes (`PackedIntegerGEMM.swift`).
         case packedInteger
         /// Dequantized F32 weight tiles through OpenBLAS sgemm (F32 activations; the portable path).
         case tiledSGEMM
     }
 
-    /// Which kernel multiplies more than `smallBatchLimit` rows (AVX2 builds; portable builds always
-    /// use tiled sgemm). Tests and benchmarks switch it to compare the two.
+    /// Which kernel multiplies more than `smallBatchLimit` `.pairs`/Q4 rows at the avx2 level (the portable
+    /// level uses tiled sgemm: its integer words are plain loops). Tests and benchmarks switch it.
     nonisolated(unsafe) public static var largeBatchKernel = LargeBatchKernel.packedInteger
 
-    /// Whether products of more than `smallBatchLimit` rows run the packed integer kernel in this build.
+    /// Whether products of more than `smallBatchLimit` rows run the packed integer kernel at the active level.
     public static var usesPackedIntegerKernel: Bool {
-        #if POSTLENS_AVX2
-        return largeBatchKernel == .packedInteger
-        #else
-        return false
-        #endif
+        largeBatchKernel == .packedInteger && KernelDispatch.level >= .avx2
     }
 
     /// `y[r, o] (+)= Σ_k x[r, k]·W[o, k] + bias[o]` for a Q8 `W`.
@@ -164,13 +108,11 @@ public enum QuantizedGEMM {
         if rows <= smallBatchLimit {
             panelProductFewRows(w, x, rows: rows, ldx: ldx, into: y, ldy: ldy, bias: bias, accumulate: accumulate)
         } else {
-            #if POSTLENS_AVX2
-            if largeBatchKernel == .packedInteger {
+            if usesPackedIntegerKernel {
                 packedProduct(w, x, rows: rows, columns: w.columns, ldx: ldx, into: y, ldy: ldy, bias: bias,
                               accumulate: accumulate)
                 return
             }
-            #endif
             tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
                          bias: bias, accumulate: accumulate) { range, out in
                 dequantizeRowsQ8(w, range, into: out, ld: w.columns)
@@ -195,13 +137,11 @@ public enum QuantizedGEMM {
                         ldq: a.paddedColumns, lds: a.blocks, blocks: w.blocks)
             })
         } else {
-            #if POSTLENS_AVX2
-            if largeBatchKernel == .packedInteger {
+            if usesPackedIntegerKernel {
                 packedProduct(w, x, rows: rows, columns: w.columns, ldx: ldx, into: y, ldy: ldy, bias: bias,
                               accumulate: accumulate)
                 return
             }
-            #endif
             tiledProduct(x, rows: rows, ldx: ldx, inner: w.columns, columns: w.rows, y: y, ldy: ldy,
                          bias: bias, accumulate: accumulate) { range, out in
                 dequantizeRowsQ4(w, range, into: out, ld: w.columns)

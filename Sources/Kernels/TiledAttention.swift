@@ -1,7 +1,5 @@
 import Foundation
-#if POSTLENS_AVX2
-import _Builtin_intrinsics.intel
-#endif
+import KernelsSIMD
 #if arch(x86_64)
 import KernelsAVX512
 #endif
@@ -24,17 +22,9 @@ import KernelsAVX512
 /// Query rows per block handed to one thread (a multiple of 6).
 let attentionQueryBlock = 48
 
-/// Whether `tiledAttention` handles this head size (16 dims per register tile) at the active level
-/// (AVX2 builds, or an AVX-512 CPU).
+/// Whether `tiledAttention` handles this head size (16 dims per register tile; every level).
 @inline(__always)
-func tiledAttentionSupports(headDim: Int) -> Bool {
-    guard headDim % 16 == 0 else { return false }
-    #if POSTLENS_AVX2
-    return true
-    #else
-    return KernelDispatch.level >= .avx512
-    #endif
-}
+func tiledAttentionSupports(headDim: Int) -> Bool { headDim % 16 == 0 }
 
 /// Same contract as `attention` (see Attention.swift) for `headDim % 16 == 0`.
 func tiledAttention(
@@ -78,7 +68,8 @@ func tiledAttention(
         }
     }
     let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
-    // avx512: 12 rows × 32 columns per zmm tile; avx2: 6 × 16 per ymm tile. Both divide the query block.
+    // avx512: 12 rows × 32 columns per zmm tile; avx2 and portable: 6 × 16 per ymm tile (8-lane vectors).
+    // Both divide the query block.
     let wide = KernelDispatch.level >= .avx512
     let tileRows = wide ? 12 : 6
     /// One register tile of `tileRows` rows × `groups` groups of 16 columns at the active level.
@@ -91,9 +82,7 @@ func tiledAttention(
             return
         }
         #endif
-        #if POSTLENS_AVX2
         tile6x16(a, lda: lda, b0, ldb: 16, count: count, c, ldc: ldc)
-        #endif
     }
     Parallel.forRanges(heads * blocksPerHead) { range in
         let queries = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
@@ -163,34 +152,31 @@ func tiledAttention(
     }
 }
 
-#if POSTLENS_AVX2
-/// The one microkernel of both products: `c[i][0..<16] = Σ_t a[i·lda + t] · b[t·ldb + 0..<16]` for 6 rows
-/// `i` over `count` terms, 12 FMA accumulators. Scores: `a` = queries (`lda` = head size), `b` = a block of
-/// 16 packed keys (`ldb` = 16). Output: `a` = probabilities (`lda` = score row stride), `b` = one group of
-/// 16 packed value dims (`ldb` = 16).
+/// The AVX2 level's microkernel of both products: `c[i][0..<16] = Σ_t a[i·lda + t] · b[t·ldb + 0..<16]` for
+/// 6 rows `i` over `count` terms, 12 FMA accumulators (of 16 ymm registers). Scores: `a` = queries (`lda` =
+/// head size), `b` = a block of 16 packed keys (`ldb` = 16). Output: `a` = probabilities (`lda` = score row
+/// stride), `b` = one group of 16 packed value dims (`ldb` = 16).
 @inline(__always)
 private func tile6x16(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int, count: Int,
                       _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-    var c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps()
-    var c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps()
-    var c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps()
+    var c00 = Floats8(), c01 = Floats8(), c10 = Floats8(), c11 = Floats8(), c20 = Floats8(), c21 = Floats8()
+    var c30 = Floats8(), c31 = Floats8(), c40 = Floats8(), c41 = Floats8(), c50 = Floats8(), c51 = Floats8()
     var bp = b
     for t in 0..<count {
-        let b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8)
-        @inline(__always) func row(_ i: Int, _ lo: inout __m256, _ hi: inout __m256) {
-            let x = _mm256_set1_ps(a[i &* lda &+ t])
-            lo = _mm256_fmadd_ps(x, b0, lo)
-            hi = _mm256_fmadd_ps(x, b1, hi)
+        let b0 = load8(bp), b1 = load8(bp + 8)
+        @inline(__always) func row(_ i: Int, _ lo: inout Floats8, _ hi: inout Floats8) {
+            let x = Floats8(repeating: a[i &* lda &+ t])
+            lo = fma(x, b0, lo)
+            hi = fma(x, b1, hi)
         }
         row(0, &c00, &c01); row(1, &c10, &c11); row(2, &c20, &c21)
         row(3, &c30, &c31); row(4, &c40, &c41); row(5, &c50, &c51)
         bp += ldb
     }
-    @inline(__always) func store(_ i: Int, _ lo: __m256, _ hi: __m256) {
-        _mm256_storeu_ps(c + i &* ldc, lo)
-        _mm256_storeu_ps(c + i &* ldc + 8, hi)
+    @inline(__always) func store(_ i: Int, _ lo: Floats8, _ hi: Floats8) {
+        store8(lo, c + i &* ldc)
+        store8(hi, c + i &* ldc + 8)
     }
     store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
     store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
 }
-#endif

@@ -30,19 +30,19 @@ public func attentionTile(rows: Int, groups: Int, a: UnsafePointer<Float>, lda: 
 private func tile(_ R: Int, _ G: Int, _ a: UnsafePointer<Float>, _ lda: Int,
                   _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>, _ count: Int,
                   _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    var c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps()
-    var c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps()
-    var c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps()
-    var c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps(), c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps()
-    var c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps(), c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps()
-    var ca0 = _mm512_setzero_ps(), ca1 = _mm512_setzero_ps(), cb0 = _mm512_setzero_ps(), cb1 = _mm512_setzero_ps()
+    var c00 = zero16(), c01 = zero16(), c10 = zero16(), c11 = zero16()
+    var c20 = zero16(), c21 = zero16(), c30 = zero16(), c31 = zero16()
+    var c40 = zero16(), c41 = zero16(), c50 = zero16(), c51 = zero16()
+    var c60 = zero16(), c61 = zero16(), c70 = zero16(), c71 = zero16()
+    var c80 = zero16(), c81 = zero16(), c90 = zero16(), c91 = zero16()
+    var ca0 = zero16(), ca1 = zero16(), cb0 = zero16(), cb1 = zero16()
     var p0 = b0, p1 = b1
     for t in 0..<count {
-        let v0 = _mm512_loadu_ps(p0), v1 = G > 1 ? _mm512_loadu_ps(p1) : v0
-        @inline(__always) func row(_ i: Int, _ lo: inout __m512, _ hi: inout __m512) {
-            let x = _mm512_set1_ps(a[i &* lda &+ t])
-            lo = _mm512_fmadd_ps(x, v0, lo)
-            if G > 1 { hi = _mm512_fmadd_ps(x, v1, hi) }
+        let v0 = load16(p0), v1 = G > 1 ? load16(p1) : v0
+        @inline(__always) func row(_ i: Int, _ lo: inout Floats16, _ hi: inout Floats16) {
+            let x = splat16(a[i &* lda &+ t])
+            lo = fma16(x, v0, lo)
+            if G > 1 { hi = fma16(x, v1, hi) }
         }
         row(0, &c00, &c01)
         if R > 1 { row(1, &c10, &c11) }
@@ -59,9 +59,9 @@ private func tile(_ R: Int, _ G: Int, _ a: UnsafePointer<Float>, _ lda: Int,
         p0 += 16
         p1 += 16
     }
-    @inline(__always) func store(_ i: Int, _ lo: __m512, _ hi: __m512) {
-        _mm512_storeu_ps(c + i &* ldc, lo)
-        if G > 1 { _mm512_storeu_ps(c + i &* ldc + 16, hi) }
+    @inline(__always) func store(_ i: Int, _ lo: Floats16, _ hi: Floats16) {
+        store16(lo, c + i &* ldc)
+        if G > 1 { store16(hi, c + i &* ldc + 16) }
     }
     store(0, c00, c01)
     if R > 1 { store(1, c10, c11) }

@@ -63,19 +63,19 @@ private func tile(_ R: Int, _ P: Int,
     for b in blocks {
         let ab = UnsafeRawPointer(a + b &* stride &* 32)
         let comp = aCompensation + b &* stride, xs = aScales + b &* stride
-        @inline(__always) func start(_ i: Int) -> __m512i { i < R ? _mm512_set1_epi32(comp[i]) : _mm512_setzero_si512() }
+        @inline(__always) func start(_ i: Int) -> Ints16 { i < R ? splat16(comp[i]) : splat16(Int32(0)) }
         var a00 = start(0), a01 = start(0), a10 = start(1), a11 = start(1)
         var a20 = start(2), a21 = start(2), a30 = start(3), a31 = start(3)
         var a40 = start(4), a41 = start(4), a50 = start(5), a51 = start(5)
         var a60 = start(6), a61 = start(6), a70 = start(7), a71 = start(7)
         let p0 = UnsafeRawPointer(w0 + b &* 512), p1 = UnsafeRawPointer(w1 + b &* 512)
         for q in 0..<8 {
-            let v0 = _mm512_loadu_si512(p0 + q &* 64)
-            let v1 = P > 1 ? _mm512_loadu_si512(p1 + q &* 64) : v0
-            @inline(__always) func row(_ i: Int, _ lo: inout __m512i, _ hi: inout __m512i) {
-                let x = _mm512_set1_epi32(ab.loadUnaligned(fromByteOffset: i &* 32 &+ q &* 4, as: Int32.self))
-                lo = _mm512_dpbusd_epi32(lo, v0, x)
-                if P > 1 { hi = _mm512_dpbusd_epi32(hi, v1, x) }
+            let v0 = loadQuads(p0 + q &* 64)
+            let v1 = P > 1 ? loadQuads(p1 + q &* 64) : v0
+            @inline(__always) func row(_ i: Int, _ lo: inout Ints16, _ hi: inout Ints16) {
+                let x = broadcastQuad(ab, i &* 32 &+ q &* 4)
+                lo = dotQuads(lo, v0, x)
+                if P > 1 { hi = dotQuads(hi, v1, x) }
             }
             row(0, &a00, &a01)
             if R > 1 { row(1, &a10, &a11) }
@@ -86,12 +86,12 @@ private func tile(_ R: Int, _ P: Int,
             if R > 6 { row(6, &a60, &a61) }
             if R > 7 { row(7, &a70, &a71) }
         }
-        let ws0 = _mm512_loadu_ps(s0 + b &* 16), ws1 = P > 1 ? _mm512_loadu_ps(s1 + b &* 16) : ws0
-        @inline(__always) func fold(_ i: Int, _ lo: __m512i, _ hi: __m512i) {
-            let scale = _mm512_set1_ps(xs[i]), cp = c + i &* ldc
-            _mm512_storeu_ps(cp, _mm512_fmadd_ps(_mm512_cvtepi32_ps(lo), _mm512_mul_ps(ws0, scale), _mm512_loadu_ps(cp)))
+        let ws0 = load16(s0 + b &* 16), ws1 = P > 1 ? load16(s1 + b &* 16) : ws0
+        @inline(__always) func fold(_ i: Int, _ lo: Ints16, _ hi: Ints16) {
+            let scale = splat16(xs[i]), cp = c + i &* ldc
+            store16(fold16(lo, mul16(ws0, scale), load16(cp)), cp)
             if P > 1 {
-                _mm512_storeu_ps(cp + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(hi), _mm512_mul_ps(ws1, scale), _mm512_loadu_ps(cp + 16)))
+                store16(fold16(hi, mul16(ws1, scale), load16(cp + 16)), cp + 16)
             }
         }
         fold(0, a00, a01)
@@ -128,29 +128,29 @@ private func oneRow(_ S: Int, _ a: UnsafePointer<Int8>, _ aScales: UnsafePointer
     let q0 = UnsafeRawPointer(weights[0]), q1 = UnsafeRawPointer(weights[min(1, S - 1)])
     let q2 = UnsafeRawPointer(weights[min(2, S - 1)]), q3 = UnsafeRawPointer(weights[min(3, S - 1)])
     let t0 = weightScales[0], t1 = weightScales[min(1, S - 1)], t2 = weightScales[min(2, S - 1)], t3 = weightScales[min(3, S - 1)]
-    var c0 = _mm512_setzero_ps(), c1 = _mm512_setzero_ps(), c2 = _mm512_setzero_ps(), c3 = _mm512_setzero_ps()
+    var c0 = zero16(), c1 = zero16(), c2 = zero16(), c3 = zero16()
     for b in 0..<blocks {
         let ab = UnsafeRawPointer(a + b &* stride &* 32)
-        let start = _mm512_set1_epi32(aCompensation[b &* stride])
+        let start = splat16(aCompensation[b &* stride])
         var s0 = start, s1 = start, s2 = start, s3 = start
         let o = b &* 512
         for q in 0..<8 {
-            let x = _mm512_set1_epi32(ab.loadUnaligned(fromByteOffset: q &* 4, as: Int32.self))
+            let x = broadcastQuad(ab, q &* 4)
             let oq = o &+ q &* 64
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_loadu_si512(q0 + oq), x)
-            if S > 1 { s1 = _mm512_dpbusd_epi32(s1, _mm512_loadu_si512(q1 + oq), x) }
-            if S > 2 { s2 = _mm512_dpbusd_epi32(s2, _mm512_loadu_si512(q2 + oq), x) }
-            if S > 3 { s3 = _mm512_dpbusd_epi32(s3, _mm512_loadu_si512(q3 + oq), x) }
+            s0 = dotQuads(s0, loadQuads(q0 + oq), x)
+            if S > 1 { s1 = dotQuads(s1, loadQuads(q1 + oq), x) }
+            if S > 2 { s2 = dotQuads(s2, loadQuads(q2 + oq), x) }
+            if S > 3 { s3 = dotQuads(s3, loadQuads(q3 + oq), x) }
         }
-        let xs = _mm512_set1_ps(aScales[b &* stride])
-        c0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(_mm512_loadu_ps(t0 + b &* 16), xs), c0)
-        if S > 1 { c1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(_mm512_loadu_ps(t1 + b &* 16), xs), c1) }
-        if S > 2 { c2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s2), _mm512_mul_ps(_mm512_loadu_ps(t2 + b &* 16), xs), c2) }
-        if S > 3 { c3 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s3), _mm512_mul_ps(_mm512_loadu_ps(t3 + b &* 16), xs), c3) }
+        let xs = splat16(aScales[b &* stride])
+        c0 = fold16(s0, mul16(load16(t0 + b &* 16), xs), c0)
+        if S > 1 { c1 = fold16(s1, mul16(load16(t1 + b &* 16), xs), c1) }
+        if S > 2 { c2 = fold16(s2, mul16(load16(t2 + b &* 16), xs), c2) }
+        if S > 3 { c3 = fold16(s3, mul16(load16(t3 + b &* 16), xs), c3) }
     }
-    _mm512_storeu_ps(c, c0)
-    if S > 1 { _mm512_storeu_ps(c + 16, c1) }
-    if S > 2 { _mm512_storeu_ps(c + 32, c2) }
-    if S > 3 { _mm512_storeu_ps(c + 48, c3) }
+    store16(c0, c)
+    if S > 1 { store16(c1, c + 16) }
+    if S > 2 { store16(c2, c + 32) }
+    if S > 3 { store16(c3, c + 48) }
 }
 #endif

@@ -85,7 +85,7 @@ func q4RoundTrip(_ s: Int) {
     }
 }
 
-@Test("Q4 integer block dot products: AVX2 and portable agree with exact integer sums", arguments: [1, 2, 3, 7, 64])
+@Test("Q4 integer block dot products: the vector words and the naive twin agree with exact integer sums", arguments: [1, 2, 3, 7, 64])
 func blockDots(_ blocks: Int) {
     var g = SeededRandom(UInt64(blocks))
     let n = blocks * 32
@@ -110,10 +110,8 @@ func blockDots(_ blocks: Int) {
     _ = exact8
     let p4 = dotQ4Portable(w4, ws, x, xs, xsums, blocks: blocks)
     #expect(abs(Double(p4) - exact4) <= tolerance)
-    #if POSTLENS_AVX2
-    let a4 = dotQ4AVX2(w4, ws, x, xs, xsums, blocks: blocks)
-    #expect(abs(Double(a4) - exact4) <= tolerance, "AVX2 Q4 \(a4) vs \(exact4)")
-    #endif
+    let a4 = dotQ4(w4, ws, x, xs, xsums, blocks: blocks)
+    #expect(abs(Double(a4) - exact4) <= tolerance, "vector Q4 \(a4) vs \(exact4)")
 }
 
 /// Bound on the error that quantizing the activations to Q8 may add to `Σ x·ŵ`: each `x` moves by at
@@ -292,7 +290,7 @@ func portablePairsProduct(_ w: Q8Matrix, _ x: UnsafePointer<Float>, rows m: Int,
     for panel in 0..<w.panels {
         for t in 0..<a.tiles {
             tile.initialize(repeating: 0, count: smallTileRows * 16)
-            fewRowsTilePortable(min(smallTileRows, m - t * smallTileRows), w.quants + panel * w.blocks * Q8Matrix.panelBlockBytes,
+            fewRowsTileNaive(min(smallTileRows, m - t * smallTileRows), w.quants + panel * w.blocks * Q8Matrix.panelBlockBytes,
                                 w.scales + panel * w.blocks * 16, a.pairs + t * a.pairsPerTile, a.scales + t * a.scalesPerTile,
                                 blocks: w.blocks, tile)
             for i in 0..<min(smallTileRows, m - t * smallTileRows) {
