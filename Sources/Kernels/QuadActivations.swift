@@ -55,7 +55,7 @@ final class QuadActivations {
                     (quants + i * quantBlock).update(from: src, count: quantBlock)
                     scales[i] = rowScales[b]
                     var sum: Int32 = 0
-                    for j in 0..<quantBlock { sum &+= Int32(src[j]) }
+                    for j in 0..<quantBlock { sum &+= Int32(src[j]) }  // vectorized by the compiler
                     compensation[i] = -128 &* sum
                 }
             }
