@@ -227,6 +227,10 @@ func levelsAgree(_ m: Int) {
             QuantizedGEMM.quadPortable(q, a, y: reference.data, ldy: n, bias: nil, accumulate: false)
         }
         for level in CPUFeatures.host.runnableLevels {
+            // The portable level multiplies many `.pairs` rows with F32 sgemm tiles (no activation quantization):
+            // `quantizedForward` bounds that path against the naive twin instead.
+            let integer = KernelDispatch.withLevel(level) { QuantizedGEMM.usesPackedIntegerKernel }
+            if layout == .pairs, m > QuantizedGEMM.smallBatchLimit, !integer { continue }
             let y = Tensor(shape: [m, n])
             KernelDispatch.withLevel(level) {
                 QuantizedGEMM.forward(q, x.data, rows: m, ldx: k, into: y.data, ldy: n, bias: nil, accumulate: false)
