@@ -94,3 +94,60 @@ enum CLI {
     #expect((object["text"] as! [String: Any])["kv_heads"] as? Int == 1)
     #expect((object["vision"] as! [String: Any])["deepstack_indexes"] as? [Int] == [0])
 }
+
+/// `postlens cpu` reports the level in use; `POSTLENS_ISA` forces a runnable one and refuses the rest with a reason.
+@Test func cpuReportsAndForcesLevels() throws {
+    let out = try CLI.run(["cpu", "--json"])
+    #expect(out.status == 0, "\(out.stderr)")
+    let report = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+    let runnable = report["runnable_levels"] as! [String]
+    #expect(!runnable.isEmpty && runnable.contains(report["level"] as! String))
+    for level in runnable {
+        let forced = try CLI.runWithEnvironment(["cpu", "--json"], ["POSTLENS_ISA": level])
+        let object = try JSONSerialization.jsonObject(with: Data(forced.stdout.utf8)) as! [String: Any]
+        #expect(object["level"] as? String == level)
+    }
+    for level in ["portable", "avx2", "avx512", "amx"] where !runnable.contains(level) {
+        let refused = try CLI.runWithEnvironment(["cpu"], ["POSTLENS_ISA": level])
+        #expect(refused.status == 2 && refused.stderr.contains("cannot run here"), "\(level): \(refused.stderr)")
+    }
+    let unknown = try CLI.runWithEnvironment(["cpu"], ["POSTLENS_ISA": "sse9"])
+    #expect(unknown.status == 2 && unknown.stderr.contains("not a level"))
+}
+
+/// `postlens bench` on the tiny fixture (not timed: figures present, finite and consistent).
+@Test func benchReportsEveryFigureWithItsLimits() throws {
+    let model = CLI.fixtures.appendingPathComponent("models/tiny").path
+    let cache = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-bench-\(UUID().uuidString)")
+    defer { try? FileManager.default.removeItem(at: cache) }
+    let out = try CLI.runWithEnvironment(["bench", "--model", model, "--decode-tokens", "4", "--image-size", "64", "--json"],
+                                         ["POSTLENS_CACHE": cache.path])
+    #expect(out.status == 0, "\(out.stderr)")
+    let report = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+    for key in ["bandwidth_gbps", "int8_peak_gops", "fma_peak_gflops", "sgemm_gflops", "vision_ms", "prefill_ms", "ttft_ms",
+                "decode_tokens_per_s", "prefill_fraction_of_int8_peak", "vision_fraction_of_int8_peak", "peak_rss_mb"] {
+        let value = report[key] as? Double
+        #expect(value != nil && value!.isFinite && value! > 0, "\(key) = \(String(describing: report[key]))")
+    }
+    #expect(report["format"] as? String == "q8")
+    #expect((report["isa_levels_runnable"] as? [String])?.contains(report["isa_level"] as? String ?? "?") == true)
+    #expect(report["load_warm_used_runtime_cache"] as? Bool == true)
+}
+
+extension CLI {
+    /// `run` with extra environment variables.
+    static func runWithEnvironment(_ arguments: [String], _ environment: [String: String]) throws -> Output {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+}
