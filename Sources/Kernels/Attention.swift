@@ -1,5 +1,14 @@
 import Foundation
 
+/// The precision of attention's two products over many queries.
+public enum AttentionPrecision: Sendable {
+    /// F32 operands: the F32 weight format (the reference the golden tests hold to ≈ 1e-6).
+    case f32
+    /// BF16 operands with F32 sums where the CPU multiplies BF16 faster (AVX512_BF16: twice the F32 FMA rate),
+    /// F32 elsewhere: the quantized formats, whose weights already carry a larger error.
+    case reduced
+}
+
 /// Scaled dot-product attention with grouped KV heads, over strided views (no copies).
 ///
 /// - `q`: `queryCount` rows, row stride `ldq`; head `h` occupies columns `h·headDim ..< (h+1)·headDim`.
@@ -17,7 +26,7 @@ public func attention(
     q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
     k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
     heads: Int, kvHeads: Int, headDim: Int, scale: Float, causalOffset: Int?,
-    out: UnsafeMutablePointer<Float>, ldo: Int
+    out: UnsafeMutablePointer<Float>, ldo: Int, precision: AttentionPrecision = .f32
 ) {
     precondition(heads % kvHeads == 0, "heads \(heads) not a multiple of kvHeads \(kvHeads)")
     if queryCount <= 4 {
@@ -26,6 +35,15 @@ public func attention(
                         out: out, ldo: ldo)
         return
     }
+    #if arch(x86_64)
+    if precision == .reduced, tiledAttentionSupports(headDim: headDim), KernelDispatch.level >= .avx512,
+       CPUFeatures.host.avx512BF16 {
+        tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, k: k, v: v, ldkv: ldkv, keyCount: keyCount,
+                           heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
+                           out: out, ldo: ldo)
+        return
+    }
+    #endif
     if tiledAttentionSupports(headDim: headDim) {
         tiledAttention(q: q, ldq: ldq, queryCount: queryCount, k: k, v: v, ldkv: ldkv, keyCount: keyCount,
                        heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,

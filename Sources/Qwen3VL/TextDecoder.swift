@@ -120,7 +120,8 @@ public struct TextDecoder: Sendable {
         attention(q: s.q.data, ldq: c.headCount * hd, queryCount: t,
                   k: cache.keyRow(layer: l, position: 0), v: cache.valueRow(layer: l, position: 0), ldkv: kvWidth,
                   keyCount: past + t, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: hd,
-                  scale: 1 / Float(hd).squareRoot(), causalOffset: past, out: s.attention.data, ldo: c.headCount * hd)
+                  scale: 1 / Float(hd).squareRoot(), causalOffset: past, out: s.attention.data, ldo: c.headCount * hd,
+                  precision: w.qProj.format == .f32 ? .f32 : .reduced)
         w.oProj.forward(s.attention.data, rows: t, into: x.data, accumulate: true)
         rmsNorm(x.data, rows: t, width: h, weight: w.postAttentionNorm.data, eps: c.rmsNormEps, s.normed.data)
         w.gateProj.forward(s.normed.data, rows: t, into: s.gate.data)

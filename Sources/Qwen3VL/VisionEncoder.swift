@@ -96,7 +96,8 @@ public struct VisionEncoder: Sendable {
             attention(q: base, ldq: 3 * d, queryCount: segment.count,
                       k: base + d, v: base + 2 * d, ldkv: 3 * d, keyCount: segment.count,
                       heads: c.headCount, kvHeads: c.headCount, headDim: hd, scale: 1 / Float(hd).squareRoot(),
-                      causalOffset: nil, out: s.attention.data + segment.lowerBound * d, ldo: d)
+                      causalOffset: nil, out: s.attention.data + segment.lowerBound * d, ldo: d,
+                      precision: w.qkv.format == .f32 ? .f32 : .reduced)
         }
         w.proj.forward(s.attention.data, rows: n, into: x.data, accumulate: true)
         layerNorm(x.data, rows: n, width: d, weight: w.norm2Weight.data, bias: w.norm2Bias.data, eps: c.layerNormEps, s.normed.data)

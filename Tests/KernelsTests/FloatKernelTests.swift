@@ -71,6 +71,60 @@ func attentionMatchesNaive(_ s: AttentionShape) {
     #expect(worst < 1e-5, "max |Δ| \(worst)")
 }
 
+/// BF16 attention (quantized formats on AVX512_BF16 CPUs) against the double-precision twin, within the error
+/// that rounding q, k, the probabilities and v to BF16 (8 significant bits, relative error ≤ 2⁻⁹ each) can
+/// cause: a score moves by at most δᵢ = 2⁻⁸·scale·maxⱼ Σ_d |q_id||k_jd|, a probability by pⱼ·2δᵢ, so an
+/// output by (2δᵢ + 2⁻⁸)·Σⱼ pⱼ|v_jd| (×1.5 for the F32 sums). A lane, pair or block mix-up is off by O(|v|).
+@Test("BF16 attention stays within the BF16 rounding bound of the naive twin",
+      .enabled(if: runs(.avx512) && CPUFeatures.host.avx512BF16), arguments: attentionShapes)
+func attentionBF16(_ s: AttentionShape) {
+    let ldq = s.heads * s.headDim + 5, ldkv = s.kvHeads * s.headDim + 3, ldo = s.heads * s.headDim + 7
+    let q = randomValues(s.queries * ldq, seed: 11), k = randomValues(s.keys * ldkv, seed: 12), v = randomValues(s.keys * ldkv, seed: 13)
+    var fast = [Float](repeating: 0, count: s.queries * ldo)
+    let scale = 1 / Float(s.headDim).squareRoot()
+    KernelDispatch.withLevel(.avx512) {
+        fast.withUnsafeMutableBufferPointer { out in
+            attention(q: q, ldq: ldq, queryCount: s.queries, k: k, v: v, ldkv: ldkv, keyCount: s.keys, heads: s.heads,
+                      kvHeads: s.kvHeads, headDim: s.headDim, scale: scale, causalOffset: s.causalOffset,
+                      out: out.baseAddress!, ldo: ldo, precision: .reduced)
+        }
+    }
+    let group = s.heads / s.kvHeads, hd = s.headDim
+    var worst = 0.0, largestError = 0.0
+    for h in 0..<s.heads {
+        let g = h / group
+        for t in 0..<s.queries {
+            let visible = s.causalOffset.map { min(s.keys, $0 + t + 1) } ?? s.keys
+            var logits = [Double](repeating: 0, count: visible), delta = 0.0
+            for j in 0..<visible {
+                var dot = 0.0, magnitude = 0.0
+                for d in 0..<hd {
+                    let a = Double(q[t * ldq + h * hd + d]), b = Double(k[j * ldkv + g * hd + d])
+                    dot += a * b
+                    magnitude += abs(a * b)
+                }
+                logits[j] = dot * Double(scale)
+                delta = max(delta, magnitude * Double(scale) / 256)
+            }
+            let m = logits.max() ?? 0
+            let e = logits.map { Foundation.exp($0 - m) }, z = e.reduce(0, +)
+            for d in 0..<hd {
+                var exact = 0.0, spread = 0.0
+                for j in 0..<visible {
+                    let value = Double(v[j * ldkv + g * hd + d])
+                    exact += e[j] / z * value
+                    spread += e[j] / z * abs(value)
+                }
+                let bound = 1.5 * (2 * delta + 1.0 / 256) * spread + 1e-6
+                let error = abs(Double(fast[t * ldo + h * hd + d]) - exact)
+                worst = max(worst, error / bound)
+                largestError = max(largestError, error)
+            }
+        }
+    }
+    #expect(worst <= 1, "error / bound = \(worst), largest error \(largestError)")
+}
+
 @Test("matmul (B not transposed) matches a direct sum", arguments: [(1, 5, 3), (7, 33, 19), (64, 16, 128)])
 func matmulMatchesNaive(_ shape: (Int, Int, Int)) {
     let (m, k, n) = shape

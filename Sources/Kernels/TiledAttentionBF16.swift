@@ -1,0 +1,139 @@
+import Foundation
+#if arch(x86_64)
+import CKernels
+
+// Many-query attention with BF16 products (`vdpbf16ps`: twice the multiply-adds of an F32 FMA per
+// instruction) for the quantized formats on CPUs with AVX512_BF16: the vision encoder's attention grows with
+// the square of the patches (≈ 100 GFLOP at 1,024 patches, 1.65 TFLOP at 4,096) and at OCR sizes is most of
+// the vision time. Same plan as `tiledAttention` (parallel over head × block of 48 queries, packed keys and
+// values, F32 softmax on each row block, each output row divided by its sum); the operands of both products
+// are rounded to BF16 (8 significant bits) and every sum is F32, as in PyTorch's bf16 attention.
+//
+// Layouts (each uint32 holds two BF16 values, the low one first):
+// - keys, per KV head and block of 16 keys: `[pair t of dims][16 keys]` = (k[j][2t], k[j][2t+1]);
+// - values, per KV head and group of 16 dims: `[pair u of keys][16 dims]` = (v[2u][d], v[2u+1][d]);
+// - queries (scaled) and probabilities: rows of pairs along the summed dimension, broadcast by the kernel.
+
+/// BF16 bits of `x`, rounded to nearest even (finite inputs).
+@inline(__always)
+func bf16Bits(_ x: Float) -> UInt32 {
+    let bits = x.bitPattern
+    return (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+}
+
+/// Two values as one BF16 pair.
+@inline(__always)
+func bf16Pair(_ low: Float, _ high: Float) -> UInt32 { bf16Bits(low) | bf16Bits(high) << 16 }
+
+/// Same contract as `attention` for `headDim % 16 == 0`, with BF16 products.
+func tiledAttentionBF16(
+    q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
+    k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
+    heads: Int, kvHeads: Int, headDim hd: Int, scale: Float, causalOffset: Int?,
+    out: UnsafeMutablePointer<Float>, ldo: Int
+) {
+    let group = heads / kvHeads, halfDim = hd / 2
+    let paddedKeys = (keyCount + 15) / 16 * 16, keyBlocks = paddedKeys / 16, dimGroups = hd / 16
+    let perHead = halfDim * paddedKeys  // pairs per KV head, for keys and for values
+    let keyBuffer = TileBuffers.take(kvHeads * perHead), valueBuffer = TileBuffers.take(kvHeads * perHead)
+    defer {
+        TileBuffers.give(keyBuffer)
+        TileBuffers.give(valueBuffer)
+    }
+    let kp = UnsafeMutableRawPointer(keyBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
+    let vp = UnsafeMutableRawPointer(valueBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
+    Parallel.forRanges(kvHeads * keyBlocks, minimumPerThread: 4) { range in
+        for item in range {
+            let g = item / keyBlocks, jb = item % keyBlocks
+            let keys = kp + g * perHead + jb * halfDim * 16
+            for jj in 0..<16 {
+                let j = jb * 16 + jj
+                let kRow = k + j * ldkv + g * hd
+                for t in 0..<halfDim { keys[t * 16 + jj] = j < keyCount ? bf16Pair(kRow[2 * t], kRow[2 * t + 1]) : 0 }
+            }
+            // Values: this block's 8 key pairs for every group of 16 dims.
+            for u in (jb * 8)..<(jb * 8 + 8) {
+                let j0 = 2 * u, j1 = 2 * u + 1
+                let row0 = v + j0 * ldkv + g * hd, row1 = v + j1 * ldkv + g * hd
+                for dg in 0..<dimGroups {
+                    let dst = vp + g * perHead + (dg * (paddedKeys / 2) + u) * 16
+                    for dd in 0..<16 {
+                        let d = dg * 16 + dd
+                        dst[dd] = bf16Pair(j0 < keyCount ? row0[d] : 0, j1 < keyCount ? row1[d] : 0)
+                    }
+                }
+            }
+        }
+    }
+    let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
+    Parallel.forRanges(heads * blocksPerHead) { range in
+        let queries = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * halfDim)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
+        let probabilities = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * paddedKeys / 2)
+        let output = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
+        let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock)
+        defer {
+            queries.deallocate(); scores.deallocate(); probabilities.deallocate(); output.deallocate(); inverseSums.deallocate()
+        }
+        for item in range {
+            let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
+            let g = h / group
+            let rows = min(attentionQueryBlock, queryCount - start)
+            let paddedRows = (rows + 11) / 12 * 12
+            let visible = causalOffset.map { min(keyCount, $0 + start + rows) } ?? keyCount
+            let visiblePadded = (visible + 15) / 16 * 16
+            for r in 0..<paddedRows {
+                let dst = queries + r * halfDim
+                if r < rows {
+                    let src = q + (start + r) * ldq + h * hd
+                    for t in 0..<halfDim { dst[t] = bf16Pair(src[2 * t] * scale, src[2 * t + 1] * scale) }
+                } else {
+                    dst.update(repeating: 0, count: halfDim)
+                }
+            }
+            let keys = kp + g * perHead, values = vp + g * perHead
+            var r0 = 0
+            while r0 < paddedRows {
+                var j0 = 0
+                while j0 < visiblePadded {
+                    let groups: Int32 = j0 + 32 <= visiblePadded ? 2 : 1
+                    postlens_bf16_tile(12, groups, queries + r0 * halfDim, Int64(halfDim), keys + (j0 / 16) * halfDim * 16,
+                                       keys + (j0 / 16 + Int(groups) - 1) * halfDim * 16, Int64(halfDim),
+                                       scores + r0 * paddedKeys + j0, Int64(paddedKeys))
+                    j0 += 16 * Int(groups)
+                }
+                r0 += 12
+            }
+            for r in 0..<paddedRows {
+                let row = scores + r * paddedKeys, pairs = probabilities + r * (paddedKeys / 2)
+                if r < rows {
+                    let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
+                    for j in limit..<visible { row[j] = -Float.infinity }
+                    inverseSums[r] = 1 / softmaxNumerators(row, count: visible)
+                    for j in visible..<visiblePadded { row[j] = 0 }
+                } else {
+                    row.update(repeating: 0, count: visiblePadded)
+                }
+                for u in 0..<(visiblePadded / 2) { pairs[u] = bf16Pair(row[2 * u], row[2 * u + 1]) }
+            }
+            r0 = 0
+            while r0 < paddedRows {
+                var d0 = 0
+                while d0 < hd {
+                    let groups: Int32 = d0 + 32 <= hd ? 2 : 1
+                    postlens_bf16_tile(12, groups, probabilities + r0 * (paddedKeys / 2), Int64(paddedKeys / 2),
+                                       values + (d0 / 16) * (paddedKeys / 2) * 16,
+                                       values + (d0 / 16 + Int(groups) - 1) * (paddedKeys / 2) * 16,
+                                       Int64(visiblePadded / 2), output + r0 * hd + d0, Int64(hd))
+                    d0 += 16 * Int(groups)
+                }
+                r0 += 12
+            }
+            for r in 0..<rows {
+                let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
+                for d in 0..<hd { dst[d] = src[d] * inverse }
+            }
+        }
+    }
+}
+#endif
