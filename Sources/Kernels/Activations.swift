@@ -71,7 +71,7 @@ public func softmaxNumerators(_ x: UnsafeMutablePointer<Float>, count: Int) -> F
     var i = 0
     var m8 = Floats8(repeating: -.infinity)
     while i + 8 <= count {
-        m8 = pointwiseMax(m8, load8(x + i))
+        m8 = larger(m8, load8(x + i))
         i += 8
     }
     largest = maximum(m8)

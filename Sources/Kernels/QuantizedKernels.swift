@@ -39,7 +39,7 @@ func dotQ4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>,
     var correction: Float = 0
     for b in 0..<blocks {
         let d = ws[b] * xs[b]
-        acc = fma(Floats8(nibbleDot(w + b &* 16, x + b &* 32)), Floats8(repeating: d), acc)
+        acc = fma(floats(nibbleDot(w + b &* 16, x + b &* 32)), Floats8(repeating: d), acc)
         correction += d * Float(xsums[b])
     }
     return sum(acc) - 8 * correction
@@ -55,7 +55,7 @@ func dotQ4x4(_ w: UnsafePointer<UInt8>, _ ws: UnsafePointer<Float>, _ x: UnsafeP
         let sw = ws[b], wb = w + b &* 16
         @inline(__always) func row(_ r: Int, _ acc: inout Floats8) -> Float {
             let d = sw * xs[r &* lds + b]
-            acc = fma(Floats8(nibbleDot(wb, x + r &* ldq + b &* 32)), Floats8(repeating: d), acc)
+            acc = fma(floats(nibbleDot(wb, x + r &* ldq + b &* 32)), Floats8(repeating: d), acc)
             return d * Float(xsums[r &* lds + b])
         }
         correction += SIMD4(row(0, &acc0), row(1, &acc1), row(2, &acc2), row(3, &acc3))

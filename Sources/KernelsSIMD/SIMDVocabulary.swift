@@ -38,12 +38,56 @@ public func sum(_ v: Floats8) -> Float {
     return v2[0] + v2[1]
 }
 
+/// Lane-wise larger / smaller value (`vmaxps`/`vminps`; the stdlib's generic `pointwiseMax` is an
+/// out-of-line call per vector).
+@inlinable @inline(__always)
+public func larger(_ a: Floats8, _ b: Floats8) -> Floats8 {
+    #if POSTLENS_AVX2
+    return _mm256_max_ps(a, b)
+    #else
+    return a.replacing(with: b, where: b .> a)
+    #endif
+}
+
+@inlinable @inline(__always)
+public func smaller(_ a: Floats8, _ b: Floats8) -> Floats8 {
+    #if POSTLENS_AVX2
+    return _mm256_min_ps(a, b)
+    #else
+    return a.replacing(with: b, where: b .< a)
+    #endif
+}
+
 /// Largest lane.
 @inlinable @inline(__always)
 public func maximum(_ v: Floats8) -> Float {
-    let v4 = pointwiseMax(v.lowHalf, v.highHalf)
-    let v2 = pointwiseMax(v4.lowHalf, v4.highHalf)
-    return max(v2[0], v2[1])
+    var m = v[0]
+    for i in 1..<8 where v[i] > m { m = v[i] }
+    return m
+}
+
+/// Lanes rounded to the nearest integer, ties to even (`vcvtps2dq` under the default rounding mode).
+@inlinable @inline(__always)
+public func roundToInts(_ v: Floats8) -> Ints8 {
+    #if POSTLENS_AVX2
+    return unsafeBitCast(_mm256_cvtps_epi32(v), to: Ints8.self)
+    #else
+    var out = Ints8()
+    for i in 0..<8 { out[i] = Int32(v[i].rounded(.toNearestOrEven)) }
+    return out
+    #endif
+}
+
+/// Int32 lanes as floats (`vcvtdq2ps`).
+@inlinable @inline(__always)
+public func floats(_ v: Ints8) -> Floats8 {
+    #if POSTLENS_AVX2
+    return _mm256_cvtepi32_ps(unsafeBitCast(v, to: __m256i.self))
+    #else
+    var out = Floats8()
+    for i in 0..<8 { out[i] = Float(v[i]) }
+    return out
+    #endif
 }
 
 /// e^x for 8 lanes. libm's `expf` is a scalar call per value; the vision encoder's softmax alone evaluates
@@ -55,8 +99,9 @@ public func maximum(_ v: Floats8) -> Float {
 @inlinable @inline(__always)
 public func exp(_ x: Floats8) -> Floats8 {
     let hi = Floats8(repeating: 88.37626), lo = Floats8(repeating: -87.33654)
-    let clamped = pointwiseMax(pointwiseMin(x, hi), lo)
-    let n = (clamped * 1.442695040888963).rounded(.toNearestOrEven)
+    let clamped = larger(smaller(x, hi), lo)
+    let ni = roundToInts(clamped * 1.442695040888963)
+    let n = floats(ni)
     var r = fma(n, Floats8(repeating: -0.693359375), clamped)
     r = fma(n, Floats8(repeating: 2.12194440e-4), r)
     var p = Floats8(repeating: 1.9875691500e-4)
@@ -67,7 +112,7 @@ public func exp(_ x: Floats8) -> Floats8 {
     p = fma(p, r, Floats8(repeating: 5.0000001201e-1))
     let er = fma(p, r * r, r) + 1
     // 2^n: n + 127 in the exponent field (n ∈ [−126, 127] after the clamp).
-    let bits = (Ints8(n, rounding: .towardZero) &+ 127) &<< 23
+    let bits = (ni &+ 127) &<< 23
     let result = er * unsafeBitCast(bits, to: Floats8.self)
     return result.replacing(with: 0, where: x .< lo).replacing(with: .infinity, where: x .> hi)
         .replacing(with: .nan, where: x .!= x)
@@ -106,7 +151,7 @@ public func dotPairs(_ acc: Ints8, _ pair: Int32, _ w: Shorts16) -> Ints8 {
 /// `c[0..<8] += Float(acc) · scale`: one block's integer sums into the F32 result.
 @inlinable @inline(__always)
 public func fold(_ acc: Ints8, _ scale: Floats8, into c: UnsafeMutablePointer<Float>) {
-    store8(fma(Floats8(acc), scale, load8(c)), c)
+    store8(fma(floats(acc), scale, load8(c)), c)
 }
 
 /// 16 rows × 32 int8 values (one Q4 block unpacked; `rows[c]` points at row `c`) into Q8 panel order as
@@ -178,7 +223,7 @@ public func nibbleDot(_ w: UnsafePointer<UInt8>, _ x: UnsafePointer<Int8>) -> In
 @inlinable @inline(__always)
 public func quantizeBlock32(_ x: UnsafePointer<Float>, _ q: UnsafeMutablePointer<Int8>) -> Float {
     let v0 = load8(x), v1 = load8(x + 8), v2 = load8(x + 16), v3 = load8(x + 24)
-    let amax = maximum(pointwiseMax(pointwiseMax(abs(v0), abs(v1)), pointwiseMax(abs(v2), abs(v3))))
+    let amax = maximum(larger(larger(abs(v0), abs(v1)), larger(abs(v2), abs(v3))))
     let scale = amax / 127
     let inverse = Floats8(repeating: scale > 0 ? 1 / scale : 0)
     #if POSTLENS_AVX2

@@ -19,7 +19,7 @@ BINARY = Path(os.environ.get("POSTLENS_BINARY", REPO / ".build" / "debug" / "pos
 # Registers only AVX-512 has: zmm, ymm/xmm 16–31, opmasks; and embedded broadcasts.
 AVX512 = re.compile(r"%zmm\d|%[xy]mm(1[6-9]|2\d|3[01])\b|%k[1-7]\b|\{1to\d+\}")
 FUNCTION = re.compile(r"^[0-9a-f]+ <(.+)>:$")
-ALLOWED_OURS = ("13KernelsAVX512", "postlens_amx_")
+ALLOWED_OURS = ("13KernelsAVX512", "postlens_amx_", "postlens_bf16_")
 
 
 def functions_with_avx512(binary: Path) -> dict:
