@@ -16,5 +16,5 @@ swift test
 # The kernels and the golden/quantization tests again at every other CPU level this machine runs (the run
 # above used the best one); levels the CPU lacks are listed as not run.
 scripts/test-levels.sh
-python3 -m pytest -q tests/live
+python3 -m pytest -q tests/build tests/live
 POSTLENS_BROWSER_SERVER=real python3 -m pytest -q tests/browser

@@ -49,3 +49,26 @@ def test_avx512_code_only_behind_the_dispatch():
              if (name.startswith("$s") or name.startswith("postlens")) and not any(a in name for a in ALLOWED_OURS)}
     assert not leaks, "AVX-512 instructions outside the dispatched kernels:\n" + "\n".join(
         f"{name}: {line}" for name, line in sorted(leaks.items())[:20])
+
+
+GENERIC_SIMD_CALL = re.compile(r"call\s+\w+ <(\$ss(12pointwiseM|5SIMD[0-9]+V|4SIMDP|25FloatingPointRoundingRule)[^>]*)>")
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 only")
+def test_kernels_never_call_generic_simd_code():
+    """The vector words must compile to instructions: the standard library's generic `pointwiseMax` or
+    rounding conversions, when not inlined, are an out-of-line call per vector (once made the vector exp, and
+    so softmax, GELU and SiLU, several times slower without any test failing)."""
+    if not BINARY.exists():
+        pytest.fail(f"{BINARY} does not exist: run `swift build` first", pytrace=False)
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(BINARY)], capture_output=True, text=True, check=True).stdout
+    offenders, current = set(), None
+    for line in out.splitlines():
+        m = FUNCTION.match(line)
+        if m:
+            current = m.group(1)
+            continue
+        call = GENERIC_SIMD_CALL.search(line)
+        if call and current and ("7Kernels" in current or "11KernelsSIMD" in current or "13KernelsAVX512" in current):
+            offenders.add(f"{current} calls {call.group(1)}")
+    assert not offenders, "kernels call generic SIMD code:\n" + "\n".join(sorted(offenders)[:20])
