@@ -143,7 +143,7 @@ let package = Package(
 
         // MARK: Tests
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Tensors"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsSIMD", "Tensors"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Tensors
 @testable import Kernels
+import KernelsSIMD
 
 /// Deterministic random numbers (SplitMix64), so a failure reproduces.
 struct SeededRandom: RandomNumberGenerator {
@@ -85,7 +86,7 @@ func q4RoundTrip(_ s: Int) {
     }
 }
 
-@Test("Q4 integer block dot products: the vector words and the naive twin agree with exact integer sums", arguments: [1, 2, 3, 7, 64])
+@Test("Integer block dot products: Q8 pair words, Q4 vector words and the naive twin agree with exact integer sums", arguments: [1, 2, 3, 7, 64])
 func blockDots(_ blocks: Int) {
     var g = SeededRandom(UInt64(blocks))
     let n = blocks * 32
@@ -107,7 +108,22 @@ func blockDots(_ blocks: Int) {
         exact4 += Double(s4) * Double(ws[b]) * Double(xs[b])
     }
     let tolerance = 1e-5 * Double(blocks) * 32 * 127 * 127 * 0.01
-    _ = exact8
+    // Q8 through the pair words of the AVX2 kernels: 8 lanes, each a feature; put the weights in lane 3 only
+    // (the others zero) so a lane or pair mix-up shows.
+    var q8 = 0.0
+    for b in 0..<blocks {
+        var acc = SIMD8<Int32>()
+        for p in 0..<16 {
+            var row = SIMD16<Int16>()
+            row[6] = Int16(w[b * 32 + 2 * p]); row[7] = Int16(w[b * 32 + 2 * p + 1])
+            let pair = Int32(bitPattern: UInt32(UInt16(bitPattern: Int16(x[b * 32 + 2 * p])))
+                             | UInt32(UInt16(bitPattern: Int16(x[b * 32 + 2 * p + 1]))) << 16)
+            acc = dotPairs(acc, pair, row)
+        }
+        #expect(acc[0] == 0 && acc[1] == 0 && acc[2] == 0 && acc[4] == 0 && acc[7] == 0)
+        q8 += Double(acc[3]) * Double(ws[b]) * Double(xs[b])
+    }
+    #expect(abs(q8 - exact8) <= tolerance, "pair words Q8 \(q8) vs \(exact8)")
     let p4 = dotQ4Portable(w4, ws, x, xs, xsums, blocks: blocks)
     #expect(abs(Double(p4) - exact4) <= tolerance)
     let a4 = dotQ4(w4, ws, x, xs, xsums, blocks: blocks)
