@@ -41,23 +41,12 @@ final class QuadActivations {
                 compensation[i] = 0
             }
         }
-        Parallel.forRanges(rows, minimumPerThread: 16) { range in
-            let q = alignedZeroed(Int8.self, count: blocks * quantBlock)
-            let rowScales = alignedZeroed(Float.self, count: blocks)
-            defer {
-                UnsafeMutableRawPointer(q).deallocate()
-                UnsafeMutableRawPointer(rowScales).deallocate()
-            }
-            for r in range {
-                quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
-                for b in 0..<blocks {
-                    let i = QuadActivations.index(row: r, block: b, blocks: blocks), src = q + b * quantBlock
-                    (quants + i * quantBlock).update(from: src, count: quantBlock)
-                    scales[i] = rowScales[b]
-                    var sum: Int32 = 0
-                    for j in 0..<quantBlock { sum &+= Int32(src[j]) }  // vectorized by the compiler
-                    compensation[i] = -128 &* sum
-                }
+        quantizeRowsQ8(x, rows: rows, columns: columns, ld: ld) { r, q, rowScales in
+            for b in 0..<blocks {
+                let i = QuadActivations.index(row: r, block: b, blocks: blocks), src = q + b * quantBlock
+                (quants + i * quantBlock).update(from: src, count: quantBlock)
+                scales[i] = rowScales[b]
+                compensation[i] = -128 &* blockSum(src)
             }
         }
     }

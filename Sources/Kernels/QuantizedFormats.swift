@@ -80,6 +80,34 @@ public func quantizeRowQ8(_ x: UnsafePointer<Float>, count: Int,
     }
 }
 
+/// Quantizes rows `0..<rows` of `x` (row stride `ld`) to Q8 blocks, in parallel, and hands each row's
+/// blocks (`32·blocks` int8, zero-padded, and `blocks` scales) to `store(row, quants, scales)`, which lays them
+/// out for its kernels. The scratch row is per thread.
+func quantizeRowsQ8(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, minimumPerThread: Int = 16,
+                    _ store: (Int, UnsafePointer<Int8>, UnsafePointer<Float>) -> Void) {
+    let blocks = (columns + quantBlock - 1) / quantBlock
+    Parallel.forRanges(rows, minimumPerThread: minimumPerThread) { range in
+        let q = alignedZeroed(Int8.self, count: blocks * quantBlock)
+        let rowScales = alignedZeroed(Float.self, count: blocks)
+        defer {
+            UnsafeMutableRawPointer(q).deallocate()
+            UnsafeMutableRawPointer(rowScales).deallocate()
+        }
+        for r in range {
+            quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
+            store(r, q, rowScales)
+        }
+    }
+}
+
+/// Σ of one block's 32 int8 values (vectorized by the compiler).
+@inline(__always)
+func blockSum(_ q: UnsafePointer<Int8>) -> Int32 {
+    var sum: Int32 = 0
+    for j in 0..<quantBlock { sum &+= Int32(q[j]) }
+    return sum
+}
+
 // MARK: - Q4
 
 /// A `[rows, columns]` matrix quantized to 4 bits in blocks of 32 along each row (symmetric, no min).
@@ -224,15 +252,11 @@ public final class Q8Activations {
         quants = alignedZeroed(Int8.self, count: rows * paddedColumns)
         scales = alignedZeroed(Float.self, count: rows * blocks)
         sums = alignedZeroed(Int32.self, count: rows * blocks)
-        let ld = ld ?? columns
-        for r in 0..<rows {
-            let q = quants + r * paddedColumns
-            quantizeRowQ8(x + r * ld, count: columns, q, scales + r * blocks)
-            for b in 0..<blocks {
-                var s: Int32 = 0
-                for j in 0..<quantBlock { s &+= Int32(q[b * quantBlock + j]) }
-                sums[r * blocks + b] = s
-            }
+        let (quants, scales, sums, blocks, paddedColumns) = (self.quants, self.scales, self.sums, self.blocks, self.paddedColumns)
+        quantizeRowsQ8(x, rows: rows, columns: columns, ld: ld ?? columns) { r, q, rowScales in
+            (quants + r * paddedColumns).update(from: q, count: paddedColumns)
+            (scales + r * blocks).update(from: rowScales, count: blocks)
+            for b in 0..<blocks { sums[r * blocks + b] = blockSum(q + b * quantBlock) }
         }
     }
 

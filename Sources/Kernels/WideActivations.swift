@@ -38,25 +38,15 @@ final class WideActivations {
                 for p in 0..<16 { pairs[((t * blocks + b) * 16 + p) * tileRows + i] = 0 }
             }
         }
-        Parallel.forRanges(rows, minimumPerThread: 16) { range in
-            let paddedColumns = blocks * quantBlock
-            let q = alignedZeroed(Int8.self, count: paddedColumns)
-            let rowScales = alignedZeroed(Float.self, count: blocks)
-            defer {
-                UnsafeMutableRawPointer(q).deallocate()
-                UnsafeMutableRawPointer(rowScales).deallocate()
-            }
-            for r in range {
-                quantizeRowQ8(x + r * ld, count: columns, q, rowScales)
-                let t = r / tileRows, i = r % tileRows
-                for b in 0..<blocks {
-                    scales[(t * blocks + b) * tileRows + i] = rowScales[b]
-                    let dst = pairs + (t * blocks + b) * 16 * tileRows + i, src = q + b * quantBlock
-                    for p in 0..<16 {
-                        let low = UInt32(UInt16(bitPattern: Int16(src[2 * p])))
-                        let high = UInt32(UInt16(bitPattern: Int16(src[2 * p + 1])))
-                        dst[p * tileRows] = Int32(bitPattern: low | high << 16)
-                    }
+        quantizeRowsQ8(x, rows: rows, columns: columns, ld: ld) { r, q, rowScales in
+            let t = r / tileRows, i = r % tileRows
+            for b in 0..<blocks {
+                scales[(t * blocks + b) * tileRows + i] = rowScales[b]
+                let dst = pairs + (t * blocks + b) * 16 * tileRows + i, src = q + b * quantBlock
+                for p in 0..<16 {
+                    let low = UInt32(UInt16(bitPattern: Int16(src[2 * p])))
+                    let high = UInt32(UInt16(bitPattern: Int16(src[2 * p + 1])))
+                    dst[p * tileRows] = Int32(bitPattern: low | high << 16)
                 }
             }
         }
