@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import JSON
 import Imaging
 import Qwen3VL
 #if canImport(FoundationNetworking)
@@ -59,7 +60,7 @@ public struct FakeAnalyzer: PostAnalyzer {
         if let tile = request.tile {
             return AnalyzerResponse(text: #"{"lines": ["\#(Self.tileWord(tile))"]}"#)
         }
-        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).serialized)
+        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).sortedText)
     }
 
     static let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
@@ -92,7 +93,7 @@ public struct RunOptions: Sendable {
 /// The outcome of one item.
 public struct ItemOutcome: Sendable, Equatable {
     public var id: String
-    public var result: JSON?
+    public var result: JSONValue?
     public var error: String?
     /// The model's text when it could not be used (to see why).
     public var raw: String?
@@ -148,7 +149,7 @@ public struct TaskRunner: Sendable {
             var image: RGBImage? = nil
             if let reference = record.image { image = try await loadImage(reference) }
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
-            let result: JSON
+            let result: JSONValue
             if task.kind == .ocr, let image, shouldTile(image) {
                 result = try await denseOCR(record, image: image, usage: &usage, raw: &raw)
             } else {
@@ -167,7 +168,7 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func parse(_ response: AnalyzerResponse, context: PostContext) throws -> JSON {
+    func parse(_ response: AnalyzerResponse, context: PostContext) throws -> JSONValue {
         do {
             return try task.result(fromModelOutput: response.text, context: context)
         } catch let error as TaskError where response.finishReason == .length {
@@ -183,7 +184,7 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSON {
+    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSONValue {
         let plan = DenseText.plan(width: image.width, height: image.height, configuration: options.tiling)
         var perTile: [[String]] = []
         let context = PostContext(record: record, referenceYear: options.referenceYear)

@@ -1,6 +1,7 @@
 import Analysis
 import Engine
 import Foundation
+import JSON
 import Hummingbird
 import Imaging
 import Logging
@@ -31,11 +32,11 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         let engine = try host.readyEngine()
         var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy))
+        let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: configuration.requestJSONLimits)
         for key in object.keys where !["task", "images", "text", "options"].contains(key) {
             throw ServerError.invalidRequest("unknown field '\(key)'; the body is {task, images, text, options}", param: key)
         }
-        let options: [String: JSON]
+        let options: JSONObject
         switch object["options"] {
         case nil, .null?: options = [:]
         case .object(let o)?: options = o
@@ -104,7 +105,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         let outcome = await runner.run(record)
         let results = calls.results
 
-        var out: [String: JSON] = [:]
+        var out: JSONObject = [:]
         out["task"] = .string(spec.task.versionTag)
         out["model"] = .string(configuration.modelID)
         out["result"] = outcome.result ?? .null
@@ -138,7 +139,7 @@ struct TaskSpec: Sendable {
 
     /// `paramPrefix` is how the options are named in errors (`options.` for the JSON body, nothing for a query);
     /// `fromQuery`: values arrive as strings (`max_tokens=64`, `dense=true`, `schema={...}`).
-    static func parse(task taskValue: JSON?, options: [String: JSON], paramPrefix: String, fromQuery: Bool,
+    static func parse(task taskValue: JSONValue?, options: JSONObject, paramPrefix: String, fromQuery: Bool,
                       configuration: ServerConfiguration) throws -> TaskSpec {
         let names = TaskKind.allCases.map(\.rawValue).joined(separator: ", ")
         guard let taskValue, taskValue != .null else {
@@ -169,7 +170,8 @@ struct TaskSpec: Sendable {
         }
         switch options["max_tokens"] {
         case nil, .null?: break
-        case .number(let d)?:
+        case .number(let n)?:
+            let d = n.double
             guard d.rounded() == d, d >= 1, d <= 1_000_000 else { throw fail("max_tokens", "must be an integer, at least 1") }
             run.maxTokens = Int(d)
         case .string(let s)? where fromQuery:
@@ -197,9 +199,9 @@ struct TaskSpec: Sendable {
         case .string(let s)?: instruction = s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : s
         default: throw fail("instruction", "must be a string")
         }
-        var schema: JSON? = options["schema"].flatMap { $0 == .null ? nil : $0 }
+        var schema: JSONValue? = options["schema"].flatMap { $0 == .null ? nil : $0 }
         if fromQuery, let text = schema?.stringValue {
-            do { schema = try JSON.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
+            do { schema = try JSONValue.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
         }
 
         let task: AnalysisTask
@@ -258,27 +260,23 @@ struct ServerAnalyzer: PostAnalyzer {
 }
 
 /// The body as a JSON object, with the chat API's errors for bodies that are not UTF-8 or not JSON.
-func parseJSONObjectBody(_ data: Data) throws -> [String: JSON] {
-    guard String(validating: data, as: UTF8.self) != nil else { throw ServerError.bodyNotUTF8 }
-    let value: JSON
-    do { value = try JSON.parse(data) } catch {
-        throw ServerError.invalidRequest("the body is not valid JSON: \(error)", param: nil)
-    }
+func parseJSONObjectBody(_ data: Data, limits: JSONParser.Limits) throws -> JSONObject {
+    let value = try RequestJSON.parse(data, limits: limits, what: "the body")
     guard case .object(let object) = value else { throw ServerError.invalidRequest("the body must be a JSON object", param: nil) }
     return object
 }
 
-func usageJSON(_ usage: Usage) -> JSON {
+func usageJSON(_ usage: Usage) -> JSONValue {
     [
-        "prompt_tokens": .number(Double(usage.promptTokens)), "completion_tokens": .number(Double(usage.completionTokens)),
-        "total_tokens": .number(Double(usage.totalTokens)), "image_tokens": .number(Double(usage.imageTokens)),
-        "cached_tokens": .number(Double(usage.cachedPromptTokens)),
+        "prompt_tokens": JSONValue(Double(usage.promptTokens)), "completion_tokens": JSONValue(Double(usage.completionTokens)),
+        "total_tokens": JSONValue(Double(usage.totalTokens)), "image_tokens": JSONValue(Double(usage.imageTokens)),
+        "cached_tokens": JSONValue(Double(usage.cachedPromptTokens)),
     ]
 }
 
 /// Milliseconds per phase summed over the item's engine calls; `ttft_ms` is the first call's.
-func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSON {
-    func ms(_ v: Double) -> JSON { .number((v * 10).rounded() / 10) }
+func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSONValue {
+    func ms(_ v: Double) -> JSONValue { JSONValue((v * 10).rounded() / 10) }
     var t = Timings()
     for r in results {
         t.preprocessMs += r.timings.preprocessMs
@@ -292,10 +290,10 @@ func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSON {
         "total_ms": ms(totalSeconds * 1000), "preprocess_ms": ms(t.preprocessMs), "vision_ms": ms(t.visionMs),
         "prefill_ms": ms(t.prefillMs), "decode_ms": ms(t.decodeMs), "grammar_ms": ms(t.grammarMs),
         "ttft_ms": ms(results.first?.timings.timeToFirstTokenMs ?? 0),
-        "decode_tokens_per_s": ms(t.decodeTokensPerSecond), "model_calls": .number(Double(results.count)),
+        "decode_tokens_per_s": ms(t.decodeTokensPerSecond), "model_calls": JSONValue(Double(results.count)),
     ]
 }
 
-func jsonResponse(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized)))
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.sortedText)))
 }

@@ -1,5 +1,6 @@
 import Analysis
 import Foundation
+import JSON
 import Hummingbird
 import Synchronization
 
@@ -38,7 +39,7 @@ struct BatchController<Context: RequestContext>: Sendable {
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
         let query = request.uri.queryParameters
-        var options: [String: JSON] = [:]
+        var options: JSONObject = [:]
         for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
         let spec = try TaskSpec.parse(task: query.get("task").map { .string($0) }, options: options, paramPrefix: "",
                                       fromQuery: true, configuration: configuration)
@@ -99,7 +100,7 @@ struct BatchController<Context: RequestContext>: Sendable {
             let text = lines.map { $0 + "\n" }.joined()
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         case "csv":
-            let csv = ResultCSV.render(lines.compactMap { try? JSON.parse($0) }, task: job.task.kind)
+            let csv = ResultCSV.render(lines.compactMap { try? JSONValue.parse($0) }, task: job.task.kind)
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
                                                    .contentDisposition: "attachment; filename=\"\(job.id).csv\""],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
@@ -134,7 +135,7 @@ struct BatchController<Context: RequestContext>: Sendable {
             if line.isEmpty { continue }
             let problem: String
             do {
-                guard case .object = try JSON.parse(line) else {
+                guard case .object = try JSONValue.parse(line) else {
                     throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not a JSON object; send one {id, image, text, meta} object per line",
                                    param: "line \(index + 1)", code: "invalid_jsonl")
                 }
@@ -190,7 +191,7 @@ final class BatchJob: BatchProgressReporter, Sendable {
         var status = Status.running
         var done = 0
         var failed = 0
-        var summary: JSON?
+        var summary: JSONValue?
         var error: String?
         var finishedAt: Date?
     }
@@ -239,7 +240,7 @@ final class BatchJob: BatchProgressReporter, Sendable {
         if wasRunning { worker.withLock { $0?.cancel() } }
     }
 
-    private func finish(_ status: Status, summary: JSON?, error: String?) {
+    private func finish(_ status: Status, summary: JSONValue?, error: String?) {
         state.withLock { s in
             if s.status == .running { s.status = status }  // a cancel that came first stays a cancel
             s.summary = summary
@@ -252,14 +253,14 @@ final class BatchJob: BatchProgressReporter, Sendable {
         }
     }
 
-    var json: JSON {
+    var json: JSONValue {
         let s = state.withLock { $0 }
-        var o: [String: JSON] = [
+        var o: JSONObject = [
             "id": .string(id), "object": "batch", "task": .string(task.versionTag), "status": .string(s.status.rawValue),
-            "total": .number(Double(total)), "done": .number(Double(s.done)), "failed": .number(Double(s.failed)),
-            "created_at": .number(createdAt.timeIntervalSince1970.rounded(.down)),
+            "total": JSONValue(Double(total)), "done": JSONValue(Double(s.done)), "failed": JSONValue(Double(s.failed)),
+            "created_at": JSONValue(createdAt.timeIntervalSince1970.rounded(.down)),
         ]
-        if let finishedAt = s.finishedAt { o["finished_at"] = .number(finishedAt.timeIntervalSince1970.rounded(.down)) }
+        if let finishedAt = s.finishedAt { o["finished_at"] = JSONValue(finishedAt.timeIntervalSince1970.rounded(.down)) }
         if let summary = s.summary { o["summary"] = summary }
         if let error = s.error { o["error"] = .string(error) }
         return .object(o)

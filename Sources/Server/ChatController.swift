@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Hummingbird
 import Imaging
+import JSON
 import Logging
 import Qwen3VL
 
@@ -27,9 +28,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         var request = request
         let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
-        let chat = try decodeRequest(ChatCompletionRequest.self, from: bodyData)
+        // Parsed once; the request and its response_format are read from the same value.
+        let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
+        let chat: ChatCompletionRequest
+        do { chat = try ChatCompletionRequest(root) } catch { throw ServerError(error) }
         var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
-        parameters.responseFormat = try ResponseFormatRequest.parse(body: bodyData)
+        parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
         // A client that goes away from here on cancels the work: a non-streaming answer's generation at the engine's
         // next step, a stream's up to its first token (after that, its body writer notices the failed write).
@@ -53,7 +57,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                                 created: Int(Date().timeIntervalSince1970), model: configuration.modelID)
         let stream = engine.generate(engineRequest)
         if chat.stream == true {
-            return try await streamingResponse(stream, meta: meta, includeUsage: chat.streamOptions?.includeUsage == true,
+            return try await streamingResponse(stream, meta: meta, includeUsage: chat.includeUsage == true,
                                                wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
         }
         return try await completeResponse(stream, meta: meta, wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
@@ -210,7 +214,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             p.sampling.repetitionPenalty = v
         }
         if let seed = chat.seed { p.sampling.seed = UInt64(bitPattern: seed) }
-        if let stop = chat.stop?.values {
+        if let stop = chat.stop {
             try check(stop.count <= 16, "stop", "at most 16 strings")
             try check(!stop.contains(""), "stop", "non-empty strings")
             p.stop = stop

@@ -18,6 +18,10 @@ public struct ServerConfiguration: Sendable {
     public var allowPrivateImageHosts = false
     /// Largest request body accepted, in bytes (base64 images included).
     public var maxBodyBytes = 40 * 1024 * 1024
+    /// Deepest nesting of arrays and objects in a JSON request body.
+    public var maxJSONDepth = 128
+    /// Most JSON values (strings, numbers, arrays, objects, …) in one request body.
+    public var maxJSONValues = 1_000_000
     /// Largest local image file read, in bytes.
     public var maxImageFileBytes = 40 * 1024 * 1024
     /// Largest decoded image accepted, in pixels (decompression-bomb guard, checked from the header).

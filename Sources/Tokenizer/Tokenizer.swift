@@ -36,11 +36,11 @@ public final class Tokenizer: Sendable {
     /// Builds the tokenizer from the contents of `tokenizer.json` and, optionally, `tokenizer_config.json`
     /// (whose `added_tokens_decoder` special flags take precedence, as in transformers).
     public init(tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil) throws {
-        let root = JSONNode(try JSONParser.parse(tokenizerJSON, file: "tokenizer.json"), file: "tokenizer.json")
+        let root = try JSONNode.parse(tokenizerJSON, file: "tokenizer.json")
         let spec = try TokenizerSpec(root: root)
         var added = spec.addedTokens
         if let configData = tokenizerConfigJSON {
-            let config = JSONNode(try JSONParser.parse(configData, file: "tokenizer_config.json"), file: "tokenizer_config.json")
+            let config = try JSONNode.parse(configData, file: "tokenizer_config.json")
             try TokenizerSpec.applyConfig(config, to: &added)
         }
 

@@ -2,6 +2,7 @@ import Analysis
 import ArgumentParser
 import Engine
 import Foundation
+import JSON
 import Kernels
 
 /// `postlens analyze`: a task over a batch of posts, resumable, with per-item errors.
@@ -107,8 +108,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         } else {
             schemaText = schema
         }
-        let parsed: JSON
-        do { parsed = try JSON.parse(schemaText) } catch { throw CLIError("--schema: \(error)") }
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(schemaText) } catch { throw CLIError("--schema: \(error)") }
         return try AnalysisTask.custom(instruction: instruction, schema: parsed)
     }
 
@@ -150,7 +151,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             for line in try pipeline.exportLines() { writeOut(line + "\n") }
         }
         if jsonSummary {
-            printError(summary.json.serialized)
+            printError(summary.json.sortedText)
         } else {
             for line in summary.lines { printError(line) }
         }

@@ -1,5 +1,6 @@
 @testable import Analysis
 import Foundation
+import JSON
 import Testing
 
 /// Collects progress calls.
@@ -36,7 +37,7 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
 
     let output = dir.appendingPathComponent("results.jsonl")
     try pipeline.export(to: output)
-    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
     #expect(lines.count == 200)
     #expect(Set(lines.compactMap { $0["id"]?.stringValue }).count == 200)
     let errors = lines.filter { $0["status"] == "error" }
@@ -100,7 +101,7 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     let outcome = await runner.run(PostRecord(id: "big", image: Paths.largeImage.path))
     #expect(outcome.ok, "\(outcome.error ?? "")")
     let plan = DenseText.plan(width: 2000, height: 1500, configuration: options.tiling)
-    #expect(outcome.result?["tiles"] == .number(Double(plan.tiles.count)))
+    #expect(outcome.result?["tiles"] == JSONValue(plan.tiles.count))
     #expect(outcome.result?["lines"]?.arrayValue?.count == plan.tiles.count)
     #expect(outcome.result?["lines"]?.arrayValue == plan.tiles.map { .string(FakeAnalyzer.tileWord($0)) })
 }
@@ -156,13 +157,13 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     #expect(resumed.status == 0, "\(resumed.stderr)")
     #expect(resumed.stderr.contains("resuming: "))
     let summaryLine = try #require(resumed.stderr.split(separator: "\n").last)
-    let summary = try JSON.parse(String(summaryLine))
+    let summary = try JSONValue.parse(String(summaryLine))
     #expect(summary["total"] == 200 && summary["failed"] == 5 && summary["succeeded"] == 195)
     let resumedCount = try #require(summary["resumed"]?.doubleValue)
     #expect(resumedCount >= Double(doneBeforeKill))
     #expect(summary["processed"]?.doubleValue == 200 - resumedCount)
 
-    let ids = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0))["id"]?.stringValue ?? "" }
+    let ids = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0))["id"]?.stringValue ?? "" }
     #expect(ids.count == 200)
     #expect(Set(ids).count == 200)
 }
@@ -181,7 +182,7 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     let r = try runBinary(["analyze", "--task", "promo", "--model", Paths.tinyModel.path, "--input", input.path,
                            "--max-tokens", "8", "--max-pixels", "4096", "--threads", "1"])
     #expect(r.status == 0, "\(r.stderr)")
-    let lines = try r.stdout.split(separator: "\n").map { try JSON.parse(String($0)) }
+    let lines = try r.stdout.split(separator: "\n").map { try JSONValue.parse(String($0)) }
     #expect(lines.map { $0["id"]?.stringValue } == ["a", "b", "c"])
     #expect(lines[0]["status"] == "error")
     #expect(lines[0]["error"]?.stringValue?.hasPrefix("output was not valid JSON") == true)
