@@ -30,6 +30,12 @@ enum ServerError: Error, Equatable {
     case shuttingDown
     /// The client closed the connection before its answer was ready; its work was cancelled.
     case clientDisconnected
+    /// A request limit (content parts, stop strings, top_k, …): a 400 naming the field and the limit.
+    case limit(String, param: String?)
+    /// More images than `--max-images` in one request.
+    case tooManyImages(limit: Int)
+    /// The request's images together announce more pixels than the server decodes for one request.
+    case requestPixelsExceeded(pixels: Int, limit: Int, param: String)
 }
 
 /// An error as OpenAI's API reports it: `{"error": {"message", "type", "param", "code"}}` with a status.
@@ -111,13 +117,31 @@ extension APIError {
                 self.init(status: .badRequest, message: error.description, param: "max_pixels")
             }
         case let error as SchemaError:
-            self.init(status: .badRequest, message: "unsupported JSON schema: \(error.description)", param: "response_format")
+            self.init(schema: error, param: "response_format")
+        case let error as AdmissionError:
+            switch error {
+            case .kvCacheFull:
+                self.init(status: .serviceUnavailable, message: error.description, type: "server_error", code: "kv_cache_full",
+                          headers: [.retryAfter: "\(retryAfter)"])
+            case .exceedsKVBudget:
+                self.init(status: .badRequest, message: error.description, param: "max_tokens", code: "context_length_exceeded")
+            }
         case let error as HTTPError:
             self.init(http: error)
         case is NIOTooManyBytesError:
             self.init(http: HTTPError(.contentTooLarge))
         default:
             self.init(status: .internalServerError, message: "internal error; see the server log", type: "server_error")
+        }
+    }
+
+    /// A schema constrained decoding cannot use: unsupported (a keyword outside the subset) or too complex (a work
+    /// limit, named in the message and by `code: schema_too_complex`).
+    init(schema error: SchemaError, param: String) {
+        if case .tooComplex = error {
+            self.init(status: .badRequest, message: error.description, param: param, code: "schema_too_complex")
+        } else {
+            self.init(status: .badRequest, message: "unsupported JSON schema: \(error.description)", param: param)
         }
     }
 
@@ -196,6 +220,15 @@ extension APIError {
         case .shuttingDown:
             self.init(status: .serviceUnavailable, message: "the server is shutting down; the answer was cut short",
                       type: "server_error", code: "server_shutting_down")
+        case let .limit(message, param):
+            self.init(status: .badRequest, message: message, param: param, code: "limit_exceeded")
+        case let .tooManyImages(limit):
+            self.init(status: .badRequest, message: "the request has more than \(limit) images, the most one request may bring (--max-images)",
+                      param: "messages", code: "too_many_images")
+        case let .requestPixelsExceeded(pixels, limit, param):
+            self.init(status: .contentTooLarge,
+                      message: "the request's images announce \(pixels) pixels together, more than the \(limit) one request may bring; send fewer or smaller images",
+                      param: param, code: "image_too_large")
         case .clientDisconnected:
             // nginx's status for a client that went away: the answer is for the log and the metrics (only a client that
             // closed just its sending side still reads it).

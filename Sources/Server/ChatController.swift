@@ -175,6 +175,17 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         if let model = chat.model, !model.isEmpty, model != configuration.modelID { throw ServerError.unknownModel(model) }
         if let n = chat.n, n != 1 { throw ServerError.unsupportedN(n) }
         guard !chat.messages.isEmpty else { throw ServerError.invalidRequest("'messages' must not be empty", param: "messages") }
+        // Bounded before anything is decoded, fetched or rendered.
+        let parts = chat.messages.reduce(0) { sum, message in
+            if case .parts(let list)? = message.content { return sum + max(1, list.count) }
+            return sum + 1
+        }
+        guard parts <= configuration.maxContentParts else {
+            throw ServerError.limit("the messages hold \(parts) content parts, more than the \(configuration.maxContentParts) one request may have",
+                                    param: "messages")
+        }
+        let imageCount = Self.imageURLs(chat).count
+        guard imageCount <= configuration.maxImagesPerRequest else { throw ServerError.tooManyImages(limit: configuration.maxImagesPerRequest) }
         func check(_ ok: Bool, _ param: String, _ rule: String) throws {
             if !ok { throw ServerError.invalidRequest("'\(param)' must be \(rule)", param: param) }
         }
@@ -195,6 +206,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         }
         if let v = chat.topK {
             try check(v >= -1, "top_k", "-1 or 0 (off), or a positive count")
+            guard v <= configuration.maxTopK else {
+                throw ServerError.limit("'top_k' must be at most \(configuration.maxTopK) (-1 or 0 turn it off)", param: "top_k")
+            }
             p.sampling.topK = max(0, v)
         }
         if let v = chat.minP {
@@ -215,7 +229,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         }
         if let seed = chat.seed { p.sampling.seed = UInt64(bitPattern: seed) }
         if let stop = chat.stop {
-            try check(stop.count <= 16, "stop", "at most 16 strings")
+            guard stop.count <= configuration.maxStopStrings else {
+                throw ServerError.limit("'stop' may hold at most \(configuration.maxStopStrings) strings", param: "stop")
+            }
+            guard stop.allSatisfy({ $0.utf8.count <= configuration.maxStopStringBytes }) else {
+                throw ServerError.limit("each 'stop' string may be at most \(configuration.maxStopStringBytes) bytes long", param: "stop")
+            }
             try check(!stop.contains(""), "stop", "non-empty strings")
             p.stop = stop
         }
@@ -240,9 +259,6 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         var budget: ImageBudget?
     }
 
-    /// OpenAI messages → template messages + decoded images in order. Images whose `detail` asks for less than the
-    /// request-wide budget are resized here to exactly what the processor would make of them under their own budget,
-    /// so the processor leaves them unchanged (smart_resize of a 32-aligned size within budget is the identity).
     /// Every image URL of a request with its parameter path, in order.
     static func imageURLs(_ chat: ChatCompletionRequest) -> [(url: String, param: String)] {
         var urls: [(url: String, param: String)] = []
@@ -255,10 +271,16 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         return urls
     }
 
+    /// OpenAI messages → template messages + decoded images in order. Each image is checked from its header and
+    /// decoded straight to its own budget (`detail`, `max_pixels`), one after another, so the request holds its
+    /// images at their budget size only; the processor then leaves them unchanged (smart_resize of a 32-aligned size
+    /// within budget is the identity) under the widest budget, which goes to the engine.
     func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration,
                          fetched: [String: Data] = [:]) throws -> PreparedMessages {
         var out = PreparedMessages()
         var budgets: [ImageBudget] = []
+        var allowance = ImageAllowance(maxImages: configuration.maxImagesPerRequest, maxPixels: configuration.maxRequestPixels)
+        let factor = preprocessor.patchSize * preprocessor.mergeSize
         for (m, message) in chat.messages.enumerated() {
             let role: ChatRole
             switch message.role {
@@ -291,10 +313,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                         guard role == .user else {
                             throw ServerError.invalidRequest("'\(param)': images are only accepted in user messages", param: param)
                         }
-                        out.images.append(try images.load(image.url, param: "\(param).image_url.url", fetched: fetched))
-                        budgets.append(ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
-                                                           requestMinPixels: chat.minPixels, preprocessor: preprocessor,
-                                                           configuration: configuration))
+                        let budget = ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
+                                                         requestMinPixels: chat.minPixels, preprocessor: preprocessor,
+                                                         configuration: configuration)
+                        out.images.append(try images.load(image.url, param: "\(param).image_url.url", fetched: fetched,
+                                                          budget: budget, factor: factor, allowance: &allowance))
+                        budgets.append(budget)
                         parts.append(.image)
                     default:
                         throw ServerError.invalidRequest(
@@ -304,15 +328,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             }
             out.messages.append(ChatMessage(role: role, content: parts))
         }
-        guard let widest = budgets.max(by: { $0.maxPixels < $1.maxPixels }) else { return out }
-        out.budget = widest
-        for (index, budget) in budgets.enumerated() where budget != widest {
-            let image = out.images[index]
-            let (height, width) = try smartResize(height: image.height, width: image.width,
-                                                  factor: preprocessor.patchSize * preprocessor.mergeSize,
-                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
-            out.images[index] = resizeBicubicAntialiased(image, width: width, height: height)
-        }
+        out.budget = budgets.max(by: { $0.maxPixels < $1.maxPixels })
         return out
     }
 }

@@ -23,13 +23,25 @@ struct ImageSource: Sendable {
         maxPixels = configuration.maxDecodedPixels
     }
 
-    /// Reads and decodes one image. `param` names the content part for error messages; `fetched` holds
-    /// the bytes of remote URLs fetched for this request.
-    func load(_ url: String, param: String, fetched: [String: Data] = [:]) throws -> RGBImage {
+    /// Reads one image, checks its header against the per-image and per-request limits (`allowance`) before any
+    /// pixel is decoded, and decodes it straight to the size `budget` gives it (Qwen's `smart_resize` with
+    /// `factor`), so that what a request keeps is its images at their budget, never at their full size. `param`
+    /// names the content part for error messages; `fetched` holds the bytes of remote URLs fetched for this request.
+    func load(_ url: String, param: String, fetched: [String: Data] = [:], budget: ImageBudget, factor: Int,
+              allowance: inout ImageAllowance) throws -> RGBImage {
         let bytes = try fetched[url] ?? self.bytes(url, param: param)
         do {
-            // The claimed MIME type is ignored: the decoder sniffs the magic bytes.
-            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+            // The claimed MIME type is ignored: the header is read from the magic bytes on.
+            let header = try ImageDecoder.header(bytes)
+            if header.pixels > maxPixels || header.width <= 0 || header.height <= 0 {
+                throw ImageError.tooLarge(width: header.width, height: header.height, limit: maxPixels)
+            }
+            try allowance.admit(header, param: param)
+            let (height, width) = try smartResize(height: header.height, width: header.width, factor: factor,
+                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
+            let image = try ImageDecoder.decode(bytes, maxPixels: maxPixels, reducingTo: (width, height))
+            guard image.width != width || image.height != height else { return image }
+            return resizeBicubicAntialiased(image, width: width, height: height)
         } catch let error as ImageError {
             throw ServerError.image(error, param: param)
         }
@@ -113,19 +125,41 @@ struct ImageSource: Sendable {
     }
 }
 
+/// How many images, and how many pixels in all (as their headers announce them), one request may bring: the images
+/// are decoded one after another, but each costs decode time and its full-size buffer while it is decoded.
+struct ImageAllowance {
+    let maxImages: Int
+    let maxPixels: Int
+    private(set) var images = 0
+    private(set) var pixels = 0
+
+    init(maxImages: Int, maxPixels: Int) {
+        self.maxImages = maxImages
+        self.maxPixels = maxPixels
+    }
+
+    mutating func admit(_ header: ImageHeader, param: String) throws {
+        images += 1
+        guard images <= maxImages else { throw ServerError.tooManyImages(limit: maxImages) }
+        pixels += header.pixels
+        guard pixels <= maxPixels else { throw ServerError.requestPixelsExceeded(pixels: pixels, limit: maxPixels, param: param) }
+    }
+}
+
 /// Pixel budgets per image from `detail` and the request's `max_pixels` / `min_pixels`.
 struct ImageBudget: Sendable, Equatable {
     var minPixels: Int
     var maxPixels: Int
 
     /// `low`: at most `lowDetailImageTokens` tokens; `high`/`auto`: the preprocessor's maximum capped by
-    /// `maxImageTokens`. An explicit `max_pixels` replaces either (still capped by the preprocessor maximum).
+    /// `maxImageTokens`. An explicit `max_pixels` replaces either, but never raises the operator's cap
+    /// (`--max-image-tokens`): the server's ceiling is not the client's to lift.
     static func resolve(detail: ChatCompletionRequest.Detail?, requestMaxPixels: Int?, requestMinPixels: Int?,
                         preprocessor: PreprocessorConfiguration, configuration: ServerConfiguration) -> ImageBudget {
         let perToken = ServerConfiguration.pixelsPerImageToken
         let high = min(preprocessor.maxPixels, configuration.maxImageTokens * perToken)
         var maxPixels = detail == .low ? min(high, configuration.lowDetailImageTokens * perToken) : high
-        if let requestMaxPixels { maxPixels = min(requestMaxPixels, preprocessor.maxPixels) }
+        if let requestMaxPixels { maxPixels = min(requestMaxPixels, high) }
         let minPixels = min(requestMinPixels ?? preprocessor.minPixels, maxPixels)
         return ImageBudget(minPixels: minPixels, maxPixels: maxPixels)
     }

@@ -8,7 +8,7 @@ import JSON
 /// property order). `{"type":"text"}` (or none) means free text; `json_object` any JSON object; `json_schema` a
 /// schema in the supported subset — anything outside it is a 400 naming the keyword.
 enum ResponseFormatRequest {
-    static func parse(_ format: JSONValue?) throws -> ResponseFormat? {
+    static func parse(_ format: JSONValue?, limits: SchemaLimits = .default) throws -> ResponseFormat? {
         guard let format else { return nil }
         if case .null = format { return nil }
         guard case .object(let members) = format else {
@@ -37,9 +37,9 @@ enum ResponseFormatRequest {
                 throw ServerError.invalidRequest("'response_format.json_schema.schema' is required", param: "response_format.json_schema.schema")
             }
             do {
-                return .jsonSchema(name: name, schema: try JSONSchema.parse(schemaValue), strict: strict)
+                return .jsonSchema(name: name, schema: try JSONSchema.parse(schemaValue, limits: limits), strict: strict)
             } catch let error as SchemaError {
-                throw ServerError.invalidRequest("unsupported JSON schema: \(error.description)", param: "response_format.json_schema.schema")
+                throw APIError(schema: error, param: "response_format.json_schema.schema")
             }
         default:
             throw ServerError.invalidRequest("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", not \"\(type)\"",

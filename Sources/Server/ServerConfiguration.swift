@@ -26,6 +26,20 @@ public struct ServerConfiguration: Sendable {
     public var maxImageFileBytes = 40 * 1024 * 1024
     /// Largest decoded image accepted, in pixels (decompression-bomb guard, checked from the header).
     public var maxDecodedPixels = 100_000_000
+    /// Most images in one request (`--max-images`).
+    public var maxImagesPerRequest = 16
+    /// Most pixels all of one request's images may announce together, before resizing (each is decoded in turn, so
+    /// this bounds the request's decode time rather than its memory).
+    public var maxRequestPixels = 200_000_000
+    /// Most content parts (text and image parts; a string content counts one) in one chat request.
+    public var maxContentParts = 1_000
+    /// `stop`: most strings, and most bytes in one.
+    public var maxStopStrings = 16
+    public var maxStopStringBytes = 256
+    /// Largest `top_k` (the sampler's candidate count; larger values are refused, 0 or -1 turn it off).
+    public var maxTopK = 1_000
+    /// KV-cache memory all requests in flight may reserve together (`--kv-cache-budget-mb`); nil = unbounded.
+    public var kvCacheBudgetBytes: Int? = 4096 << 20
     /// Image-token budget for `detail` `high`/`auto`: caps the preprocessor's `max_pixels` (one token = 32×32 pixels).
     /// 1,280 tokens keep one image's prefill within seconds on a 2-core CPU.
     public var maxImageTokens = 1280
