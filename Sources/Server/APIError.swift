@@ -32,6 +32,8 @@ enum ServerError: Error, Equatable {
     case clientDisconnected
     /// A request limit (content parts, stop strings, top_k, …): a 400 naming the field and the limit.
     case limit(String, param: String?)
+    /// The body did not arrive within the client timeout; the connection was closed.
+    case bodyTimeout(seconds: Int)
     /// More images than `--max-images` in one request.
     case tooManyImages(limit: Int)
     /// The request's images together announce more pixels than the server decodes for one request.
@@ -151,8 +153,9 @@ extension APIError {
             self.init(status: .notFound, message: error.body ?? "no such route; see docs/api.md for the endpoints",
                       code: "not_found")
         case .contentTooLarge:
+            // The rest of such a body is not read: the connection closes after the answer (`CloseAfterResponseHandler`).
             self.init(status: .contentTooLarge, message: "the request body is too large; send smaller or fewer images",
-                      code: "request_too_large")
+                      code: "request_too_large", headers: [.connection: "close"])
         case .methodNotAllowed:
             self.init(status: .methodNotAllowed, message: error.body ?? "method not allowed on this route")
         default:
@@ -222,6 +225,9 @@ extension APIError {
                       type: "server_error", code: "server_shutting_down")
         case let .limit(message, param):
             self.init(status: .badRequest, message: message, param: param, code: "limit_exceeded")
+        case let .bodyTimeout(seconds):
+            self.init(status: .requestTimeout, message: "the request body did not arrive within \(seconds) s (--client-timeout)",
+                      code: "request_timeout", headers: [.connection: "close"])
         case let .tooManyImages(limit):
             self.init(status: .badRequest, message: "the request has more than \(limit) images, the most one request may bring (--max-images)",
                       param: "messages", code: "too_many_images")

@@ -30,8 +30,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: configuration.requestJSONLimits)
         for key in object.keys where !["task", "images", "text", "options"].contains(key) {
             throw ServerError.invalidRequest("unknown field '\(key)'; the body is {task, images, text, options}", param: key)

@@ -43,8 +43,7 @@ struct BatchController<Context: RequestContext>: Sendable {
         for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
         let spec = try TaskSpec.parse(task: query.get("task").map { .string($0) }, options: options, paramPrefix: "",
                                       fromQuery: true, configuration: configuration)
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let data = Data(buffer: body, byteTransferStrategy: .noCopy)
         guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
         try Self.checkJSONLines(text)

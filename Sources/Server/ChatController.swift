@@ -4,6 +4,7 @@ import Hummingbird
 import Imaging
 import JSON
 import Logging
+import NIOCore
 import Qwen3VL
 
 /// `POST /v1/chat/completions`: OpenAI's chat API, streaming (SSE) or not, over the one engine.
@@ -25,8 +26,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
         // Parsed once; the request and its response_format are read from the same value.
         let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
@@ -38,13 +38,15 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         // A client that goes away from here on cancels the work: a non-streaming answer's generation at the engine's
         // next step, a stream's up to its first token (after that, its body writer notices the failed write).
         let logger = context.logger
+        // Only a live connection gets a write watchdog (router tests have a stand-in channel).
+        let channel: (any Channel)? = context.channel.isActive ? context.channel : nil
         return try await connections.cancellingOnDisconnect(of: context) { [self, parameters] in
-            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, logger: logger)
+            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, channel: channel, logger: logger)
         }
     }
 
     private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine,
-                         ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+                         ticket: AdmissionGate.Ticket, channel: (any Channel)?, logger: Logger) async throws -> Response {
         let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
         let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor, fetched: fetched)
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
@@ -58,7 +60,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         let stream = engine.generate(engineRequest)
         if chat.stream == true {
             return try await streamingResponse(stream, meta: meta, includeUsage: chat.includeUsage == true,
-                                               wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
+                                               wantsLogprobs: parameters.logprobs, ticket: ticket, channel: channel, logger: logger)
         }
         return try await completeResponse(stream, meta: meta, wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
     }
@@ -94,8 +96,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
     /// Server-sent events. The first engine event is awaited before the 200 goes out, so a prompt the engine
     /// refuses (too long, bad image) still gets its proper status. A write that fails (the client went away)
     /// ends the loop, which drops the engine stream and cancels the generation before its next step.
+    /// A client that stops reading (its writes not taken within `--client-timeout`) has its connection closed, which
+    /// ends the stream the same way, so it cannot hold its queue slot and KV reservation indefinitely.
     private func streamingResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, includeUsage: Bool,
-                                   wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+                                   wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, channel: (any Channel)?,
+                                   logger: Logger) async throws -> Response {
+        let timeout = configuration.clientTimeout
         let events = EventSource(drain.drainable(stream))
         let first = try await events.next()
         // No event at all: cancelled before the first token (by the client going away, see `create`).
@@ -107,7 +113,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                 var buffer = ByteBuffer(string: "data: ")
                 buffer.writeBytes(try encoder.encode(chunk))
                 buffer.writeString("\n\n")
-                try await writer.write(buffer)
+                try await writeWithin(timeout, on: channel) { try await writer.write(buffer) }
             }
             func chunk(_ delta: ChatCompletionChunk.Delta, logprobs: [TokenLogprob]? = nil, finish: String? = nil) -> ChatCompletionChunk {
                 ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model,

@@ -8,6 +8,10 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// Accepted bearer keys; empty = no authentication.
     public var apiKeys: [String] = []
+    /// Host names the web page and `/api` answer besides loopback and `host` (`--allowed-host`; "*" = any).
+    public var allowedHosts: [String] = []
+    /// Web origins allowed to call the server cross-site, with CORS headers (`--cors-origin`); empty = CORS off.
+    public var corsOrigins: [String] = []
     /// Most chat requests admitted at once (running + waiting for the engine); more get 429.
     public var maxQueue = 8
     /// The folder under which `image_url` may name local files (`/path` or `file://`); nil = local files refused.
@@ -47,6 +51,12 @@ public struct ServerConfiguration: Sendable {
     public var lowDetailImageTokens = 256
     /// `max_tokens` when the request names none.
     public var defaultMaxTokens = 1024
+    /// How long a client may take (`--client-timeout`): to send a complete request head (and between requests on a
+    /// keep-alive connection), to send a whole body, and to take each write of a streamed answer. Past it the
+    /// connection is closed.
+    public var clientTimeout: Duration = .seconds(60)
+    /// Largest body the conversation API (`/api`, whose import carries images) accepts.
+    public var maxWebBodyBytes = 256 << 20
     /// Seconds suggested in `Retry-After` when the queue is full or the model is loading.
     public var retryAfterSeconds = 2
     /// After SIGTERM/SIGINT, how long requests in flight may run on before they are cancelled.
