@@ -91,6 +91,16 @@ let package = Package(
             ]
         ),
 
+        // MARK: Fetching images on a client's behalf (server and `postlens analyze`), guarded against SSRF
+        .target(
+            name: "RemoteImages",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
         // MARK: Web UI: conversation store (SQLite via GRDB) and the page with its /api routes
         .target(
             name: "Store",
@@ -107,13 +117,13 @@ let package = Package(
         ),
         .target(
             name: "Analysis",
-            dependencies: ["JSON", "Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["JSON", "Engine", "Qwen3VL", "Imaging", "RemoteImages", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // MARK: Server
         .target(
             name: "Server",
             dependencies: [
-                "JSON", "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis",
+                "JSON", "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis", "RemoteImages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -138,7 +148,7 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "Qwen3VL", "Imaging"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "Qwen3VL", "Imaging", "Tokenizer"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "JSON", "Engine", "Qwen3VL", "Imaging", "postlens"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "JSON", .product(name: "GRDB", package: "GRDB.swift")]),
@@ -149,7 +159,8 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Imaging", "Store", "RemoteImages",
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             exclude: ["image_host.py"]
         ),
     ],

@@ -31,7 +31,8 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
-        let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: configuration.requestJSONLimits)
+        let limits = configuration.requestJSONLimits
+        let object = try await Offload.run { try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: limits) }
         for key in object.keys where !["task", "images", "text", "options"].contains(key) {
             throw ServerError.invalidRequest("unknown field '\(key)'; the body is {task, images, text, options}", param: key)
         }
@@ -41,8 +42,9 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         case .object(let o)?: options = o
         default: throw ServerError.invalidRequest("'options' must be an object", param: "options")
         }
-        let spec = try TaskSpec.parse(task: object["task"], options: options, paramPrefix: "options.", fromQuery: false,
-                                      configuration: configuration)
+        let spec = try await Offload.run { [configuration] in
+            try TaskSpec.parse(task: object["task"], options: options, paramPrefix: "options.", fromQuery: false, configuration: configuration)
+        }
 
         let text: String?
         switch object["text"] {
@@ -87,10 +89,13 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         defer { if let imageFile { try? FileManager.default.removeItem(at: imageFile) } }
         if let url = imageURL {
             let bytes = try images.bytes(url, param: "images[0]")
-            do {
-                _ = try ImageDecoder.decode(bytes, maxPixels: images.maxPixels)
-            } catch let error as ImageError {
-                throw ServerError.image(error, param: "images[0]")
+            let maxPixels = images.maxPixels
+            try await Offload.run {
+                do {
+                    _ = try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+                } catch let error as ImageError {
+                    throw ServerError.image(error, param: "images[0]")
+                }
             }
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-analyze-\(UUID().uuidString).img")
             try bytes.write(to: file)
@@ -99,7 +104,10 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
         let calls = CallLog()
         let analyzer = ServerAnalyzer(engine: engine, log: calls, shielded: false)
-        let runner = TaskRunner(task: spec.task, analyzer: analyzer, options: spec.options, baseParameters: engine.defaultParameters)
+        // The image is the private copy made above, after ImageSource's checks: a path the server wrote itself.
+        var options = spec.options
+        options.trustInput = true
+        let runner = TaskRunner(task: spec.task, analyzer: analyzer, options: options, baseParameters: engine.defaultParameters)
         let record = PostRecord(id: "request", image: imageFile?.path, text: text, meta: nil)
         let outcome = await runner.run(record)
         let results = calls.results
@@ -235,12 +243,33 @@ final class CallLog: Sendable {
 
 /// The task runner's model call over the server's engine. `shielded`: the call runs in its own task, so cancelling
 /// the caller (a batch being cancelled) lets the item in flight finish and stops before the next one.
+///
+/// With a `gate` (batch jobs), each call first waits for a place among the `--max-queue` requests in flight, and a
+/// call the engine turns away because the KV budget is in use waits and tries again: batch items share the chat
+/// API's admission limits, but wait for room where a chat request would be answered 429 or 503.
 struct ServerAnalyzer: PostAnalyzer {
     let engine: any ChatEngine
     let log: CallLog?
     let shielded: Bool
+    var gate: AdmissionGate? = nil
 
     func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        guard let gate else { return try await analyzeNow(request) }
+        while true {
+            if let ticket = gate.enter() {
+                do {
+                    let response = try await analyzeNow(request)
+                    withExtendedLifetime(ticket) {}
+                    return response
+                } catch AdmissionError.kvCacheFull {
+                    // Let the requests holding the budget finish; the ticket is released meanwhile.
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func analyzeNow(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
                                                     parameters: request.parameters, maxPixels: request.maxPixels)
         let engine = self.engine

@@ -60,7 +60,7 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
     router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images,
                                        connections: connections).routes, atPath: "/v1")
-    router.addRoutes(BatchController(host: host, configuration: configuration, images: images).routes, atPath: "/v1")
+    router.addRoutes(BatchController(host: host, configuration: configuration, images: images, gate: gate).routes, atPath: "/v1")
     if let store { addWebRoutes(to: router, store: store, options: WebUIOptions(maxBodyBytes: configuration.maxWebBodyBytes)) }
     return router
 }

@@ -17,11 +17,15 @@ struct BatchController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let images: ImageSource
     let registry: BatchRegistry
+    /// The chat API's admission gate: batch items wait for a place in it.
+    let gate: AdmissionGate
 
-    init(host: ModelHost, configuration: ServerConfiguration, images: ImageSource, registry: BatchRegistry = BatchRegistry()) {
+    init(host: ModelHost, configuration: ServerConfiguration, images: ImageSource, gate: AdmissionGate,
+         registry: BatchRegistry = BatchRegistry()) {
         self.host = host
         self.configuration = configuration
         self.images = images
+        self.gate = gate
         self.registry = registry
     }
 
@@ -48,6 +52,10 @@ struct BatchController<Context: RequestContext>: Sendable {
         guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
         try Self.checkJSONLines(text)
         var items = RecordReader.readJSONL(text)
+        guard items.count <= configuration.maxBatchRecords else {
+            throw ServerError.limit("the body has \(items.count) records, more than the \(configuration.maxBatchRecords) one batch may have",
+                                    param: "body")
+        }
         guard !items.isEmpty else {
             throw APIError(status: .badRequest, message: "the body has no records; send one JSON object per line ({id, image, text, meta})",
                            param: "body", code: "invalid_jsonl")
@@ -72,8 +80,11 @@ struct BatchController<Context: RequestContext>: Sendable {
                 }
             }
             let store = try JobStore(path: directory.appendingPathComponent("state.sqlite").path)
-            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true),
-                                    options: spec.options, baseParameters: engine.defaultParameters)
+            // The records' images are the copies made above, checked by ImageSource: paths the server wrote itself.
+            var options = spec.options
+            options.trustInput = true
+            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate),
+                                    options: options, baseParameters: engine.defaultParameters)
             let job = BatchJob(id: id, task: spec.task, total: items.count, directory: directory,
                                pipeline: BatchPipeline(runner: runner, store: store))
             try registry.add(job)
@@ -157,8 +168,47 @@ final class BatchRegistry: Sendable {
     let root: URL
     private let jobs = Mutex<[BatchJob]>([])
 
-    init(root: URL = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-batches-\(UUID().uuidString.prefix(8))")) {
-        self.root = root
+    /// `root` defaults to a folder of this process under the system temporary directory. Folders that earlier server
+    /// processes left behind (their process is gone: a crash, a kill) are removed here, and this one when the registry
+    /// goes away at shutdown, so batch images and job databases do not pile up in /tmp.
+    init(root: URL? = nil) {
+        let temporary = FileManager.default.temporaryDirectory
+        self.root = root ?? temporary.appendingPathComponent("\(Self.prefix)\(getpid())-\(UUID().uuidString.prefix(8))")
+        if root == nil {
+            Self.removeAbandoned(in: temporary)
+            Self.removeAtExit(self.root)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    /// Folders removed when the process exits normally (the registry itself may still be referenced then).
+    private static let exitList = Mutex<[URL]>([])
+
+    private static func removeAtExit(_ folder: URL) {
+        let first = exitList.withLock { list -> Bool in
+            list.append(folder)
+            return list.count == 1
+        }
+        if first {
+            atexit {
+                for folder in BatchRegistry.exitList.withLock({ $0 }) { try? FileManager.default.removeItem(at: folder) }
+            }
+        }
+    }
+
+    static let prefix = "postlens-batches-"
+
+    /// Removes `postlens-batches-PID-…` folders whose process no longer runs.
+    static func removeAbandoned(in directory: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let parts = name.dropFirst(prefix.count).split(separator: "-")
+            guard let pid = parts.first.flatMap({ Int32($0) }), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            }
+        }
     }
 
     func job(_ id: String) -> BatchJob? { jobs.withLock { list in list.first { $0.id == id } } }

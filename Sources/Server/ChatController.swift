@@ -28,12 +28,16 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         let engine = try host.readyEngine()
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
-        // Parsed once; the request and its response_format are read from the same value.
-        let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
-        let chat: ChatCompletionRequest
-        do { chat = try ChatCompletionRequest(root) } catch { throw ServerError(error) }
-        var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
-        parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
+        let defaults = engine.defaultParameters
+        let (chat, parameters) = try await Offload.run { [self] in
+            // Parsed once; the request and its response_format are read from the same value.
+            let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
+            let chat: ChatCompletionRequest
+            do { chat = try ChatCompletionRequest(root) } catch let error as JSONReadError { throw ServerError(error) }
+            var parameters = try generationParameters(chat, defaults: defaults)
+            parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
+            return (chat, parameters)
+        }
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
         // A client that goes away from here on cancels the work: a non-streaming answer's generation at the engine's
         // next step, a stream's up to its first token (after that, its body writer notices the failed write).
@@ -48,7 +52,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
     private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine,
                          ticket: AdmissionGate.Ticket, channel: (any Channel)?, logger: Logger) async throws -> Response {
         let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
-        let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor, fetched: fetched)
+        let preprocessor = engine.preprocessor
+        let prepared = try await Offload.run { [self] in try prepareMessages(chat, preprocessor: preprocessor, fetched: fetched) }
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
                                                     minPixels: prepared.budget?.minPixels, maxPixels: prepared.budget?.maxPixels)
         var logger = logger
@@ -258,7 +263,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         return p
     }
 
-    struct PreparedMessages {
+    struct PreparedMessages: Sendable {
         var messages: [ChatMessage] = []
         var images: [RGBImage] = []
         /// The request-wide budget handed to the engine; nil when there are no images.
@@ -277,14 +282,15 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         return urls
     }
 
-    /// OpenAI messages → template messages + decoded images in order. Each image is checked from its header and
-    /// decoded straight to its own budget (`detail`, `max_pixels`), one after another, so the request holds its
+    /// OpenAI messages → template messages + decoded images in order. Every image's header is checked (against the
+    /// per-image and per-request limits) before any image is decoded; then each is decoded straight to its own budget (`detail`, `max_pixels`), one after another, so the request holds its
     /// images at their budget size only; the processor then leaves them unchanged (smart_resize of a 32-aligned size
     /// within budget is the identity) under the widest budget, which goes to the engine.
     func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration,
                          fetched: [String: Data] = [:]) throws -> PreparedMessages {
         var out = PreparedMessages()
         var budgets: [ImageBudget] = []
+        var inspected: [ImageSource.Inspected] = []
         var allowance = ImageAllowance(maxImages: configuration.maxImagesPerRequest, maxPixels: configuration.maxRequestPixels)
         let factor = preprocessor.patchSize * preprocessor.mergeSize
         for (m, message) in chat.messages.enumerated() {
@@ -322,8 +328,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                         let budget = ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
                                                          requestMinPixels: chat.minPixels, preprocessor: preprocessor,
                                                          configuration: configuration)
-                        out.images.append(try images.load(image.url, param: "\(param).image_url.url", fetched: fetched,
-                                                          budget: budget, factor: factor, allowance: &allowance))
+                        inspected.append(try images.inspect(image.url, param: "\(param).image_url.url", fetched: fetched,
+                                                            allowance: &allowance))
                         budgets.append(budget)
                         parts.append(.image)
                     default:
@@ -334,6 +340,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             }
             out.messages.append(ChatMessage(role: role, content: parts))
         }
+        // Every header is in and within the limits: now decode, one image at a time.
+        for (image, budget) in zip(inspected, budgets) { out.images.append(try images.decode(image, budget: budget, factor: factor)) }
         out.budget = budgets.max(by: { $0.maxPixels < $1.maxPixels })
         return out
     }

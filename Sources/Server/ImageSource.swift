@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Qwen3VL
+import RemoteImages
 
 /// Turns an `image_url` into decoded pixels: inline `data:` URLs always, local files only under the
 /// directory allowed by `--allow-image-dir`, `http(s)` URLs only with `--allow-remote-images` (fetched
@@ -23,12 +24,17 @@ struct ImageSource: Sendable {
         maxPixels = configuration.maxDecodedPixels
     }
 
-    /// Reads one image, checks its header against the per-image and per-request limits (`allowance`) before any
-    /// pixel is decoded, and decodes it straight to the size `budget` gives it (Qwen's `smart_resize` with
-    /// `factor`), so that what a request keeps is its images at their budget, never at their full size. `param`
-    /// names the content part for error messages; `fetched` holds the bytes of remote URLs fetched for this request.
-    func load(_ url: String, param: String, fetched: [String: Data] = [:], budget: ImageBudget, factor: Int,
-              allowance: inout ImageAllowance) throws -> RGBImage {
+    /// An image's bytes with what its header says, checked but not yet decoded.
+    struct Inspected {
+        let bytes: Data
+        let header: ImageHeader
+        let param: String
+    }
+
+    /// Reads one image and checks its header against the per-image and per-request limits (`allowance`): a request's
+    /// images are all inspected before any of them is decoded. `param` names the content part for error messages;
+    /// `fetched` holds the bytes of remote URLs fetched for this request.
+    func inspect(_ url: String, param: String, fetched: [String: Data] = [:], allowance: inout ImageAllowance) throws -> Inspected {
         let bytes = try fetched[url] ?? self.bytes(url, param: param)
         do {
             // The claimed MIME type is ignored: the header is read from the magic bytes on.
@@ -37,13 +43,23 @@ struct ImageSource: Sendable {
                 throw ImageError.tooLarge(width: header.width, height: header.height, limit: maxPixels)
             }
             try allowance.admit(header, param: param)
-            let (height, width) = try smartResize(height: header.height, width: header.width, factor: factor,
-                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
-            let image = try ImageDecoder.decode(bytes, maxPixels: maxPixels, reducingTo: (width, height))
-            guard image.width != width || image.height != height else { return image }
-            return resizeBicubicAntialiased(image, width: width, height: height)
+            return Inspected(bytes: bytes, header: header, param: param)
         } catch let error as ImageError {
             throw ServerError.image(error, param: param)
+        }
+    }
+
+    /// Decodes an inspected image straight to the size `budget` gives it (Qwen's `smart_resize` with `factor`), so
+    /// that what a request keeps is its images at their budget, never at their full size.
+    func decode(_ image: Inspected, budget: ImageBudget, factor: Int) throws -> RGBImage {
+        do {
+            let (height, width) = try smartResize(height: image.header.height, width: image.header.width, factor: factor,
+                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
+            let decoded = try ImageDecoder.decode(image.bytes, maxPixels: maxPixels, reducingTo: (width, height))
+            guard decoded.width != width || decoded.height != height else { return decoded }
+            return resizeBicubicAntialiased(decoded, width: width, height: height)
+        } catch let error as ImageError {
+            throw ServerError.image(error, param: image.param)
         }
     }
 
@@ -54,7 +70,12 @@ struct ImageSource: Sendable {
             let lower = url.trimmingCharacters(in: .whitespaces).prefix(8).lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), fetched[url] == nil else { continue }
             guard let remote else { throw ServerError.remoteImageURL(param: param) }
-            fetched[url] = try await remote.fetch(url, param: param)
+            do {
+                fetched[url] = try await remote.fetch(url)
+            } catch {
+                if case .tooLarge(let bytes, let limit) = error { throw ServerError.imageFileTooLarge(bytes: bytes, limit: limit, param: param) }
+                throw ServerError.badImageData(error.description, param: param)
+            }
         }
         return fetched
     }

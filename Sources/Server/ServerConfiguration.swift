@@ -42,6 +42,8 @@ public struct ServerConfiguration: Sendable {
     public var maxStopStringBytes = 256
     /// Largest `top_k` (the sampler's candidate count; larger values are refused, 0 or -1 turn it off).
     public var maxTopK = 1_000
+    /// Most records in one batch upload (`POST /v1/batches`).
+    public var maxBatchRecords = 10_000
     /// KV-cache memory all requests in flight may reserve together (`--kv-cache-budget-mb`); nil = unbounded.
     public var kvCacheBudgetBytes: Int? = 4096 << 20
     /// Image-token budget for `detail` `high`/`auto`: caps the preprocessor's `max_pixels` (one token = 32×32 pixels).

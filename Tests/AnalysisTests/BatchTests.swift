@@ -97,6 +97,7 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     var options = RunOptions()
     options.dense = .on
     options.tiling = .init(tileSize: 768, minOverlap: 96, maxTiles: 12)
+    options.trustInput = true  // the fixture lies outside the working folder
     let runner = TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeAnalyzer(), options: options)
     let outcome = await runner.run(PostRecord(id: "big", image: Paths.largeImage.path))
     #expect(outcome.ok, "\(outcome.error ?? "")")
@@ -174,8 +175,9 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let input = dir.appendingPathComponent("posts.jsonl")
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
     try """
-    {"id": "a", "image": "\(Paths.smallImage.path)", "text": "到手价¥999"}
+    {"id": "a", "image": "small.png", "text": "到手价¥999"}
     {"id": "b", "image": "nope.png"}
     {"id": "c", "text": "只有文字"}
     """.write(to: input, atomically: true, encoding: .utf8)
@@ -200,4 +202,33 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/posts.jsonl"))
     let custom = try runBinary(["analyze", "--task", "custom", "--input", "x.jsonl", "--fake-delay-ms", "0"])
     #expect(custom.status != 0 && custom.stderr.contains("--instruction"))
+}
+
+/// `postlens analyze` reads a record's image only inside the input's folder and fetches URLs only from public hosts
+/// (issue 13 §6), unless the input is trusted.
+@Test func imageReferencesAreGuardedUnlessTheInputIsTrusted() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let posts = dir.appendingPathComponent("posts")
+    try FileManager.default.createDirectory(at: posts, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: Paths.smallImage, to: posts.appendingPathComponent("inside.png"))
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("outside.png"))
+    try FileManager.default.createSymbolicLink(at: posts.appendingPathComponent("link.png"), withDestinationURL: dir.appendingPathComponent("outside.png"))
+    var options = RunOptions()
+    options.baseDirectory = posts
+    let references = ["inside.png", "../outside.png", dir.appendingPathComponent("outside.png").path, "link.png",
+                      "file://" + dir.appendingPathComponent("outside.png").path, "http://127.0.0.1:9/x.png",
+                      "http://169.254.169.254/latest/meta-data", "http://[::ffff:10.0.0.1]/x.png"]
+    let guarded = TaskRunner(task: try AnalysisTask.builtIn(.describe), analyzer: FakeAnalyzer(), options: options)
+    for reference in references {
+        let outcome = await guarded.run(PostRecord(id: reference, image: reference))
+        #expect(outcome.ok == (reference == "inside.png"), "\(reference): \(outcome.error ?? "ok")")
+        if reference.hasPrefix("http") { #expect(outcome.error?.contains("private, loopback or link-local") == true, "\(reference)") }
+    }
+    options.trustInput = true
+    let trusted = TaskRunner(task: try AnalysisTask.builtIn(.describe), analyzer: FakeAnalyzer(), options: options)
+    for reference in references.prefix(5) {
+        let outcome = await trusted.run(PostRecord(id: reference, image: reference))
+        #expect(outcome.ok, "\(reference): \(outcome.error ?? "")")
+    }
 }

@@ -20,7 +20,7 @@ public struct SchemaLimits: Sendable, Equatable {
     /// States of one pattern's automaton.
     public var maxPatternStates = 2_000
     /// Work units (nodes visited, members read, automaton transitions built, …) for the whole compile.
-    public var maxSteps = 20_000_000
+    public var maxSteps = 4_000_000
 
     public init() {}
 
