@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "JSON", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Tensors", swiftSettings: computeSettings),
         .target(name: "Kernels", dependencies: ["Tensors", "CBLAS"], swiftSettings: computeSettings),
-        .target(name: "SafeTensors", dependencies: ["Tensors"], swiftSettings: computeSettings),
+        .target(name: "SafeTensors", dependencies: ["JSON", "Tensors"], swiftSettings: computeSettings),
         .target(name: "Tokenizer", dependencies: ["JSON"], swiftSettings: computeSettings),
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),
         .target(

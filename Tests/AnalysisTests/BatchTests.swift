@@ -77,7 +77,8 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
 @Test func csvOutputAndSummaryLines() async throws {
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let csv = "\u{FEFF}id,image,text\r\n1,\(Paths.smallImage.path),\"多行\n评论\"\r\n2,missing.png,x\r\n"
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
+    let csv = "\u{FEFF}id,image,text\r\n1,small.png,\"多行\n评论\"\r\n2,missing.png,x\r\n"
     let input = dir.appendingPathComponent("posts.csv")
     try csv.write(to: input, atomically: true, encoding: .utf8)
     let pipeline = try makePipeline(.moderation, dir: dir)

@@ -33,7 +33,7 @@ private let byteTokens: [Int] = {
 /// Tokens for `text`: mostly single bytes (cutting every UTF-8 sequence), sometimes the tokenizer's own encoding of a
 /// run of whole scalars.
 private func tokens(for text: String, seed: UInt64) -> [Int] {
-    var generator = SplitMix(seed)
+    var generator = SeededGenerator(seed: seed)
     var out: [Int] = []
     let scalars = Array(text.unicodeScalars)
     var i = 0
@@ -90,7 +90,7 @@ private func decode(_ ids: [Int], stop: [String]) -> (deltas: [String], text: St
 @Test(arguments: texts) func stopStringsCutStreamAndAnswerAlike(_ text: String) {
     let scalars = Array(text.unicodeScalars)
     for seed in 0..<15 as Range<UInt64> {
-        var generator = SplitMix(seed &+ 1000)
+        var generator = SeededGenerator(seed: seed &+ 1000)
         // A stop string taken from the middle of the text (so it does occur), and one that never does.
         let start = Int(generator.next() % UInt64(scalars.count - 4)) + 1
         let stop = String(String.UnicodeScalarView(scalars[start..<start + 3]))
@@ -111,17 +111,4 @@ private func decode(_ ids: [Int], stop: [String]) -> (deltas: [String], text: St
     total += stops.flush().utf8.count
     #expect(total == stops.fullText.utf8.count)
     #expect(ContinuousClock.now - start < .seconds(20))
-}
-
-/// SplitMix64, for reproducible splits.
-private struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

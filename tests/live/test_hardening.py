@@ -196,26 +196,29 @@ def test_a_full_kv_budget_answers_503_with_retry_after(server):
 
 # 4. Browser-facing safety.
 
+def read_until_closed(sock: socket.socket, wait: float) -> tuple[bytes, bool]:
+    """Reads for up to `wait` seconds; what came back and whether the server closed (or reset) the connection."""
+    received = b""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return received, False
+        except ConnectionResetError:
+            return received, True
+        if not chunk:
+            return received, True
+        received += chunk
+    return received, False
+
+
 def raw_request(port: int, text: bytes, wait: float = 10) -> tuple[bytes, bool]:
     """Sends bytes on a fresh connection; returns what came back and whether the server closed the connection."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=wait)
     try:
         sock.sendall(text)
-        received, closed = b"", False
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            received += chunk
-        return received, closed
+        return read_until_closed(sock, wait)
     finally:
         sock.close()
 
@@ -261,21 +264,11 @@ def test_an_over_limit_body_is_answered_and_the_connection_closed(server):
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 100000000\r\n\r\n")
         start = time.monotonic()
-        received, closed = b"", False
         try:
             sock.sendall(b" " * (1 << 20))
         except (BrokenPipeError, ConnectionResetError):
             pass
-        while time.monotonic() - start < 15:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, socket.timeout):
-                closed = True
-                break
-            if not chunk:
-                closed = True
-                break
-            received += chunk
+        received, closed = read_until_closed(sock, 15)
         assert received.startswith(b"HTTP/1.1 413"), received[:200]
         assert b"request_too_large" in received
         assert closed and time.monotonic() - start < 15

@@ -59,12 +59,8 @@ struct LiteralTrie: Sendable {
     var below: [[Int32]] = []
 
     init(_ literals: [[UInt8]], indexingSubtrees: Bool = false) {
-        if indexingSubtrees {
-            below = [[]]
-            for (index, bytes) in literals.enumerated() { insertIndexed(bytes, index: index) }
-        } else {
-            for (index, bytes) in literals.enumerated() { insert(bytes, index: index) }
-        }
+        if indexingSubtrees { below = [[]] }
+        for (index, bytes) in literals.enumerated() { insert(bytes, index: index) }
     }
 
     var isEmpty: Bool { children[0].isEmpty }
@@ -603,36 +599,22 @@ func utf8Step(_ pending: inout UInt8, _ count: inout Int32, _ byte: UInt8, maxim
 }
 
 extension LiteralTrie {
+    /// Inserts a literal; in an indexed trie (`below` in use) its index is also recorded on every node of its path.
     mutating func insert(_ bytes: [UInt8], index: Int) {
+        let indexed = !below.isEmpty
         var node = 0
+        if indexed { below[0].append(Int32(index)) }
         for b in bytes {
             if let next = children[node].first(where: { $0.byte == b }) {
                 node = Int(next.node)
             } else {
                 children.append([])
                 terminal.append(-1)
+                if indexed { below.append([]) }
                 children[node].append((b, Int32(children.count - 1)))
                 node = children.count - 1
             }
-        }
-        if terminal[node] < 0 { terminal[node] = Int32(index) }
-    }
-
-    /// Inserts a literal and records its index on every node of its path (for `leads`).
-    mutating func insertIndexed(_ bytes: [UInt8], index: Int) {
-        var node = 0
-        below[0].append(Int32(index))
-        for b in bytes {
-            if let next = children[node].first(where: { $0.byte == b }) {
-                node = Int(next.node)
-            } else {
-                children.append([])
-                terminal.append(-1)
-                below.append([])
-                children[node].append((b, Int32(children.count - 1)))
-                node = children.count - 1
-            }
-            below[node].append(Int32(index))
+            if indexed { below[node].append(Int32(index)) }
         }
         if terminal[node] < 0 { terminal[node] = Int32(index) }
     }
