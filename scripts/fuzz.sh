@@ -18,12 +18,16 @@ printf '%s' '["\ud800\u0041",1E400,-0.0e-0,{"":{}}]' > "$out/json-corpus/edges.j
 for f in Tests/Fixtures/images/*.{png,jpg,webp,gif,bmp}; do [ -f "$f" ] && cp "$f" "$out/image-corpus/"; done
 
 flags=(-sanitize=fuzzer,address -parse-as-library -O -g)
-echo "building the JSON fuzzer"
-swiftc "${flags[@]}" -module-name JSONFuzz Sources/JSON/*.swift tools/fuzz/JSONFuzz.swift -o "$out/json-fuzzer"
-
-echo "building the image fuzzer"
-clang -c -O1 -g -fsanitize=fuzzer-no-link,address Sources/CImageCodecs/codecs.c -I Sources/CImageCodecs/include -o "$out/codecs.o"
-swiftc "${flags[@]}" -module-name ImageFuzz -Xcc -fmodule-map-file=tools/fuzz/module.modulemap \
+# The linker warns about every sanitizer symbol: the build's output goes to a log, shown only when it fails.
+build() {
+    echo "building $1"
+    shift
+    "$@" > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
+}
+build "the JSON fuzzer" swiftc "${flags[@]}" -module-name JSONFuzz Sources/JSON/*.swift tools/fuzz/JSONFuzz.swift -o "$out/json-fuzzer"
+build "the C codec glue" clang -c -O1 -g -fsanitize=fuzzer-no-link,address Sources/CImageCodecs/codecs.c \
+    -I Sources/CImageCodecs/include -o "$out/codecs.o"
+build "the image fuzzer" swiftc "${flags[@]}" -module-name ImageFuzz -Xcc -fmodule-map-file=tools/fuzz/module.modulemap \
     -I Sources/CImageCodecs/include Sources/Imaging/*.swift tools/fuzz/ImageFuzz.swift "$out/codecs.o" \
     -ljpeg -lpng16 -lwebp -lwebpdemux -lgif -o "$out/image-fuzzer"
 
