@@ -45,7 +45,7 @@ public struct ServerConfiguration: Sendable {
     /// Most records in one batch upload (`POST /v1/batches`).
     public var maxBatchRecords = 10_000
     /// KV-cache memory all requests in flight may reserve together (`--kv-cache-budget-mb`); nil = unbounded.
-    public var kvCacheBudgetBytes: Int? = 4096 << 20
+    public var kvCacheBudgetBytes: Int? = 8192 << 20
     /// Image-token budget for `detail` `high`/`auto`: caps the preprocessor's `max_pixels` (one token = 32×32 pixels).
     /// 1,280 tokens keep one image's prefill within seconds on a 2-core CPU.
     public var maxImageTokens = 1280

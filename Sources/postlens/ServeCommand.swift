@@ -49,7 +49,7 @@ struct ServeCommand: AsyncParsableCommand {
     var maxImages = 16
 
     @Option(name: .customLong("kv-cache-budget-mb"), help: "KV-cache memory all requests in flight may reserve together, in MiB; a request that does not fit gets 503 with Retry-After.")
-    var kvCacheBudgetMB = 4096
+    var kvCacheBudgetMB = 8192
 
     @Option(name: .customLong("context-limit"), help: "Longest prompt + answer, in tokens (default: the model's, at most 32768).")
     var contextLimit: Int?
