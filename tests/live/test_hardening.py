@@ -387,3 +387,40 @@ def test_batches_are_bounded_and_leave_no_temporary_files():
     finally:
         s.stop()
     assert not list(Path(tempfile.gettempdir()).glob(f"postlens-batches-{s.process.pid}-*")), "job files left after shutdown"
+
+
+def test_a_client_that_stops_reading_its_stream_loses_its_slot():
+    # A JSON schema whose only string must be longer than any answer keeps the model writing for max_tokens; the
+    # client reads nothing, so once the socket buffers are full each write waits, and after --client-timeout the
+    # server closes the connection, cancels the generation and frees the only queue slot.
+    s = Server("--client-timeout", "2", "--max-queue", "1")
+    try:
+        never_ending = {"type": "object", "properties": {"text": {"type": "string", "minLength": 1000000}}, "required": ["text"]}
+        body = json.dumps({"messages": [{"role": "user", "content": "Write."}], "max_tokens": 30000, "temperature": 0,
+                           "stream": True, "response_format": {"type": "json_schema",
+                                                               "json_schema": {"name": "long", "schema": never_ending}}}).encode()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", s.port))
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        # The slot is taken while the stream runs; a second request meanwhile gets 429.
+        time.sleep(1)
+        status, _, refused = chat(s.base)
+        assert_openai_error(status, refused, 429, "queue_full")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if json.loads(urllib_get(s.base + "/health"))["in_flight"] == 0:
+                break
+            time.sleep(0.5)
+        assert json.loads(urllib_get(s.base + "/health"))["in_flight"] == 0, "a stalled reader kept its queue slot"
+        sock.close()
+        assert_serves(s.base)
+    finally:
+        s.stop()
+
+
+def urllib_get(url: str) -> bytes:
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+        return response.read()
