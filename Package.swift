@@ -70,6 +70,8 @@ let package = Package(
         ),
 
         // MARK: Core
+        // JSON sits below everything that reads or writes JSON; optimized in debug too (tokenizer.json is 11 MB).
+        .target(name: "JSON", swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         .target(name: "Tensors", swiftSettings: computeSettings),
         // CPU feature detection (cpuid, xgetbv, arch_prctl) and the AMX tile kernels: C because Swift cannot
         // issue those instructions; AMX code carries function-level target attributes.
@@ -77,20 +79,20 @@ let package = Package(
         .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
         .target(name: "KernelsSIMD", swiftSettings: computeSettings),
         .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512"], swiftSettings: computeSettings),
-        .target(name: "SafeTensors", dependencies: ["Tensors"], swiftSettings: computeSettings),
-        .target(name: "Tokenizer", swiftSettings: computeSettings),
+        .target(name: "SafeTensors", dependencies: ["JSON", "Tensors"], swiftSettings: computeSettings),
+        .target(name: "Tokenizer", dependencies: ["JSON"], swiftSettings: computeSettings),
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),
         .target(
             name: "Qwen3VL",
             dependencies: [
-                "Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging",
+                "JSON", "Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: computeSettings
         ),
         .target(
             name: "Engine",
-            dependencies: ["Qwen3VL", "Kernels", "Tensors", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["JSON", "Qwen3VL", "Kernels", "Tensors", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: computeSettings
         ),
         .target(
@@ -103,10 +105,21 @@ let package = Package(
             ]
         ),
 
+        // MARK: Fetching images on a client's behalf (server and `postlens analyze`), guarded against SSRF
+        .target(
+            name: "RemoteImages",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
         // MARK: Web UI: conversation store (SQLite via GRDB) and the page with its /api routes
         .target(
             name: "Store",
             dependencies: [
+                "JSON",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -118,13 +131,13 @@ let package = Package(
         ),
         .target(
             name: "Analysis",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["JSON", "Engine", "Qwen3VL", "Imaging", "RemoteImages", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // MARK: Server
         .target(
             name: "Server",
             dependencies: [
-                "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis",
+                "JSON", "Engine", "Qwen3VL", "Imaging", "Kernels", "Store", "WebUI", "Analysis", "RemoteImages",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -136,7 +149,7 @@ let package = Package(
         .executableTarget(
             name: "postlens",
             dependencies: [
-                "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server", "Analysis",
+                "JSON", "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server", "Analysis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -145,21 +158,23 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsSIMD", "Tensors"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer"]),
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "JSON"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "Qwen3VL"]),
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Qwen3VL", "Imaging"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "Qwen3VL", "Imaging", "Tokenizer"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Engine", "Qwen3VL", "Imaging", "postlens"]),
-        .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "JSON", "Engine", "Qwen3VL", "Imaging", "postlens"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "JSON", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "WebUITests",
-            dependencies: ["WebUI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: ["WebUI", "Store", "JSON", .product(name: "HummingbirdTesting", package: "hummingbird")]
         ),
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "Engine", "Qwen3VL", "Imaging", .product(name: "HummingbirdTesting", package: "hummingbird")],
+            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Imaging", "Store", "RemoteImages",
+                           .product(name: "HummingbirdTesting", package: "hummingbird")],
             exclude: ["image_host.py"]
         ),
     ],

@@ -3,6 +3,7 @@
 #  1. Swift tests: unit, golden against transformers fixtures, CLI and server end to end (`swift test`).
 #  2. Python tests that drive the built binary like users do: the official openai SDK against
 #     `postlens serve` (tests/live) and a real browser against the web page (tests/browser).
+#  3. A fuzz smoke run (libFuzzer, 60 s each) of the JSON reader and the image decoders (scripts/fuzz.sh).
 # First installs what the tests need when it is missing (chromium, chromium-driver, Noto CJK fonts; the Python
 # packages of tests/requirements.txt) — a no-op when they are there.
 set -euo pipefail
@@ -18,3 +19,4 @@ swift test
 scripts/test-levels.sh
 python3 -m pytest -q tests/build tests/live
 POSTLENS_BROWSER_SERVER=real python3 -m pytest -q tests/browser
+scripts/fuzz.sh 60

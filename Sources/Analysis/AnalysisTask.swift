@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Qwen3VL
 
 /// The analysis tasks `postlens analyze --task` runs.
@@ -42,7 +43,7 @@ public struct AnalysisTask: Sendable {
     /// Bumped whenever the prompt, the schema or the post-processing changes; recorded with each result.
     public let version: Int
     /// The JSON Schema of the model's answer (the response format for constrained decoding).
-    public let schema: JSON
+    public let schema: JSONValue
     /// `custom` only: the user's instruction.
     public let instruction: String?
 
@@ -50,7 +51,7 @@ public struct AnalysisTask: Sendable {
     /// `moderation@1`.
     public var versionTag: String { "\(name)@\(version)" }
 
-    init(kind: TaskKind, version: Int, schema: JSON, instruction: String? = nil) {
+    init(kind: TaskKind, version: Int, schema: JSONValue, instruction: String? = nil) {
         self.kind = kind
         self.version = version
         self.schema = schema
@@ -70,7 +71,7 @@ public struct AnalysisTask: Sendable {
     }
 
     /// The user's instruction and schema (an object schema in the validator's subset).
-    public static func custom(instruction: String, schema: JSON) throws -> AnalysisTask {
+    public static func custom(instruction: String, schema: JSONValue) throws -> AnalysisTask {
         guard !instruction.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw TaskError("the custom task needs an instruction") }
         guard case .object(let s) = schema, s["type"] == "object" else { throw TaskError("the custom schema must be a JSON object schema with \"type\": \"object\"") }
         return AnalysisTask(kind: .custom, version: 1, schema: schema, instruction: instruction)
@@ -104,7 +105,7 @@ public struct AnalysisTask: Sendable {
 
     /// Parses the model's text leniently (the first JSON object in it), validates it against the
     /// schema, and post-processes it. Throws a per-item error that says what was wrong.
-    public func result(fromModelOutput text: String, context: PostContext) throws -> JSON {
+    public func result(fromModelOutput text: String, context: PostContext) throws -> JSONValue {
         guard let object = LenientJSON.firstObject(in: text) else { throw TaskError("output was not valid JSON") }
         let repaired = PostProcessing.coerce(object, to: schema)
         let problems = SchemaValidator.validate(repaired, against: schema)
@@ -115,7 +116,7 @@ public struct AnalysisTask: Sendable {
     }
 
     /// Post-processing of a schema-valid answer.
-    public func postProcess(_ output: JSON, context: PostContext) throws -> JSON {
+    public func postProcess(_ output: JSONValue, context: PostContext) throws -> JSONValue {
         switch kind {
         case .ocr: return PostProcessing.ocr(output)
         case .describe: return PostProcessing.describe(output)

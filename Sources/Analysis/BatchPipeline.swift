@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What a batch run reports as it goes.
 public protocol BatchProgressReporter: Sendable {
@@ -48,14 +49,14 @@ public struct BatchSummary: Sendable, Equatable {
         return out
     }
 
-    public var json: JSON {
+    public var json: JSONValue {
         [
-            "task": .string(task), "total": .number(Double(total)), "succeeded": .number(Double(succeeded)),
-            "failed": .number(Double(failed)), "resumed": .number(Double(resumed)), "processed": .number(Double(processed)),
-            "by_verdict": .object(byVerdict.mapValues { .number(Double($0)) }),
-            "by_polarity": .object(byPolarity.mapValues { .number(Double($0)) }),
+            "task": .string(task), "total": JSONValue(Double(total)), "succeeded": JSONValue(Double(succeeded)),
+            "failed": JSONValue(Double(failed)), "resumed": JSONValue(Double(resumed)), "processed": JSONValue(Double(processed)),
+            "by_verdict": .object(JSONObject(sorting: byVerdict.mapValues { JSONValue($0) })),
+            "by_polarity": .object(JSONObject(sorting: byPolarity.mapValues { JSONValue($0) })),
             "failures": .array(failures.map { ["id": .string($0.id), "error": .string($0.error)] }),
-            "seconds": .number((seconds * 1000).rounded() / 1000),
+            "seconds": JSONValue((seconds * 1000).rounded() / 1000),
         ]
     }
 }
@@ -88,7 +89,7 @@ public struct BatchPipeline: Sendable {
         var failed = try store.items().filter { !$0.ok && done[$0.seq] != nil }.count
         for item in items where done[item.seq] != item.id {
             try Task.checkCancellation()
-            let line: JSON, ok: Bool
+            let line: JSONValue, ok: Bool
             if let record = item.record {
                 let outcome = await runner.run(record)
                 line = outputLine(outcome, record: record)
@@ -97,7 +98,7 @@ public struct BatchPipeline: Sendable {
                 line = errorLine(id: item.id, error: item.error ?? "bad record")
                 ok = false
             }
-            try store.record(seq: item.seq, id: item.id, ok: ok, line: line.serialized)
+            try store.record(seq: item.seq, id: item.id, ok: ok, line: line.sortedText)
             finished += 1
             processed += 1
             if !ok { failed += 1 }
@@ -118,11 +119,11 @@ public struct BatchPipeline: Sendable {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    func base(id: String) -> [String: JSON] {
-        ["id": .string(id), "task": .string(runner.task.name), "task_version": .number(Double(runner.task.version))]
+    func base(id: String) -> JSONObject {
+        ["id": .string(id), "task": .string(runner.task.name), "task_version": JSONValue(Double(runner.task.version))]
     }
 
-    func outputLine(_ outcome: ItemOutcome, record: PostRecord) -> JSON {
+    func outputLine(_ outcome: ItemOutcome, record: PostRecord) -> JSONValue {
         var o = base(id: record.id)
         o["status"] = outcome.ok ? "ok" : "error"
         o["result"] = outcome.result ?? .null
@@ -130,15 +131,15 @@ public struct BatchPipeline: Sendable {
         if let raw = outcome.raw, !outcome.ok { o["raw"] = .string(raw) }
         if let meta = record.meta { o["meta"] = meta }
         o["usage"] = [
-            "prompt_tokens": .number(Double(outcome.usage.promptTokens)),
-            "completion_tokens": .number(Double(outcome.usage.completionTokens)),
-            "image_tokens": .number(Double(outcome.usage.imageTokens)),
+            "prompt_tokens": JSONValue(Double(outcome.usage.promptTokens)),
+            "completion_tokens": JSONValue(Double(outcome.usage.completionTokens)),
+            "image_tokens": JSONValue(Double(outcome.usage.imageTokens)),
         ]
-        o["seconds"] = .number((outcome.seconds * 1000).rounded() / 1000)
+        o["seconds"] = JSONValue((outcome.seconds * 1000).rounded() / 1000)
         return .object(o)
     }
 
-    func errorLine(id: String, error: String) -> JSON {
+    func errorLine(id: String, error: String) -> JSONValue {
         var o = base(id: id)
         o["status"] = "error"
         o["result"] = .null
@@ -151,7 +152,7 @@ public struct BatchPipeline: Sendable {
         var s = BatchSummary(task: runner.task.versionTag)
         for item in try store.items() {
             s.total += 1
-            let line = try? JSON.parse(item.line)
+            let line = try? JSONValue.parse(item.line)
             if item.ok {
                 s.succeeded += 1
                 if let v = line?["result"]?["verdict"]?.stringValue { s.byVerdict[v, default: 0] += 1 }
@@ -169,7 +170,7 @@ public struct BatchPipeline: Sendable {
         let items = try store.items()
         var out = ""
         if url.pathExtension.lowercased() == "csv" {
-            out = ResultCSV.render(items.compactMap { try? JSON.parse($0.line) }, task: runner.task.kind)
+            out = ResultCSV.render(items.compactMap { try? JSONValue.parse($0.line) }, task: runner.task.kind)
         } else {
             for item in items { out += item.line + "\n" }
         }
@@ -193,7 +194,7 @@ public enum ResultCSV {
         }
     }
 
-    public static func render(_ lines: [JSON], task: TaskKind) -> String {
+    public static func render(_ lines: [JSONValue], task: TaskKind) -> String {
         let extra = headline(task)
         var out = CSV.line(["id", "task", "status", "error"] + extra + ["result"])
         for line in lines {
@@ -206,11 +207,11 @@ public enum ResultCSV {
                 case ("categories", .array(let a)?): fields.append(a.compactMap { $0["category"]?.stringValue }.joined(separator: ";"))
                 case ("products", .array(let a)?): fields.append(a.compactMap { $0["name"]?.stringValue }.joined(separator: ";"))
                 case (_, .string(let s)?): fields.append(s)
-                case (_, .number(let d)?): fields.append(JSON.format(d))
+                case (_, .number(let n)?): fields.append(n.text)
                 default: fields.append("")
                 }
             }
-            fields.append(result.isNull ? "" : result.serialized)
+            fields.append(result.isNull ? "" : result.sortedText)
             out += CSV.line(fields)
         }
         return out

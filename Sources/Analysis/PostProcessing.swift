@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Post-processing of schema-valid answers, per task, and light repairs before validation.
 public enum PostProcessing {
@@ -8,7 +9,7 @@ public enum PostProcessing {
     /// null and a missing array becomes `[]`; a number written as a string becomes a number; a single
     /// string where a list of strings is expected becomes a one-element list; enum strings are matched
     /// case-insensitively; numbers are clamped to the schema's minimum and maximum.
-    public static func coerce(_ value: JSON, to schema: JSON) -> JSON {
+    public static func coerce(_ value: JSONValue, to schema: JSONValue) -> JSONValue {
         guard case .object(let s) = schema else { return value }
         let types: [String] = s["type"]?.stringValue.map { [$0] } ?? (s["type"]?.arrayValue ?? []).compactMap(\.stringValue)
         switch value {
@@ -26,7 +27,7 @@ public enum PostProcessing {
             return .array(a.map { coerce($0, to: items) })
         case .string(let str):
             if (types.contains("number") || types.contains("integer")) && !types.contains("string"), let d = Double(str.trimmingCharacters(in: .whitespaces)) {
-                return coerce(.number(d), to: schema)
+                return coerce(JSONValue(d), to: schema)
             }
             if types.contains("array"), s["items"]?["type"] == "string" { return .array([value]) }
             if let options = s["enum"]?.arrayValue, !options.contains(value),
@@ -34,16 +35,17 @@ public enum PostProcessing {
                 return match
             }
             return value
-        case .number(var d) where types.contains("number") || types.contains("integer"):
+        case .number(let n) where types.contains("number") || types.contains("integer"):
+            var d = n.double
             if let minimum = s["minimum"]?.doubleValue { d = max(d, minimum) }
             if let maximum = s["maximum"]?.doubleValue { d = min(d, maximum) }
-            return .number(d)
+            return JSONValue(d)
         default:
             return value
         }
     }
 
-    static func strings(_ value: JSON?) -> [String] {
+    static func strings(_ value: JSONValue?) -> [String] {
         (value?.arrayValue ?? []).compactMap(\.stringValue).map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
     }
 
@@ -55,20 +57,20 @@ public enum PostProcessing {
     // MARK: ocr
 
     /// `{"lines": [...], "text": "lines joined by newlines"}`; lines trimmed, empty ones dropped.
-    public static func ocr(_ output: JSON) -> JSON {
+    public static func ocr(_ output: JSONValue) -> JSONValue {
         ocrResult(lines: strings(output["lines"]).flatMap { $0.components(separatedBy: "\n") }
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
     }
 
-    static func ocrResult(lines: [String], tiles: Int? = nil) -> JSON {
-        var out: [String: JSON] = ["lines": .array(lines.map { .string($0) }), "text": .string(lines.joined(separator: "\n"))]
-        if let tiles { out["tiles"] = .number(Double(tiles)) }
+    static func ocrResult(lines: [String], tiles: Int? = nil) -> JSONValue {
+        var out: JSONObject = ["lines": .array(lines.map { .string($0) }), "text": .string(lines.joined(separator: "\n"))]
+        if let tiles { out["tiles"] = JSONValue(Double(tiles)) }
         return .object(out)
     }
 
     // MARK: describe
 
-    public static func describe(_ output: JSON) -> JSON {
+    public static func describe(_ output: JSONValue) -> JSONValue {
         var o = output.objectValue ?? [:]
         for key in ["people", "objects", "brands", "text"] { o[key] = .array(unique(strings(o[key])).map { .string($0) }) }
         for key in ["summary", "setting"] { o[key] = .string(o[key]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") }
@@ -93,10 +95,10 @@ public enum PostProcessing {
     /// Categories deduplicated (by category and evidence); a rule-based `absolute_claim` entry (source
     /// `rule`) added when the image text or caption holds such terms and the model named none; the
     /// verdict raised from `allow` to `review` when a category was found.
-    public static func moderation(_ output: JSON, context: PostContext) -> JSON {
+    public static func moderation(_ output: JSONValue, context: PostContext) -> JSONValue {
         var o = output.objectValue ?? [:]
         var seen = Set<String>()
-        var categories: [JSON] = []
+        var categories: [JSONValue] = []
         for item in o["categories"]?.arrayValue ?? [] {
             let key = (item["category"]?.stringValue ?? "") + "|" + (item["evidence"]?.stringValue ?? "")
             if seen.insert(key).inserted { categories.append(item) }
@@ -124,10 +126,10 @@ public enum PostProcessing {
 
     /// The score clamped to [-1, 1] and rounded to 2 decimals; aspects limited to the five names, one
     /// entry each (the first).
-    public static func sentiment(_ output: JSON) -> JSON {
+    public static func sentiment(_ output: JSONValue) -> JSONValue {
         var o = output.objectValue ?? [:]
         let score = max(-1, min(1, o["score"]?.doubleValue ?? 0))
-        o["score"] = .number((score * 100).rounded() / 100)
+        o["score"] = JSONValue((score * 100).rounded() / 100)
         var seen = Set<String>()
         o["aspects"] = .array((o["aspects"]?.arrayValue ?? []).filter { item in
             guard let name = item["aspect"]?.stringValue, TaskSchemas.aspects.contains(name) else { return false }
@@ -144,10 +146,10 @@ public enum PostProcessing {
     /// each product gains `price`, `original_price`, `currency`, `discount: {as_stated, multiplier, percent_off}`;
     /// `mechanics` become objects (``PromoParsing/parseMechanic(_:)``); `start` and `end` are
     /// `{"iso": "2026-11-11T00:00", "text": "11.11 0点"}` (null when absent or unparsable: `iso` null, text kept).
-    public static func promo(_ output: JSON, context: PostContext) -> JSON {
+    public static func promo(_ output: JSONValue, context: PostContext) -> JSONValue {
         var o = output.objectValue ?? [:]
         let year = context.referenceYear
-        var products: [JSON] = []
+        var products: [JSONValue] = []
         for item in o["products"]?.arrayValue ?? [] {
             guard var p = item.objectValue else { continue }
             let priceText = p["price_text"]?.stringValue
@@ -158,12 +160,12 @@ public enum PostProcessing {
             p["price"] = .optional(price?.amount)
             p["original_price"] = .optional(original?.amount)
             p["currency"] = .optional(price?.currency ?? original?.currency ?? (price != nil ? "CNY" : nil))
-            var discount: JSON = .null
+            var discount: JSONValue = .null
             if let discountText, let d = PromoParsing.parseDiscount(discountText) {
-                discount = ["as_stated": .string(discountText), "multiplier": .number(round4(d.multiplier)), "percent_off": .number(d.percentOff)]
+                discount = ["as_stated": .string(discountText), "multiplier": JSONValue(round4(d.multiplier)), "percent_off": JSONValue(d.percentOff)]
             } else if let price, let original, original.amount > 0, price.amount < original.amount {
                 let m = round4(price.amount / original.amount)
-                discount = ["as_stated": .optional(discountText), "multiplier": .number(m), "percent_off": .number(((1 - m) * 1000).rounded() / 10)]
+                discount = ["as_stated": .optional(discountText), "multiplier": JSONValue(m), "percent_off": JSONValue(((1 - m) * 1000).rounded() / 10)]
             } else if let discountText {
                 discount = ["as_stated": .string(discountText), "multiplier": .null, "percent_off": .null]
             }

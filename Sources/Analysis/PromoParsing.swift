@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Numbers, prices, discounts, promotion mechanics and dates as written on Chinese and English
 /// shopping posts: `¥1,299`, `1299元`, `1.2万`, `7.5折`, `八折`, `30% off`, `满300减50`, `双11`,
@@ -168,10 +169,10 @@ public enum PromoParsing {
     /// `{"type": "coupon", "off": 20}`, `{"type": "multi_buy", "quantity": 2, "multiplier": 0.8}`,
     /// `{"type": "bundle", "buy": 1, "get": 1}`, `{"type": "gift"}`, `{"type": "discount", "multiplier": 0.75}`,
     /// `{"type": "price_cut", "off": 100}`, or `{"type": "other"}`; each with `"text"` (the source).
-    public static func parseMechanic(_ raw: String) -> JSON {
+    public static func parseMechanic(_ raw: String) -> JSONValue {
         let text = normalizeWidth(raw).replacingOccurrences(of: " ", with: "")
         let lower = text.lowercased()
-        var out: [String: JSON] = ["text": .string(raw)]
+        var out: JSONObject = ["text": .string(raw)]
         func number(_ pattern: String, in s: String) -> Double? {
             guard let r = s.range(of: pattern, options: .regularExpression) else { return nil }
             return firstNumber(in: String(s[r]))?.value ?? parseNumber(String(s[r]).filter { chineseDigits[$0] != nil || "十百千万".contains($0) })
@@ -189,7 +190,7 @@ public enum PromoParsing {
             let part = String(lower[r])
             let numbers = part.matches(of: #/\d+(?:\.\d+)?/#).compactMap { Double(String($0.output)) }
             if numbers.count == 2 {
-                out["type"] = "threshold"; out["threshold"] = .number(numbers[0]); out["off"] = .number(numbers[1]); out["per_threshold"] = false
+                out["type"] = "threshold"; out["threshold"] = JSONValue(numbers[0]); out["off"] = JSONValue(numbers[1]); out["per_threshold"] = false
                 return .object(out)
             }
         }
@@ -231,7 +232,7 @@ public enum PromoParsing {
         }
         if let discount = parseDiscount(text) {
             out["type"] = "discount"
-            out["multiplier"] = .number(discount.multiplier)
+            out["multiplier"] = JSONValue(discount.multiplier)
             return .object(out)
         }
         if let r = text.range(of: #"(立减|直降|减|省)\d+(?:\.\d+)?"#, options: .regularExpression) {

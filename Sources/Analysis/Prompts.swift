@@ -131,7 +131,7 @@ public enum Prompts {
                 ? #"{"image_text": ["图片中的文字"], "products": [{"name": "商品名", "price_text": "¥999", "original_price_text": "¥1,299", "discount_text": "7.5折"}], "mechanics": ["满300减50"], "start_text": "11.11 0点", "end_text": "11月11日23:59", "platform": "淘宝", "claims": ["宣传用语"]}"#
                 : #"{"image_text": ["text in the image"], "products": [{"name": "product", "price_text": "$99", "original_price_text": "$129", "discount_text": "25% off"}], "mechanics": ["spend $300 get $50 off"], "start_text": "Nov 11 0:00", "end_text": "Nov 11 23:59", "platform": "Taobao", "claims": ["marketing claim"]}"#
         case .custom:
-            return (zh ? "符合以下 JSON Schema 的 JSON 对象：\n" : "A JSON object that satisfies this JSON Schema:\n") + task.schema.serialized
+            return (zh ? "符合以下 JSON Schema 的 JSON 对象：\n" : "A JSON object that satisfies this JSON Schema:\n") + task.schema.sortedText
         }
     }
 }

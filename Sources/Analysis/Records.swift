@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// One post to analyze: `{id, image (path or URL), text, meta}`.
 public struct PostRecord: Sendable, Equatable {
@@ -7,9 +8,9 @@ public struct PostRecord: Sendable, Equatable {
     public var image: String?
     /// The post's caption or comment.
     public var text: String?
-    public var meta: JSON?
+    public var meta: JSONValue?
 
-    public init(id: String, image: String? = nil, text: String? = nil, meta: JSON? = nil) {
+    public init(id: String, image: String? = nil, text: String? = nil, meta: JSONValue? = nil) {
         self.id = id
         self.image = image
         self.text = text
@@ -80,7 +81,7 @@ public enum RecordReader {
             let lineNumber = index + 1
             let fallbackID = "line-\(lineNumber)"
             let seq = items.count
-            guard let value = try? JSON.parse(line) else {
+            guard let value = try? JSONValue.parse(line) else {
                 items.append(InputItem(seq: seq, id: fallbackID, record: nil, error: "line \(lineNumber): not valid JSON"))
                 continue
             }
@@ -93,11 +94,11 @@ public enum RecordReader {
         return items
     }
 
-    static func item(from object: [String: JSON], seq: Int, fallbackID: String, columns: Columns, location: String) -> InputItem {
+    static func item(from object: JSONObject, seq: Int, fallbackID: String, columns: Columns, location: String) -> InputItem {
         var id = fallbackID
         switch object[columns.id] {
         case .string(let s) where !s.isEmpty: id = s
-        case .number(let d): id = JSON.format(d)
+        case .number(let n): id = n.text
         default: break
         }
         enum Field { case value(String?), invalid(String) }
@@ -119,7 +120,7 @@ public enum RecordReader {
         if image == nil && text == nil {
             return InputItem(seq: seq, id: id, record: nil, error: "\(location): record has neither \"\(columns.image)\" nor \"\(columns.text)\"")
         }
-        var meta: JSON? = object["meta"]
+        var meta: JSONValue? = object["meta"]
         let known: Set<String> = [columns.id, columns.image, columns.text, "meta"]
         let extra = object.filter { !known.contains($0.key) }
         if !extra.isEmpty {
@@ -154,7 +155,7 @@ public enum RecordReader {
                                        error: "row \(rowNumber): \(row.count) fields, the header has \(header.count)"))
                 continue
             }
-            var object: [String: JSON] = [:]
+            var object: JSONObject = [:]
             for (name, value) in zip(header, row) { object[name] = .string(value) }
             items.append(item(from: object, seq: seq, fallbackID: fallbackID, columns: columns, location: "row \(rowNumber)"))
         }

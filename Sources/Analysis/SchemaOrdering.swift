@@ -1,10 +1,10 @@
-import Engine
 import Foundation
+import JSON
 
-extension JSON {
-    /// The schema as the engine's order-preserving `JSONValue`, for constrained decoding.
+extension JSONValue {
+    /// The schema with its properties in answer order, for constrained decoding.
     ///
-    /// `JSON` objects are unordered, but the constrained decoder writes keys in the schema's property
+    /// The constrained decoder writes keys in the schema's property
     /// order, and the answers work best in "look, extract the text, then reason" order. Every task
     /// schema lists `required` in exactly that order, so properties are ordered by their position in
     /// `required` (others after, alphabetically).
@@ -12,19 +12,18 @@ extension JSON {
         switch self {
         case .null: return .null
         case .bool(let b): return .bool(b)
-        case .number(let d):
-            return .number(d.rounded() == d && abs(d) < 1e15 ? String(Int(d)) : String(d))
+        case .number(let n): return .number(n)
         case .string(let s): return .string(s)
         case .array(let a): return .array(a.map(\.orderedSchemaValue))
         case .object(let o):
             let required = o["required"]?.arrayValue?.compactMap(\.stringValue) ?? []
             let keys = o.keys.sorted()
-            return .object(keys.map { key -> (String, JSONValue) in
+            return .object(JSONObject(keys.map { key -> (String, JSONValue) in
                 guard key == "properties", case .object(let properties)? = o[key] else { return (key, o[key]!.orderedSchemaValue) }
                 let rank = Dictionary(uniqueKeysWithValues: required.enumerated().map { ($1, $0) })
                 let ordered = properties.keys.sorted { (rank[$0] ?? Int.max, $0) < (rank[$1] ?? Int.max, $1) }
-                return (key, .object(ordered.map { ($0, properties[$0]!.orderedSchemaValue) }))
-            })
+                return (key, .object(JSONObject(ordered.map { ($0, properties[$0]!.orderedSchemaValue) })))
+            }))
         }
     }
 }

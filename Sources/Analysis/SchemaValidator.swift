@@ -1,26 +1,28 @@
+import JSON
+
 /// A validator for the JSON Schema subset the task schemas use: `type` (a name or a list of names),
 /// `properties`, `required`, `additionalProperties: false`, `enum`, `minimum`, `maximum`, `items`,
 /// `minItems`, `maxItems`. Unknown keywords are ignored. Used until the engine constrains decoding
 /// to the schema, and afterwards as a cheap double check.
 public enum SchemaValidator {
     /// Every violation, as "path: problem"; empty when `value` conforms.
-    public static func validate(_ value: JSON, against schema: JSON, path: String = "$") -> [String] {
+    public static func validate(_ value: JSONValue, against schema: JSONValue, path: String = "$") -> [String] {
         guard case .object(let s) = schema else { return [] }
         var problems: [String] = []
 
         if let type = s["type"] {
             let allowed: [String] = type.stringValue.map { [$0] } ?? (type.arrayValue ?? []).compactMap(\.stringValue)
             if !allowed.isEmpty && !allowed.contains(where: { matches(value, type: $0) }) {
-                return ["\(path): expected \(allowed.joined(separator: " or ")), got \(value.typeName)"]
+                return ["\(path): expected \(allowed.joined(separator: " or ")), got \(value.schemaTypeName)"]
             }
         }
         if let options = s["enum"]?.arrayValue, !options.contains(value) {
-            let listed = options.map(\.serialized).joined(separator: ", ")
-            problems.append("\(path): \(value.serialized) is not one of \(listed)")
+            let listed = options.map(\.sortedText).joined(separator: ", ")
+            problems.append("\(path): \(value.sortedText) is not one of \(listed)")
         }
         if let d = value.doubleValue {
-            if let minimum = s["minimum"]?.doubleValue, d < minimum { problems.append("\(path): \(JSON.format(d)) is below the minimum \(JSON.format(minimum))") }
-            if let maximum = s["maximum"]?.doubleValue, d > maximum { problems.append("\(path): \(JSON.format(d)) is above the maximum \(JSON.format(maximum))") }
+            if let minimum = s["minimum"]?.doubleValue, d < minimum { problems.append("\(path): \(JSONNumber(d).text) is below the minimum \(JSONNumber(minimum).text)") }
+            if let maximum = s["maximum"]?.doubleValue, d > maximum { problems.append("\(path): \(JSONNumber(d).text) is above the maximum \(JSONNumber(maximum).text)") }
         }
         if case .object(let o) = value {
             for key in (s["required"]?.arrayValue ?? []).compactMap(\.stringValue) where o[key] == nil {
@@ -47,10 +49,10 @@ public enum SchemaValidator {
         return problems
     }
 
-    static func matches(_ value: JSON, type: String) -> Bool {
+    static func matches(_ value: JSONValue, type: String) -> Bool {
         switch (type, value) {
         case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object), ("number", .number): true
-        case ("integer", .number(let d)): d.rounded() == d
+        case ("integer", .number(let n)): n.isInteger
         default: false
         }
     }

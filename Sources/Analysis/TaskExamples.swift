@@ -1,6 +1,8 @@
+import JSON
+
 /// One example answer per task: what the fake analyzer returns and what docs/tasks.md shows.
 public enum TaskExamples {
-    public static func modelOutput(for task: AnalysisTask) -> JSON {
+    public static func modelOutput(for task: AnalysisTask) -> JSONValue {
         switch task.kind {
         case .ocr:
             return ["lines": ["双11狂欢价", "原价¥1,299", "到手价¥999", "满300减50"]]
@@ -43,13 +45,13 @@ public enum TaskExamples {
 
     /// The smallest value that satisfies `schema` (required properties only; null where allowed; the first
     /// enum option; numbers at their minimum or 0).
-    public static func minimalInstance(of schema: JSON) -> JSON {
+    public static func minimalInstance(of schema: JSONValue) -> JSONValue {
         if let first = schema["enum"]?.arrayValue?.first { return first }
         let types = schema["type"]?.stringValue.map { [$0] } ?? (schema["type"]?.arrayValue ?? []).compactMap(\.stringValue)
         let type = types.contains("null") ? "null" : types.first ?? "null"
         switch type {
         case "object":
-            var o: [String: JSON] = [:]
+            var o: JSONObject = [:]
             let properties = schema["properties"]?.objectValue ?? [:]
             for key in (schema["required"]?.arrayValue ?? []).compactMap(\.stringValue) {
                 o[key] = minimalInstance(of: properties[key] ?? [:])
@@ -59,7 +61,7 @@ public enum TaskExamples {
             let n = Int(schema["minItems"]?.doubleValue ?? 0)
             return .array(Array(repeating: minimalInstance(of: schema["items"] ?? [:]), count: n))
         case "string": return ""
-        case "number", "integer": return .number(schema["minimum"]?.doubleValue ?? 0)
+        case "number", "integer": return JSONValue(schema["minimum"]?.doubleValue ?? 0)
         case "boolean": return false
         default: return .null
         }

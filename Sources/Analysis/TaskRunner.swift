@@ -1,10 +1,9 @@
 import Engine
 import Foundation
+import JSON
 import Imaging
 import Qwen3VL
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import RemoteImages
 
 /// One model call for one post (or one tile of it).
 public struct AnalyzerRequest: Sendable {
@@ -59,7 +58,7 @@ public struct FakeAnalyzer: PostAnalyzer {
         if let tile = request.tile {
             return AnalyzerResponse(text: #"{"lines": ["\#(Self.tileWord(tile))"]}"#)
         }
-        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).serialized)
+        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).sortedText)
     }
 
     static let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
@@ -86,13 +85,17 @@ public struct RunOptions: Sendable {
     public var referenceYear = Calendar(identifier: .gregorian).component(.year, from: Date())
     /// Largest image file read, in bytes.
     public var maxImageBytes = 64 << 20
+    /// Input from a trusted source (`--trust-input`): image paths may lie outside `baseDirectory`, and image URLs may
+    /// name private and loopback hosts. Otherwise a record's image must be a file inside `baseDirectory` (after `..`
+    /// and symlinks are resolved) or an `http(s)` URL of a public host, fetched with the server's SSRF guard.
+    public var trustInput = false
     public init() {}
 }
 
 /// The outcome of one item.
 public struct ItemOutcome: Sendable, Equatable {
     public var id: String
-    public var result: JSON?
+    public var result: JSONValue?
     public var error: String?
     /// The model's text when it could not be used (to see why).
     public var raw: String?
@@ -148,7 +151,7 @@ public struct TaskRunner: Sendable {
             var image: RGBImage? = nil
             if let reference = record.image { image = try await loadImage(reference) }
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
-            let result: JSON
+            let result: JSONValue
             if task.kind == .ocr, let image, shouldTile(image) {
                 result = try await denseOCR(record, image: image, usage: &usage, raw: &raw)
             } else {
@@ -167,7 +170,7 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func parse(_ response: AnalyzerResponse, context: PostContext) throws -> JSON {
+    func parse(_ response: AnalyzerResponse, context: PostContext) throws -> JSONValue {
         do {
             return try task.result(fromModelOutput: response.text, context: context)
         } catch let error as TaskError where response.finishReason == .length {
@@ -183,7 +186,7 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSON {
+    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSONValue {
         let plan = DenseText.plan(width: image.width, height: image.height, configuration: options.tiling)
         var perTile: [[String]] = []
         let context = PostContext(record: record, referenceYear: options.referenceYear)
@@ -217,25 +220,37 @@ public struct TaskRunner: Sendable {
         total.cachedPromptTokens += u.cachedPromptTokens
     }
 
-    /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`.
+    /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`,
+    /// within the guard of `RunOptions.trustInput`.
     func loadImage(_ reference: String) async throws -> RGBImage {
         let data: Data
         if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
-            guard let url = URL(string: reference) else { throw TaskError("bad image URL \(reference)") }
-            data = try await fetch(url)
+            let fetcher = RemoteImageFetcher(maxBytes: options.maxImageBytes, allowPrivateAddresses: options.trustInput)
+            do { data = try await fetcher.fetch(reference) } catch {
+                throw TaskError("cannot download image \(reference.prefix(200)): \(error)")
+            }
         } else {
+            let base = options.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             let path: String
             if reference.hasPrefix("file://"), let url = URL(string: reference) {
                 path = url.path
             } else if reference.hasPrefix("/") {
                 path = reference
             } else {
-                path = (options.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(reference).path
+                path = base.appendingPathComponent(reference).path
             }
-            guard FileManager.default.fileExists(atPath: path) else { throw TaskError("image not found: \(reference)") }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            guard let resolved = Self.realPath(path) else { throw TaskError("image not found: \(reference)") }
+            if !options.trustInput {
+                let root = (Self.realPath(base.path) ?? base.path).trimmingSuffix("/") + "/"
+                guard resolved.hasPrefix(root) else {
+                    throw TaskError("image \(reference) is outside the input's folder \(root); use --trust-input for trusted input")
+                }
+            }
+            let attributes = try? FileManager.default.attributesOfItem(atPath: resolved)
+            guard attributes?[.type] as? FileAttributeType == .typeRegular else { throw TaskError("image is not a regular file: \(reference)") }
+            let size = (attributes?[.size] as? Int) ?? 0
             guard size <= options.maxImageBytes else { throw TaskError("image too large (\(size) bytes): \(reference)") }
-            guard let contents = FileManager.default.contents(atPath: path) else { throw TaskError("cannot read image \(reference)") }
+            guard let contents = FileManager.default.contents(atPath: resolved) else { throw TaskError("cannot read image \(reference)") }
             data = contents
         }
         do {
@@ -245,17 +260,14 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func fetch(_ url: URL) async throws -> Data {
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 30
-        let data: Data, response: URLResponse
-        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
-            throw TaskError("cannot download image \(url.absoluteString): \(error.localizedDescription)")
-        }
-        if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            throw TaskError("cannot download image \(url.absoluteString): HTTP \(http.statusCode)")
-        }
-        guard data.count <= options.maxImageBytes else { throw TaskError("image too large (\(data.count) bytes): \(url.absoluteString)") }
-        return data
+    /// The canonical absolute path (`realpath(3)`: no `..`, no symlinks), or nil if it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
+}
+
+private extension String {
+    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }

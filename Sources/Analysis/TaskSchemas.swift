@@ -1,16 +1,18 @@
+import JSON
+
 /// The answer schemas, in the validator's subset; property order in the prompts follows the
 /// "look, extract the text, then reason" order the model does best with.
 public enum TaskSchemas {
-    static let stringArray: JSON = ["type": "array", "items": ["type": "string"]]
-    static let nullableString: JSON = ["type": ["string", "null"]]
+    static let stringArray: JSONValue = ["type": "array", "items": ["type": "string"]]
+    static let nullableString: JSONValue = ["type": ["string", "null"]]
 
-    public static let ocr: JSON = [
+    public static let ocr: JSONValue = [
         "type": "object",
         "properties": ["lines": stringArray],
         "required": ["lines"],
     ]
 
-    public static let describe: JSON = [
+    public static let describe: JSONValue = [
         "type": "object",
         "properties": [
             "summary": ["type": "string"],
@@ -27,7 +29,7 @@ public enum TaskSchemas {
         "absolute_claim", "false_efficacy", "prohibited_goods", "sexual", "violence", "hate", "gambling", "contact_leak", "minors",
     ]
 
-    public static let moderation: JSON = [
+    public static let moderation: JSONValue = [
         "type": "object",
         "properties": [
             "image_text": stringArray,
@@ -50,9 +52,9 @@ public enum TaskSchemas {
     ]
 
     public static let aspects: [String] = ["product", "delivery", "service", "price", "gift"]
-    static let polarity: JSON = ["type": "string", "enum": ["positive", "negative", "neutral", "mixed"]]
+    static let polarity: JSONValue = ["type": "string", "enum": ["positive", "negative", "neutral", "mixed"]]
 
-    public static let sentiment: JSON = [
+    public static let sentiment: JSONValue = [
         "type": "object",
         "properties": [
             "image_text": stringArray,
@@ -84,7 +86,7 @@ public enum TaskSchemas {
         "required": ["image_text", "observations", "aspects", "mismatches", "evidence", "polarity", "score"],
     ]
 
-    public static let promo: JSON = [
+    public static let promo: JSONValue = [
         "type": "object",
         "properties": [
             "image_text": stringArray,

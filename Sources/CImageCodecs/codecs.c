@@ -73,6 +73,19 @@ int pl_jpeg_open(const uint8_t *data, size_t size, pl_jpeg **handle, pl_jpeg_inf
     return 0;
 }
 
+int pl_jpeg_set_scale(pl_jpeg *h, int denominator, uint32_t *width, uint32_t *height, char *err) {
+    if (setjmp(h->error.jump)) {
+        pl_set_err(err, "", h->error.message);
+        return -1;
+    }
+    h->cinfo.scale_num = 1;
+    h->cinfo.scale_denom = (unsigned int)denominator;
+    jpeg_calc_output_dimensions(&h->cinfo);
+    *width = h->cinfo.output_width;
+    *height = h->cinfo.output_height;
+    return 0;
+}
+
 int pl_jpeg_read(pl_jpeg *h, uint8_t *pixels, char *err) {
     if (setjmp(h->error.jump)) {
         pl_set_err(err, "", h->error.message);

@@ -29,10 +29,12 @@ public struct Generator: Sendable {
         return max(0, min(parameters.maxTokens, contextLimit - prompt.tokens.count))
     }
 
-    /// A matcher for constrained decoding with this model's vocabulary and EOS tokens.
-    public func makeMatcher(_ format: ResponseFormat) throws -> GrammarMatcher {
+    /// A matcher for constrained decoding with this model's vocabulary and EOS tokens, compiled within `limits`.
+    public func makeMatcher(_ format: ResponseFormat, limits: SchemaLimits = .default,
+                            isCancelled: @escaping () -> Bool = { false }) throws -> GrammarMatcher {
         let vocabulary = grammarVocabularies.vocabulary(tokenizer: processor.tokenizer, size: model.configuration.text.vocabSize)
-        return try GrammarMatcher(format: format, vocabulary: vocabulary, eosTokenIDs: model.eosTokenIDs)
+        return try GrammarMatcher(format: format, vocabulary: vocabulary, eosTokenIDs: model.eosTokenIDs, limits: limits,
+                                  isCancelled: isCancelled)
     }
 
     /// Generates an answer for `prompt`. `emit` receives deltas as tokens are produced; `isCancelled`

@@ -5,20 +5,29 @@ import Kernels
 import Qwen3VL
 import Synchronization
 
-/// The one owner of the model. Requests go to the `Scheduler`, whose single thread runs all model
-/// work (continuous batching: concurrent requests share decode steps) and never blocks Swift's
-/// cooperative thread pool. Results stream back through an `AsyncThrowingStream`; when the consumer
-/// goes away the request is cancelled before its next step.
+/// The one owner of the model. A request is first prepared on a queue of its own (template, tokens, image
+/// patches, length check, JSON grammar, KV reservation: `Generator.prepare`), so that no request's text or schema
+/// can hold up the model thread; it then goes to the `Scheduler`, whose single thread runs all model work
+/// (continuous batching: concurrent requests share decode steps) and never blocks Swift's cooperative thread pool.
+/// Results stream back through an `AsyncThrowingStream`; when the consumer goes away the request is cancelled
+/// before its next step (or its preparation stops).
 public final class InferenceEngine: Sendable {
     public let model: Qwen3VLModel
     public let processor: Qwen3VLProcessor
     public let generator: Generator
     let scheduler: Scheduler
+    /// Limits on compiling a request's JSON schema.
+    public let schemaLimits: SchemaLimits
+    /// The KV-cache budget requests are admitted against; nil = unbounded.
+    public let kvBudget: KVBudget?
+    /// Serial: preparations run one at a time, beside (never on) the model thread.
+    private let preparation = DispatchQueue(label: "postlens.prepare", qos: .userInitiated)
 
     /// - `maxBatch`: most sequences decoding together; `prefillSliceSeconds`: how long one request's prefill
-    ///   or vision encoding may hold up the others' decode steps.
+    ///   or vision encoding may hold up the others' decode steps; `kvCacheBudgetBytes`: KV-cache memory all
+    ///   requests in flight may reserve together (nil: no bound).
     public init(model: Qwen3VLModel, processor: Qwen3VLProcessor, contextLimit: Int? = nil, maxBatch: Int = 8,
-                prefillSliceSeconds: Double = 1.0) {
+                prefillSliceSeconds: Double = 1.0, kvCacheBudgetBytes: Int? = nil, schemaLimits: SchemaLimits = .default) {
         self.model = model
         self.processor = processor
         generator = Generator(model: model, processor: processor, contextLimit: contextLimit)
@@ -26,14 +35,19 @@ public final class InferenceEngine: Sendable {
         options.maxBatch = max(1, maxBatch)
         options.prefillSliceSeconds = max(0, prefillSliceSeconds)
         scheduler = Scheduler(generator: generator, options: options)
+        self.schemaLimits = schemaLimits
+        // Bytes per cached token as the cache itself stores them (whatever its element format).
+        let bytesPerToken = model.text.makeCache(initialCapacity: 1).bytesPerToken
+        kvBudget = kvCacheBudgetBytes.map { KVBudget(capacityBytes: $0, bytesPerToken: bytesPerToken) }
     }
 
     deinit { scheduler.stop() }
     /// Loads a model folder (config, weights, tokenizer, preprocessor).
-    public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat = .f32) throws {
+    public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat = .f32,
+                            kvCacheBudgetBytes: Int? = nil) throws {
         let model = try Qwen3VLModel(directory: directory, format: format)
         let processor = try Qwen3VLProcessor(directory: directory, configuration: model.configuration)
-        self.init(model: model, processor: processor, contextLimit: contextLimit)
+        self.init(model: model, processor: processor, contextLimit: contextLimit, kvCacheBudgetBytes: kvCacheBudgetBytes)
     }
 
     /// A conversation to answer: messages with image parts, and the images in the same order.
@@ -60,7 +74,17 @@ public final class InferenceEngine: Sendable {
         let arrival = DispatchTime.now()
         return AsyncThrowingStream { continuation in
             continuation.onTermination = { _ in cancelled.set() }
-            scheduler.submit(Job(request: request, cancelled: cancelled, continuation: continuation, arrival: arrival))
+            preparation.async { [self] in
+                do {
+                    if cancelled.isSet { throw CancellationError() }
+                    let prepared = try generator.prepare(request, limits: schemaLimits, kvBudget: kvBudget,
+                                                         isCancelled: { cancelled.isSet })
+                    scheduler.submit(Job(request: request, prepared: prepared, cancelled: cancelled,
+                                         continuation: continuation, arrival: arrival))
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
         }
     }
 

@@ -152,15 +152,15 @@ final class Scheduler: @unchecked Sendable {
         }
     }
 
+    /// Model-side set-up of a prepared job (its template, tokens, patches and grammar were made beforehand by
+    /// `Generator.prepare`, off this thread): positions, the prefix cache, the KV cache.
     private func start(_ job: Job) throws {
-        var clock = DispatchTime.now()
-        let request = job.request
-        let prompt = try processor.prepare(request.messages, images: request.images, minPixels: request.minPixels, maxPixels: request.maxPixels)
-        job.timings.preprocessMs = milliseconds(since: clock)
-        job.maxNew = try generator.budget(for: prompt, request.parameters)
-        job.grammar = try request.parameters.responseFormat.map { try generator.makeMatcher($0) }
+        let prompt = job.prepared.prompt
+        job.timings.preprocessMs = job.prepared.preprocessMs
+        job.maxNew = job.prepared.maxNew
+        job.grammar = job.prepared.grammar
         let positions = try model.positions(for: prompt.tokens, grids: prompt.grids)
-        clock = .now()
+        let clock = DispatchTime.now()
         let imageKeys = prompt.images.map(VisionCache.key)
         job.imageKeys = imageKeys
 
@@ -176,7 +176,8 @@ final class Scheduler: @unchecked Sendable {
                 cache.truncate(to: min(hit.matched, prompt.tokens.count - 1))
             }
         } else {
-            cache = model.text.makeCache(initialCapacity: prompt.tokens.count + min(job.maxNew, 1024))
+            // Exactly the rows the request reserved in the KV budget, so it never grows past them.
+            cache = model.text.makeCache(initialCapacity: prompt.tokens.count + job.maxNew)
         }
         cache.ropeDelta = positions.ropeDelta
         job.usage = Usage(promptTokens: prompt.tokens.count, imageTokens: prompt.imageTokenCount)
@@ -275,6 +276,8 @@ final class Scheduler: @unchecked Sendable {
 /// One request inside the scheduler.
 final class Job: @unchecked Sendable {
     let request: InferenceEngine.Request
+    /// Template, tokens, patches, grammar and KV reservation, made before the job reached the scheduler.
+    let prepared: PreparedRequest
     let cancelled: CancellationFlag
     let continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation
     let arrival: DispatchTime
@@ -300,9 +303,10 @@ final class Job: @unchecked Sendable {
     var nextToken: Int?
     var failed = false
 
-    init(request: InferenceEngine.Request, cancelled: CancellationFlag,
+    init(request: InferenceEngine.Request, prepared: PreparedRequest, cancelled: CancellationFlag,
          continuation: AsyncThrowingStream<GenerationEvent, Error>.Continuation, arrival: DispatchTime) {
         self.request = request
+        self.prepared = prepared
         self.cancelled = cancelled
         self.continuation = continuation
         self.arrival = arrival

@@ -33,7 +33,13 @@ public enum ImageDecoder {
     }
 
     /// Decodes `data` to upright RGB. Throws ``ImageError`` for every input problem.
-    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels) throws -> RGBImage {
+    ///
+    /// `reducingTo` is the size (upright) the caller will resize the image to. A JPEG at least twice that size in
+    /// each direction is then decoded at 1/2, 1/4 or 1/8 scale by libjpeg's scaled IDCT — still at least twice the
+    /// target in each direction, so the antialiased resize that follows has the detail it needs — and a 100 MP photo
+    /// never occupies 300 MB on its way to a 1 MP budget. Other formats decode at full size (within `maxPixels`).
+    public static func decode(_ data: Data, maxPixels: Int = defaultMaxPixels,
+                              reducingTo target: (width: Int, height: Int)? = nil) throws -> RGBImage {
         if data.isEmpty { throw ImageError.empty }
         guard let format = sniff(data) else { throw ImageError.unsupportedFormat }
         return try data.withUnsafeBytes { raw -> RGBImage in
@@ -42,8 +48,17 @@ public enum ImageDecoder {
             let orientation: Int
             switch format {
             case .jpeg:
-                image = try JPEGCodec.decode(bytes, maxPixels: maxPixels)
                 orientation = EXIFOrientation.fromJPEG(bytes)
+                var denominator = 1
+                if let target, let stored = try? storedSize(.jpeg, bytes) {
+                    // The target is upright; orientations 5–8 swap the stored sides.
+                    let (tw, th) = orientation >= 5 ? (target.height, target.width) : (target.width, target.height)
+                    for d in [8, 4, 2] where (stored.width + d - 1) / d >= 2 * tw && (stored.height + d - 1) / d >= 2 * th {
+                        denominator = d
+                        break
+                    }
+                }
+                image = try JPEGCodec.decode(bytes, maxPixels: maxPixels, scaleDenominator: denominator)
             case .png:
                 image = try PNGCodec.decode(bytes, maxPixels: maxPixels)
                 orientation = EXIFOrientation.fromPNG(bytes)

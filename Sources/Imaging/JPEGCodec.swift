@@ -3,7 +3,8 @@ import CImageCodecs
 /// JPEG through libjpeg-turbo (C glue for its setjmp error handling). Default decoder settings (ISLOW IDCT,
 /// fancy upsampling) are the ones PIL uses, so output matches PIL up to libjpeg-turbo version differences.
 enum JPEGCodec {
-    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPixels: Int) throws -> RGBImage {
+    /// `scaleDenominator` (1, 2, 4 or 8) decodes at that fraction of the size, through libjpeg's scaled IDCT.
+    static func decode(_ bytes: UnsafeBufferPointer<UInt8>, maxPixels: Int, scaleDenominator: Int = 1) throws -> RGBImage {
         var handle: OpaquePointer?
         var info = pl_jpeg_info()
         var message = [CChar](repeating: 0, count: Int(PL_ERR_LEN))
@@ -11,8 +12,17 @@ enum JPEGCodec {
             throw ImageError.corrupt("JPEG: \(cString(message))")
         }
         defer { pl_jpeg_close(handle) }
-        let width = Int(info.width), height = Int(info.height), channels = Int(info.channels)
+        var width = Int(info.width), height = Int(info.height)
+        let channels = Int(info.channels)
         try ImageDecoder.checkSize(.jpeg, width: width, height: height, maxPixels: maxPixels)
+        if scaleDenominator > 1 {
+            var scaledWidth: UInt32 = 0, scaledHeight: UInt32 = 0
+            guard pl_jpeg_set_scale(handle, Int32(scaleDenominator), &scaledWidth, &scaledHeight, &message) == 0 else {
+                throw ImageError.corrupt("JPEG: \(cString(message))")
+            }
+            width = Int(scaledWidth)
+            height = Int(scaledHeight)
+        }
 
         var failed = false
         let samples = [UInt8](unsafeUninitializedCapacity: width * height * channels) { buffer, count in

@@ -17,10 +17,7 @@ public struct Qwen3VLConfiguration: Sendable, Equatable {
     }
 
     public init(jsonData: Data, file: String = "config.json") throws {
-        guard let object = (try? JSONSerialization.jsonObject(with: jsonData)) as? [String: Any] else {
-            throw ConfigurationError.unreadable(file: file, reason: "not a JSON object")
-        }
-        try self.init(JSONFields(file: file, object: object))
+        try self.init(JSONFields(file: file, data: jsonData))
     }
 
     init(_ json: JSONFields) throws {

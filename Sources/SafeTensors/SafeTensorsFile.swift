@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Tensors
 
 /// One tensor's entry in a safetensors header.
@@ -45,22 +46,23 @@ public final class SafeTensorsFile: Sendable {
         }
         let dataStart = 8 + Int(headerLength)
         let dataSize = file.size - dataStart
-        let headerData = Data(bytes: base + 8, count: Int(headerLength))
-        let json: Any
+        // The header is read in place, with the JSON module's limits (a shallow document of tensor entries).
+        let json: JSONValue
         do {
-            json = try JSONSerialization.jsonObject(with: headerData)
+            json = try JSONParser.parse(UnsafeBufferPointer(start: (base + 8).assumingMemoryBound(to: UInt8.self), count: Int(headerLength)),
+                                        limits: JSONParser.Limits(maxDepth: 16))
         } catch {
             throw SafeTensorsError.malformedHeader(file: name, reason: "not valid JSON")
         }
-        guard let object = json as? [String: Any] else {
+        guard case .object(let object) = json else {
             throw SafeTensorsError.malformedHeader(file: name, reason: "top level is not a JSON object")
         }
         var tensors: [String: TensorInfo] = [:]
         var metadata: [String: String] = [:]
         for (key, value) in object {
             if key == "__metadata__" {
-                if let map = value as? [String: Any] {
-                    for (k, v) in map { metadata[k] = v as? String ?? "\(v)" }
+                if case .object(let map) = value {
+                    for (k, v) in map { metadata[k] = v.stringValue ?? v.compactText }
                 }
                 continue
             }
@@ -71,11 +73,11 @@ public final class SafeTensorsFile: Sendable {
         self.metadata = metadata
     }
 
-    private static func parseEntry(_ key: String, _ value: Any, file: String, dataStart: Int, dataSize: Int) throws -> TensorInfo {
-        guard let entry = value as? [String: Any] else {
+    private static func parseEntry(_ key: String, _ value: JSONValue, file: String, dataStart: Int, dataSize: Int) throws -> TensorInfo {
+        guard case .object(let entry) = value else {
             throw SafeTensorsError.malformedHeader(file: file, reason: "entry '\(key)' is not an object")
         }
-        guard let dtypeName = entry["dtype"] as? String else {
+        guard let dtypeName = entry["dtype"]?.stringValue else {
             throw SafeTensorsError.malformedHeader(file: file, reason: "entry '\(key)' has no dtype")
         }
         let dtype: DType
@@ -88,13 +90,13 @@ public final class SafeTensorsFile: Sendable {
         case "U8": dtype = .u8
         default: throw SafeTensorsError.unsupportedDType(file: file, tensor: key, dtype: dtypeName)
         }
-        guard let shapeValues = entry["shape"] as? [Any] else {
+        guard let shapeValues = entry["shape"]?.arrayValue else {
             throw SafeTensorsError.malformedHeader(file: file, reason: "entry '\(key)' has no shape")
         }
         var shape: [Int] = []
         var elements = 1
         for dimension in shapeValues {
-            guard let number = dimension as? NSNumber, let dim = Int(exactly: number.doubleValue), dim >= 0 else {
+            guard let dim = dimension.intValue, dim >= 0 else {
                 throw SafeTensorsError.malformedHeader(file: file, reason: "entry '\(key)' has a bad shape")
             }
             let (product, overflow) = elements.multipliedReportingOverflow(by: dim)
@@ -102,9 +104,8 @@ public final class SafeTensorsFile: Sendable {
             elements = product
             shape.append(dim)
         }
-        guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
-              let beginNumber = offsets[0] as? NSNumber, let endNumber = offsets[1] as? NSNumber,
-              let begin = Int(exactly: beginNumber.doubleValue), let end = Int(exactly: endNumber.doubleValue)
+        guard let offsets = entry["data_offsets"]?.arrayValue, offsets.count == 2,
+              let begin = offsets[0].intValue, let end = offsets[1].intValue
         else {
             throw SafeTensorsError.malformedHeader(file: file, reason: "entry '\(key)' has no valid data_offsets")
         }

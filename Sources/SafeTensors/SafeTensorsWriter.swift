@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Tensors
 
 /// Writes a safetensors file tensor by tensor, streaming: the data of each tensor is produced by a
@@ -20,7 +21,7 @@ public struct SafeTensorsWriter {
     }
 
     public static func write(_ entries: [Entry], metadata: [String: String] = ["format": "pt"], to url: URL) throws {
-        var header: [String: Any] = ["__metadata__": metadata]
+        var header = JSONObject(sorting: ["__metadata__": .object(JSONObject(sorting: metadata.mapValues { JSONValue($0) }))])
         var offset = 0
         for entry in entries {
             let name: String
@@ -33,10 +34,11 @@ public struct SafeTensorsWriter {
             case .u8: name = "U8"
             case .q8, .q4: preconditionFailure("safetensors has no block-quantized dtype")
             }
-            header[entry.name] = ["dtype": name, "shape": entry.shape, "data_offsets": [offset, offset + entry.byteCount]]
+            header[entry.name] = ["dtype": .string(name), "shape": .array(entry.shape.map { JSONValue($0) }),
+                                  "data_offsets": [JSONValue(offset), JSONValue(offset + entry.byteCount)]]
             offset += entry.byteCount
         }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var json = Data(JSONWriter(sortedKeys: true).string(.object(header)).utf8)
         while json.count % 8 != 0 { json.append(0x20) }  // pad with spaces so data starts 8-byte aligned
         FileManager.default.createFile(atPath: url.path, contents: nil)
         let handle = try FileHandle(forWritingTo: url)

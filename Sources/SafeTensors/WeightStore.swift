@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -53,13 +54,14 @@ public final class WeightStore: Sendable {
     /// Shard file names from an index, refusing names that would leave the model folder.
     static func shardNames(indexURL: URL) throws -> [String] {
         let name = indexURL.lastPathComponent
-        guard let object = try? JSONSerialization.jsonObject(with: Data(contentsOf: indexURL)) as? [String: Any] else {
+        guard let data = try? Data(contentsOf: indexURL), let object = try? JSONParser.parse(data, limits: .files),
+              case .object = object else {
             throw SafeTensorsError.malformedIndex(file: name, reason: "not a JSON object")
         }
-        guard let map = object["weight_map"] as? [String: String] else {
+        guard case .object(let map)? = object["weight_map"], map.values.allSatisfy({ $0.stringValue != nil }) else {
             throw SafeTensorsError.malformedIndex(file: name, reason: "missing 'weight_map' object of strings")
         }
-        let shards = Set(map.values)
+        let shards = Set(map.values.compactMap(\.stringValue))
         for shard in shards where shard.contains("/") || shard.hasPrefix(".") || shard.isEmpty {
             throw SafeTensorsError.malformedIndex(file: name, reason: "shard name '\(shard)' is not a plain file name")
         }

@@ -30,6 +30,14 @@ enum ServerError: Error, Equatable {
     case shuttingDown
     /// The client closed the connection before its answer was ready; its work was cancelled.
     case clientDisconnected
+    /// A request limit (content parts, stop strings, top_k, …): a 400 naming the field and the limit.
+    case limit(String, param: String?)
+    /// The body did not arrive within the client timeout; the connection was closed.
+    case bodyTimeout(seconds: Int)
+    /// More images than `--max-images` in one request.
+    case tooManyImages(limit: Int)
+    /// The request's images together announce more pixels than the server decodes for one request.
+    case requestPixelsExceeded(pixels: Int, limit: Int, param: String)
 }
 
 /// An error as OpenAI's API reports it: `{"error": {"message", "type", "param", "code"}}` with a status.
@@ -111,7 +119,15 @@ extension APIError {
                 self.init(status: .badRequest, message: error.description, param: "max_pixels")
             }
         case let error as SchemaError:
-            self.init(status: .badRequest, message: "unsupported JSON schema: \(error.description)", param: "response_format")
+            self.init(schema: error, param: "response_format")
+        case let error as AdmissionError:
+            switch error {
+            case .kvCacheFull:
+                self.init(status: .serviceUnavailable, message: error.description, type: "server_error", code: "kv_cache_full",
+                          headers: [.retryAfter: "\(retryAfter)"])
+            case .exceedsKVBudget:
+                self.init(status: .badRequest, message: error.description, param: "max_tokens", code: "context_length_exceeded")
+            }
         case let error as HTTPError:
             self.init(http: error)
         case is NIOTooManyBytesError:
@@ -121,14 +137,25 @@ extension APIError {
         }
     }
 
+    /// A schema constrained decoding cannot use: unsupported (a keyword outside the subset) or too complex (a work
+    /// limit, named in the message and by `code: schema_too_complex`).
+    init(schema error: SchemaError, param: String) {
+        if case .tooComplex = error {
+            self.init(status: .badRequest, message: error.description, param: param, code: "schema_too_complex")
+        } else {
+            self.init(status: .badRequest, message: "unsupported JSON schema: \(error.description)", param: param)
+        }
+    }
+
     init(http error: HTTPError) {
         switch error.status {
         case .notFound:
             self.init(status: .notFound, message: error.body ?? "no such route; see docs/api.md for the endpoints",
                       code: "not_found")
         case .contentTooLarge:
+            // The rest of such a body is not read: the connection closes after the answer (`CloseAfterResponseHandler`).
             self.init(status: .contentTooLarge, message: "the request body is too large; send smaller or fewer images",
-                      code: "request_too_large")
+                      code: "request_too_large", headers: [.connection: "close"])
         case .methodNotAllowed:
             self.init(status: .methodNotAllowed, message: error.body ?? "method not allowed on this route")
         default:
@@ -196,6 +223,18 @@ extension APIError {
         case .shuttingDown:
             self.init(status: .serviceUnavailable, message: "the server is shutting down; the answer was cut short",
                       type: "server_error", code: "server_shutting_down")
+        case let .limit(message, param):
+            self.init(status: .badRequest, message: message, param: param, code: "limit_exceeded")
+        case let .bodyTimeout(seconds):
+            self.init(status: .requestTimeout, message: "the request body did not arrive within \(seconds) s (--client-timeout)",
+                      code: "request_timeout", headers: [.connection: "close"])
+        case let .tooManyImages(limit):
+            self.init(status: .badRequest, message: "the request has more than \(limit) images, the most one request may bring (--max-images)",
+                      param: "messages", code: "too_many_images")
+        case let .requestPixelsExceeded(pixels, limit, param):
+            self.init(status: .contentTooLarge,
+                      message: "the request's images announce \(pixels) pixels together, more than the \(limit) one request may bring; send fewer or smaller images",
+                      param: param, code: "image_too_large")
         case .clientDisconnected:
             // nginx's status for a client that went away: the answer is for the log and the metrics (only a client that
             // closed just its sending side still reads it).

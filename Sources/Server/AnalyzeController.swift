@@ -1,6 +1,7 @@
 import Analysis
 import Engine
 import Foundation
+import JSON
 import Hummingbird
 import Imaging
 import Logging
@@ -29,20 +30,21 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
-        let object = try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy))
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
+        let limits = configuration.requestJSONLimits
+        let object = try await Offload.run { try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: limits) }
         for key in object.keys where !["task", "images", "text", "options"].contains(key) {
             throw ServerError.invalidRequest("unknown field '\(key)'; the body is {task, images, text, options}", param: key)
         }
-        let options: [String: JSON]
+        let options: JSONObject
         switch object["options"] {
         case nil, .null?: options = [:]
         case .object(let o)?: options = o
         default: throw ServerError.invalidRequest("'options' must be an object", param: "options")
         }
-        let spec = try TaskSpec.parse(task: object["task"], options: options, paramPrefix: "options.", fromQuery: false,
-                                      configuration: configuration)
+        let spec = try await Offload.run { [configuration] in
+            try TaskSpec.parse(task: object["task"], options: options, paramPrefix: "options.", fromQuery: false, configuration: configuration)
+        }
 
         let text: String?
         switch object["text"] {
@@ -87,10 +89,13 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         defer { if let imageFile { try? FileManager.default.removeItem(at: imageFile) } }
         if let url = imageURL {
             let bytes = try images.bytes(url, param: "images[0]")
-            do {
-                _ = try ImageDecoder.decode(bytes, maxPixels: images.maxPixels)
-            } catch let error as ImageError {
-                throw ServerError.image(error, param: "images[0]")
+            let maxPixels = images.maxPixels
+            try await Offload.run {
+                do {
+                    _ = try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+                } catch let error as ImageError {
+                    throw ServerError.image(error, param: "images[0]")
+                }
             }
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-analyze-\(UUID().uuidString).img")
             try bytes.write(to: file)
@@ -99,12 +104,15 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
         let calls = CallLog()
         let analyzer = ServerAnalyzer(engine: engine, log: calls, shielded: false)
-        let runner = TaskRunner(task: spec.task, analyzer: analyzer, options: spec.options, baseParameters: engine.defaultParameters)
+        // The image is the private copy made above, after ImageSource's checks: a path the server wrote itself.
+        var options = spec.options
+        options.trustInput = true
+        let runner = TaskRunner(task: spec.task, analyzer: analyzer, options: options, baseParameters: engine.defaultParameters)
         let record = PostRecord(id: "request", image: imageFile?.path, text: text, meta: nil)
         let outcome = await runner.run(record)
         let results = calls.results
 
-        var out: [String: JSON] = [:]
+        var out: JSONObject = [:]
         out["task"] = .string(spec.task.versionTag)
         out["model"] = .string(configuration.modelID)
         out["result"] = outcome.result ?? .null
@@ -138,7 +146,7 @@ struct TaskSpec: Sendable {
 
     /// `paramPrefix` is how the options are named in errors (`options.` for the JSON body, nothing for a query);
     /// `fromQuery`: values arrive as strings (`max_tokens=64`, `dense=true`, `schema={...}`).
-    static func parse(task taskValue: JSON?, options: [String: JSON], paramPrefix: String, fromQuery: Bool,
+    static func parse(task taskValue: JSONValue?, options: JSONObject, paramPrefix: String, fromQuery: Bool,
                       configuration: ServerConfiguration) throws -> TaskSpec {
         let names = TaskKind.allCases.map(\.rawValue).joined(separator: ", ")
         guard let taskValue, taskValue != .null else {
@@ -169,7 +177,8 @@ struct TaskSpec: Sendable {
         }
         switch options["max_tokens"] {
         case nil, .null?: break
-        case .number(let d)?:
+        case .number(let n)?:
+            let d = n.double
             guard d.rounded() == d, d >= 1, d <= 1_000_000 else { throw fail("max_tokens", "must be an integer, at least 1") }
             run.maxTokens = Int(d)
         case .string(let s)? where fromQuery:
@@ -197,9 +206,9 @@ struct TaskSpec: Sendable {
         case .string(let s)?: instruction = s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : s
         default: throw fail("instruction", "must be a string")
         }
-        var schema: JSON? = options["schema"].flatMap { $0 == .null ? nil : $0 }
+        var schema: JSONValue? = options["schema"].flatMap { $0 == .null ? nil : $0 }
         if fromQuery, let text = schema?.stringValue {
-            do { schema = try JSON.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
+            do { schema = try JSONValue.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
         }
 
         let task: AnalysisTask
@@ -234,12 +243,33 @@ final class CallLog: Sendable {
 
 /// The task runner's model call over the server's engine. `shielded`: the call runs in its own task, so cancelling
 /// the caller (a batch being cancelled) lets the item in flight finish and stops before the next one.
+///
+/// With a `gate` (batch jobs), each call first waits for a place among the `--max-queue` requests in flight, and a
+/// call the engine turns away because the KV budget is in use waits and tries again: batch items share the chat
+/// API's admission limits, but wait for room where a chat request would be answered 429 or 503.
 struct ServerAnalyzer: PostAnalyzer {
     let engine: any ChatEngine
     let log: CallLog?
     let shielded: Bool
+    var gate: AdmissionGate? = nil
 
     func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        guard let gate else { return try await analyzeNow(request) }
+        while true {
+            if let ticket = gate.enter() {
+                do {
+                    let response = try await analyzeNow(request)
+                    withExtendedLifetime(ticket) {}
+                    return response
+                } catch AdmissionError.kvCacheFull {
+                    // Let the requests holding the budget finish; the ticket is released meanwhile.
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func analyzeNow(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
                                                     parameters: request.parameters, maxPixels: request.maxPixels)
         let engine = self.engine
@@ -258,27 +288,23 @@ struct ServerAnalyzer: PostAnalyzer {
 }
 
 /// The body as a JSON object, with the chat API's errors for bodies that are not UTF-8 or not JSON.
-func parseJSONObjectBody(_ data: Data) throws -> [String: JSON] {
-    guard String(validating: data, as: UTF8.self) != nil else { throw ServerError.bodyNotUTF8 }
-    let value: JSON
-    do { value = try JSON.parse(data) } catch {
-        throw ServerError.invalidRequest("the body is not valid JSON: \(error)", param: nil)
-    }
+func parseJSONObjectBody(_ data: Data, limits: JSONParser.Limits) throws -> JSONObject {
+    let value = try RequestJSON.parse(data, limits: limits, what: "the body")
     guard case .object(let object) = value else { throw ServerError.invalidRequest("the body must be a JSON object", param: nil) }
     return object
 }
 
-func usageJSON(_ usage: Usage) -> JSON {
+func usageJSON(_ usage: Usage) -> JSONValue {
     [
-        "prompt_tokens": .number(Double(usage.promptTokens)), "completion_tokens": .number(Double(usage.completionTokens)),
-        "total_tokens": .number(Double(usage.totalTokens)), "image_tokens": .number(Double(usage.imageTokens)),
-        "cached_tokens": .number(Double(usage.cachedPromptTokens)),
+        "prompt_tokens": JSONValue(Double(usage.promptTokens)), "completion_tokens": JSONValue(Double(usage.completionTokens)),
+        "total_tokens": JSONValue(Double(usage.totalTokens)), "image_tokens": JSONValue(Double(usage.imageTokens)),
+        "cached_tokens": JSONValue(Double(usage.cachedPromptTokens)),
     ]
 }
 
 /// Milliseconds per phase summed over the item's engine calls; `ttft_ms` is the first call's.
-func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSON {
-    func ms(_ v: Double) -> JSON { .number((v * 10).rounded() / 10) }
+func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSONValue {
+    func ms(_ v: Double) -> JSONValue { JSONValue((v * 10).rounded() / 10) }
     var t = Timings()
     for r in results {
         t.preprocessMs += r.timings.preprocessMs
@@ -292,10 +318,10 @@ func timingsJSON(_ results: [GenerationResult], totalSeconds: Double) -> JSON {
         "total_ms": ms(totalSeconds * 1000), "preprocess_ms": ms(t.preprocessMs), "vision_ms": ms(t.visionMs),
         "prefill_ms": ms(t.prefillMs), "decode_ms": ms(t.decodeMs), "grammar_ms": ms(t.grammarMs),
         "ttft_ms": ms(results.first?.timings.timeToFirstTokenMs ?? 0),
-        "decode_tokens_per_s": ms(t.decodeTokensPerSecond), "model_calls": .number(Double(results.count)),
+        "decode_tokens_per_s": ms(t.decodeTokensPerSecond), "model_calls": JSONValue(Double(results.count)),
     ]
 }
 
-func jsonResponse(_ value: JSON, status: HTTPResponse.Status = .ok) -> Response {
-    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.serialized)))
+func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: value.sortedText)))
 }

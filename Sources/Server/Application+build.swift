@@ -3,6 +3,7 @@ import Hummingbird
 import Store
 import WebUI
 import Logging
+import NIOCore
 
 /// Builds the HTTP application around a loaded engine. `postlens serve` and the tests both call this.
 public func buildApplication(configuration: ServerConfiguration, engine: some ChatEngine,
@@ -27,7 +28,8 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
                              connections: connections)
     return Application(
         router: router,
-        server: .http1(configuration: .init(additionalChannelHandlers: [connections.makeHandler()])),
+        server: .http1(configuration: .init(additionalChannelHandlers: [connections.makeHandler(), CloseAfterResponseHandler()],
+                                            idleTimeout: TimeAmount(configuration.clientTimeout))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "postlens"),
         logger: logger
     )
@@ -43,6 +45,10 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     let router = Router(context: ServerContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
+    router.add(middleware: BrowserGuardMiddleware(policy: BrowserPolicy(configuration: configuration)))
+    router.add(middleware: BodyLimitMiddleware { [maxBody = configuration.maxBodyBytes, maxWeb = configuration.maxWebBodyBytes] path in
+        path.hasPrefix("/api/") ? maxWeb : maxBody
+    })
     router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
     let gate = AdmissionGate(limit: configuration.maxQueue)
     HealthController<ServerContext>(host: host, gate: gate).register(on: router)
@@ -54,7 +60,7 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
     router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images,
                                        connections: connections).routes, atPath: "/v1")
-    router.addRoutes(BatchController(host: host, configuration: configuration, images: images).routes, atPath: "/v1")
-    if let store { addWebRoutes(to: router, store: store) }
+    router.addRoutes(BatchController(host: host, configuration: configuration, images: images, gate: gate).routes, atPath: "/v1")
+    if let store { addWebRoutes(to: router, store: store, options: WebUIOptions(maxBodyBytes: configuration.maxWebBodyBytes)) }
     return router
 }

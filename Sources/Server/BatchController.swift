@@ -1,5 +1,6 @@
 import Analysis
 import Foundation
+import JSON
 import Hummingbird
 import Synchronization
 
@@ -16,11 +17,15 @@ struct BatchController<Context: RequestContext>: Sendable {
     let configuration: ServerConfiguration
     let images: ImageSource
     let registry: BatchRegistry
+    /// The chat API's admission gate: batch items wait for a place in it.
+    let gate: AdmissionGate
 
-    init(host: ModelHost, configuration: ServerConfiguration, images: ImageSource, registry: BatchRegistry = BatchRegistry()) {
+    init(host: ModelHost, configuration: ServerConfiguration, images: ImageSource, gate: AdmissionGate,
+         registry: BatchRegistry = BatchRegistry()) {
         self.host = host
         self.configuration = configuration
         self.images = images
+        self.gate = gate
         self.registry = registry
     }
 
@@ -38,16 +43,19 @@ struct BatchController<Context: RequestContext>: Sendable {
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
         let query = request.uri.queryParameters
-        var options: [String: JSON] = [:]
+        var options: JSONObject = [:]
         for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
         let spec = try TaskSpec.parse(task: query.get("task").map { .string($0) }, options: options, paramPrefix: "",
                                       fromQuery: true, configuration: configuration)
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let data = Data(buffer: body, byteTransferStrategy: .noCopy)
         guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
         try Self.checkJSONLines(text)
         var items = RecordReader.readJSONL(text)
+        guard items.count <= configuration.maxBatchRecords else {
+            throw ServerError.limit("the body has \(items.count) records, more than the \(configuration.maxBatchRecords) one batch may have",
+                                    param: "body")
+        }
         guard !items.isEmpty else {
             throw APIError(status: .badRequest, message: "the body has no records; send one JSON object per line ({id, image, text, meta})",
                            param: "body", code: "invalid_jsonl")
@@ -72,8 +80,11 @@ struct BatchController<Context: RequestContext>: Sendable {
                 }
             }
             let store = try JobStore(path: directory.appendingPathComponent("state.sqlite").path)
-            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true),
-                                    options: spec.options, baseParameters: engine.defaultParameters)
+            // The records' images are the copies made above, checked by ImageSource: paths the server wrote itself.
+            var options = spec.options
+            options.trustInput = true
+            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate),
+                                    options: options, baseParameters: engine.defaultParameters)
             let job = BatchJob(id: id, task: spec.task, total: items.count, directory: directory,
                                pipeline: BatchPipeline(runner: runner, store: store))
             try registry.add(job)
@@ -99,7 +110,7 @@ struct BatchController<Context: RequestContext>: Sendable {
             let text = lines.map { $0 + "\n" }.joined()
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         case "csv":
-            let csv = ResultCSV.render(lines.compactMap { try? JSON.parse($0) }, task: job.task.kind)
+            let csv = ResultCSV.render(lines.compactMap { try? JSONValue.parse($0) }, task: job.task.kind)
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
                                                    .contentDisposition: "attachment; filename=\"\(job.id).csv\""],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
@@ -134,7 +145,7 @@ struct BatchController<Context: RequestContext>: Sendable {
             if line.isEmpty { continue }
             let problem: String
             do {
-                guard case .object = try JSON.parse(line) else {
+                guard case .object = try JSONValue.parse(line) else {
                     throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not a JSON object; send one {id, image, text, meta} object per line",
                                    param: "line \(index + 1)", code: "invalid_jsonl")
                 }
@@ -157,8 +168,47 @@ final class BatchRegistry: Sendable {
     let root: URL
     private let jobs = Mutex<[BatchJob]>([])
 
-    init(root: URL = FileManager.default.temporaryDirectory.appendingPathComponent("postlens-batches-\(UUID().uuidString.prefix(8))")) {
-        self.root = root
+    /// `root` defaults to a folder of this process under the system temporary directory. Folders that earlier server
+    /// processes left behind (their process is gone: a crash, a kill) are removed here, and this one when the registry
+    /// goes away at shutdown, so batch images and job databases do not pile up in /tmp.
+    init(root: URL? = nil) {
+        let temporary = FileManager.default.temporaryDirectory
+        self.root = root ?? temporary.appendingPathComponent("\(Self.prefix)\(getpid())-\(UUID().uuidString.prefix(8))")
+        if root == nil {
+            Self.removeAbandoned(in: temporary)
+            Self.removeAtExit(self.root)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    /// Folders removed when the process exits normally (the registry itself may still be referenced then).
+    private static let exitList = Mutex<[URL]>([])
+
+    private static func removeAtExit(_ folder: URL) {
+        let first = exitList.withLock { list -> Bool in
+            list.append(folder)
+            return list.count == 1
+        }
+        if first {
+            atexit {
+                for folder in BatchRegistry.exitList.withLock({ $0 }) { try? FileManager.default.removeItem(at: folder) }
+            }
+        }
+    }
+
+    static let prefix = "postlens-batches-"
+
+    /// Removes `postlens-batches-PID-…` folders whose process no longer runs.
+    static func removeAbandoned(in directory: URL) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            let parts = name.dropFirst(prefix.count).split(separator: "-")
+            guard let pid = parts.first.flatMap({ Int32($0) }), pid != getpid() else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
+            }
+        }
     }
 
     func job(_ id: String) -> BatchJob? { jobs.withLock { list in list.first { $0.id == id } } }
@@ -190,7 +240,7 @@ final class BatchJob: BatchProgressReporter, Sendable {
         var status = Status.running
         var done = 0
         var failed = 0
-        var summary: JSON?
+        var summary: JSONValue?
         var error: String?
         var finishedAt: Date?
     }
@@ -239,7 +289,7 @@ final class BatchJob: BatchProgressReporter, Sendable {
         if wasRunning { worker.withLock { $0?.cancel() } }
     }
 
-    private func finish(_ status: Status, summary: JSON?, error: String?) {
+    private func finish(_ status: Status, summary: JSONValue?, error: String?) {
         state.withLock { s in
             if s.status == .running { s.status = status }  // a cancel that came first stays a cancel
             s.summary = summary
@@ -252,14 +302,14 @@ final class BatchJob: BatchProgressReporter, Sendable {
         }
     }
 
-    var json: JSON {
+    var json: JSONValue {
         let s = state.withLock { $0 }
-        var o: [String: JSON] = [
+        var o: JSONObject = [
             "id": .string(id), "object": "batch", "task": .string(task.versionTag), "status": .string(s.status.rawValue),
-            "total": .number(Double(total)), "done": .number(Double(s.done)), "failed": .number(Double(s.failed)),
-            "created_at": .number(createdAt.timeIntervalSince1970.rounded(.down)),
+            "total": JSONValue(Double(total)), "done": JSONValue(Double(s.done)), "failed": JSONValue(Double(s.failed)),
+            "created_at": JSONValue(createdAt.timeIntervalSince1970.rounded(.down)),
         ]
-        if let finishedAt = s.finishedAt { o["finished_at"] = .number(finishedAt.timeIntervalSince1970.rounded(.down)) }
+        if let finishedAt = s.finishedAt { o["finished_at"] = JSONValue(finishedAt.timeIntervalSince1970.rounded(.down)) }
         if let summary = s.summary { o["summary"] = summary }
         if let error = s.error { o["error"] = .string(error) }
         return .object(o)

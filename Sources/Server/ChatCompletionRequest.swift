@@ -1,8 +1,10 @@
 import Foundation
+import JSON
 
-/// `POST /v1/chat/completions` as OpenAI's SDKs send it. Unknown fields are ignored; a field of the wrong
-/// type fails decoding, and `decodeRequest` names its path. `max_pixels` / `min_pixels` are PostLens extensions.
-struct ChatCompletionRequest: Decodable, Sendable {
+/// `POST /v1/chat/completions` as OpenAI's SDKs send it, read from the body parsed once (`RequestBody.parse`).
+/// Unknown fields are ignored; a field of the wrong type is a 400 whose `param` is its path
+/// (`messages[1].content[0].image_url.url`). `max_pixels` / `min_pixels` are PostLens extensions.
+struct ChatCompletionRequest: Sendable {
     var model: String?
     var messages: [Message]
     var maxTokens: Int?
@@ -15,170 +17,145 @@ struct ChatCompletionRequest: Decodable, Sendable {
     var frequencyPenalty: Double?
     var repetitionPenalty: Double?
     var seed: Int64?
-    var stop: StopList?
+    var stop: [String]?
     var n: Int?
     var stream: Bool?
-    var streamOptions: StreamOptions?
+    var includeUsage: Bool?
     var logprobs: Bool?
     var topLogprobs: Int?
     var user: String?
     var maxPixels: Int?
     var minPixels: Int?
 
-    enum CodingKeys: String, CodingKey {
-        case model, messages, temperature, seed, stop, n, stream, logprobs, user
-        case maxTokens = "max_tokens", maxCompletionTokens = "max_completion_tokens"
-        case topP = "top_p", topK = "top_k", minP = "min_p"
-        case presencePenalty = "presence_penalty", frequencyPenalty = "frequency_penalty"
-        case repetitionPenalty = "repetition_penalty", streamOptions = "stream_options", topLogprobs = "top_logprobs"
-        case maxPixels = "max_pixels", minPixels = "min_pixels"
-    }
-
-    struct StreamOptions: Decodable, Sendable {
-        var includeUsage: Bool?
-        enum CodingKeys: String, CodingKey { case includeUsage = "include_usage" }
-    }
-
-    /// `stop`: one string or an array of strings.
-    struct StopList: Decodable, Sendable {
-        var values: [String]
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let one = try? container.decode(String.self) {
-                values = [one]
-            } else if let many = try? container.decode([String].self) {
-                values = many
-            } else {
-                throw DecodingError.typeMismatch([String].self, .init(
-                    codingPath: decoder.codingPath, debugDescription: "expected a string or an array of strings"))
-            }
-        }
-    }
-
-    struct Message: Decodable, Sendable {
+    struct Message: Sendable {
         var role: Role
+        /// nil when absent or null (allowed for assistant messages only; `prepareMessages` checks).
         var content: Content?
         var name: String?
     }
 
     /// OpenAI roles; `developer` is the newer name of `system`.
-    enum Role: String, Decodable, Sendable {
+    enum Role: String, Sendable {
         case system, developer, user, assistant, tool
     }
 
     /// Message content: a string, or an array of text and image parts.
-    enum Content: Decodable, Sendable {
+    enum Content: Sendable {
         case text(String)
         case parts([Part])
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let text = try? container.decode(String.self) {
-                self = .text(text)
-                return
-            }
-            do {
-                self = .parts(try container.decode([Part].self))
-            } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count == decoder.codingPath.count {
-                throw DecodingError.typeMismatch([Part].self, .init(
-                    codingPath: decoder.codingPath, debugDescription: "expected a string or an array of content parts"))
-            }
-        }
     }
 
     /// `{"type": "text", "text": ...}` or `{"type": "image_url", "image_url": {"url": ..., "detail": ...}}`.
-    struct Part: Decodable, Sendable {
+    struct Part: Sendable {
         var type: String
         var text: String?
         var imageURL: ImageURL?
-        enum CodingKeys: String, CodingKey {
-            case type, text
-            case imageURL = "image_url"
-        }
     }
 
-    struct ImageURL: Decodable, Sendable {
+    struct ImageURL: Sendable {
         var url: String
         var detail: Detail?
-
-        init(from decoder: any Decoder) throws {
-            // Some clients send `"image_url": "data:..."` (the older shape); accept it.
-            if let container = try? decoder.singleValueContainer(), let url = try? container.decode(String.self) {
-                self.url = url
-                detail = nil
-                return
-            }
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            url = try container.decode(String.self, forKey: .url)
-            detail = try container.decodeIfPresent(Detail.self, forKey: .detail)
-        }
-        enum CodingKeys: String, CodingKey { case url, detail }
     }
 
-    enum Detail: String, Decodable, Sendable {
+    enum Detail: String, Sendable {
         case low, high, auto
+    }
+
+    /// Reads the request from the parsed body. Throws `JSONReadError` naming the field.
+    init(_ body: JSONReader) throws(JSONReadError) {
+        guard case .object = body.value else { throw body.mismatch("a JSON object with 'messages'") }
+        model = try body.optionalString("model")
+        let list = try body.required("messages")
+        guard case .array = list.value else { throw list.mismatch("an array of messages") }
+        messages = []
+        for message in try list.array() { messages.append(try Message(message)) }
+        maxTokens = try body.optionalInt("max_tokens")
+        maxCompletionTokens = try body.optionalInt("max_completion_tokens")
+        temperature = try body.optionalDouble("temperature")
+        topP = try body.optionalDouble("top_p")
+        topK = try body.optionalInt("top_k")
+        minP = try body.optionalDouble("min_p")
+        presencePenalty = try body.optionalDouble("presence_penalty")
+        frequencyPenalty = try body.optionalDouble("frequency_penalty")
+        repetitionPenalty = try body.optionalDouble("repetition_penalty")
+        if let node = try body.optional("seed") {
+            guard case .number(let n) = node.value, let value = Int64(n.text) else { throw node.mismatch("a 64-bit integer") }
+            seed = value
+        }
+        if let node = try body.optional("stop") {
+            switch node.value {
+            case .string(let one): stop = [one]
+            case .array:
+                var values: [String] = []
+                for element in try node.array() {
+                    guard case .string(let s) = element.value else { throw node.mismatch("a string or an array of strings") }
+                    values.append(s)
+                }
+                stop = values
+            default: throw node.mismatch("a string or an array of strings")
+            }
+        }
+        n = try body.optionalInt("n")
+        stream = try body.optionalBool("stream")
+        includeUsage = try body.optional("stream_options")?.optionalBool("include_usage")
+        logprobs = try body.optionalBool("logprobs")
+        topLogprobs = try body.optionalInt("top_logprobs")
+        user = try body.optionalString("user")
+        maxPixels = try body.optionalInt("max_pixels")
+        minPixels = try body.optionalInt("min_pixels")
     }
 }
 
-/// Decodes a request body, turning every decoding failure into a 400 that names the field.
-func decodeRequest<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-    guard String(validating: data, as: UTF8.self) != nil else { throw ServerError.bodyNotUTF8 }
-    do {
-        return try JSONDecoder().decode(type, from: data)
-    } catch let error as DecodingError {
-        throw ServerError(decoding: error)
+extension ChatCompletionRequest.Message {
+    init(_ node: JSONReader) throws(JSONReadError) {
+        guard case .object = node.value else { throw node.mismatch("a message object with 'role' and 'content'") }
+        let roleNode = try node.required("role")
+        let roleName = try roleNode.string()
+        guard let role = ChatCompletionRequest.Role(rawValue: roleName) else {
+            throw roleNode.invalid("unknown role '\(roleName)'; use system, developer, user, assistant or tool")
+        }
+        self.role = role
+        name = try node.optionalString("name")
+        guard let contentNode = try node.optional("content") else { content = nil; return }
+        switch contentNode.value {
+        case .string(let text):
+            content = .text(text)
+        case .array:
+            var parts: [ChatCompletionRequest.Part] = []
+            for part in try contentNode.array() { parts.append(try ChatCompletionRequest.Part(part)) }
+            content = .parts(parts)
+        default:
+            throw contentNode.mismatch("a string or an array of content parts")
+        }
+    }
+}
+
+extension ChatCompletionRequest.Part {
+    init(_ node: JSONReader) throws(JSONReadError) {
+        guard case .object = node.value else { throw node.mismatch("a content part object with 'type'") }
+        type = try node.required("type").string()
+        text = try node.optionalString("text")
+        imageURL = nil
+        guard let image = try node.optional("image_url") else { return }
+        // Some clients send `"image_url": "data:..."` (the older shape); accept it.
+        if case .string(let url) = image.value {
+            imageURL = .init(url: url, detail: nil)
+            return
+        }
+        let url = try image.required("url").string()
+        var detail: ChatCompletionRequest.Detail?
+        if let node = try image.optional("detail") {
+            let name = try node.string()
+            guard let value = ChatCompletionRequest.Detail(rawValue: name) else { throw node.invalid("must be \"low\", \"high\" or \"auto\"") }
+            detail = value
+        }
+        imageURL = .init(url: url, detail: detail)
     }
 }
 
 extension ServerError {
-    init(decoding error: DecodingError) {
-        switch error {
-        case let .typeMismatch(type, context):
-            let path = fieldPath(context.codingPath)
-            let expected = context.debugDescription.hasPrefix("expected") ? context.debugDescription : "expected \(typeName(type))"
-            self = .invalidRequest("invalid type for '\(path)': \(expected)", param: path)
-        case let .valueNotFound(type, context):
-            let path = fieldPath(context.codingPath)
-            self = .invalidRequest("'\(path)' must not be null: expected \(typeName(type))", param: path)
-        case let .keyNotFound(key, context):
-            let path = fieldPath(context.codingPath + [key])
-            self = .invalidRequest("missing required field '\(path)'", param: path)
-        case let .dataCorrupted(context):
-            if context.codingPath.isEmpty {
-                self = .invalidRequest("the request body is not valid JSON; send a JSON object with 'messages'", param: nil)
-            } else {
-                let path = fieldPath(context.codingPath)
-                self = .invalidRequest("invalid value for '\(path)': \(context.debugDescription)", param: path)
-            }
-        @unknown default:
-            self = .invalidRequest("invalid request body", param: nil)
-        }
-    }
-}
-
-/// `messages[0].content[1].image_url.url` from a coding path.
-func fieldPath(_ path: [any CodingKey]) -> String {
-    var out = ""
-    for key in path {
-        if let index = key.intValue {
-            out += "[\(index)]"
-        } else {
-            out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
-        }
-    }
-    return out.isEmpty ? "(body)" : out
-}
-
-private func typeName(_ type: Any.Type) -> String {
-    switch type {
-    case is String.Type: return "a string"
-    case is Bool.Type: return "a boolean"
-    case is Int.Type, is Int64.Type: return "an integer"
-    case is Double.Type: return "a number"
-    default:
-        let name = "\(type)"
-        if name.hasPrefix("Array") { return "an array" }
-        if name.hasPrefix("Dictionary") { return "an object" }
-        return "an object"
+    /// A field that is missing or has the wrong type: a 400 whose `param` is its path.
+    init(_ error: JSONReadError) {
+        self = .invalidRequest(error.description, param: error.path.isEmpty ? nil : error.path)
     }
 }

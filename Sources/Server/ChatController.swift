@@ -2,7 +2,9 @@ import Engine
 import Foundation
 import Hummingbird
 import Imaging
+import JSON
 import Logging
+import NIOCore
 import Qwen3VL
 
 /// `POST /v1/chat/completions`: OpenAI's chat API, streaming (SSE) or not, over the one engine.
@@ -24,25 +26,34 @@ struct ChatController<Context: ConnectionContext>: Sendable {
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
         let engine = try host.readyEngine()
-        var request = request
-        let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
-        let chat = try decodeRequest(ChatCompletionRequest.self, from: bodyData)
-        var parameters = try generationParameters(chat, defaults: engine.defaultParameters)
-        parameters.responseFormat = try ResponseFormatRequest.parse(body: bodyData)
+        let defaults = engine.defaultParameters
+        let (chat, parameters) = try await Offload.run { [self] in
+            // Parsed once; the request and its response_format are read from the same value.
+            let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
+            let chat: ChatCompletionRequest
+            do { chat = try ChatCompletionRequest(root) } catch let error as JSONReadError { throw ServerError(error) }
+            var parameters = try generationParameters(chat, defaults: defaults)
+            parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
+            return (chat, parameters)
+        }
         guard let ticket = gate.enter() else { throw ServerError.queueFull(limit: gate.limit) }
         // A client that goes away from here on cancels the work: a non-streaming answer's generation at the engine's
         // next step, a stream's up to its first token (after that, its body writer notices the failed write).
         let logger = context.logger
+        // Only a live connection gets a write watchdog (router tests have a stand-in channel).
+        let channel: (any Channel)? = context.channel.isActive ? context.channel : nil
         return try await connections.cancellingOnDisconnect(of: context) { [self, parameters] in
-            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, logger: logger)
+            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, channel: channel, logger: logger)
         }
     }
 
     private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine,
-                         ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+                         ticket: AdmissionGate.Ticket, channel: (any Channel)?, logger: Logger) async throws -> Response {
         let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
-        let prepared = try prepareMessages(chat, preprocessor: engine.preprocessor, fetched: fetched)
+        let preprocessor = engine.preprocessor
+        let prepared = try await Offload.run { [self] in try prepareMessages(chat, preprocessor: preprocessor, fetched: fetched) }
         let engineRequest = InferenceEngine.Request(messages: prepared.messages, images: prepared.images, parameters: parameters,
                                                     minPixels: prepared.budget?.minPixels, maxPixels: prepared.budget?.maxPixels)
         var logger = logger
@@ -53,8 +64,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                                 created: Int(Date().timeIntervalSince1970), model: configuration.modelID)
         let stream = engine.generate(engineRequest)
         if chat.stream == true {
-            return try await streamingResponse(stream, meta: meta, includeUsage: chat.streamOptions?.includeUsage == true,
-                                               wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
+            return try await streamingResponse(stream, meta: meta, includeUsage: chat.includeUsage == true,
+                                               wantsLogprobs: parameters.logprobs, ticket: ticket, channel: channel, logger: logger)
         }
         return try await completeResponse(stream, meta: meta, wantsLogprobs: parameters.logprobs, ticket: ticket, logger: logger)
     }
@@ -90,8 +101,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
     /// Server-sent events. The first engine event is awaited before the 200 goes out, so a prompt the engine
     /// refuses (too long, bad image) still gets its proper status. A write that fails (the client went away)
     /// ends the loop, which drops the engine stream and cancels the generation before its next step.
+    /// A client that stops reading (its writes not taken within `--client-timeout`) has its connection closed, which
+    /// ends the stream the same way, so it cannot hold its queue slot and KV reservation indefinitely.
     private func streamingResponse(_ stream: AsyncThrowingStream<GenerationEvent, Error>, meta: ResponseMeta, includeUsage: Bool,
-                                   wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, logger: Logger) async throws -> Response {
+                                   wantsLogprobs: Bool, ticket: AdmissionGate.Ticket, channel: (any Channel)?,
+                                   logger: Logger) async throws -> Response {
+        let timeout = configuration.clientTimeout
         let events = EventSource(drain.drainable(stream))
         let first = try await events.next()
         // No event at all: cancelled before the first token (by the client going away, see `create`).
@@ -103,7 +118,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                 var buffer = ByteBuffer(string: "data: ")
                 buffer.writeBytes(try encoder.encode(chunk))
                 buffer.writeString("\n\n")
-                try await writer.write(buffer)
+                try await writeWithin(timeout, on: channel) { try await writer.write(buffer) }
             }
             func chunk(_ delta: ChatCompletionChunk.Delta, logprobs: [TokenLogprob]? = nil, finish: String? = nil) -> ChatCompletionChunk {
                 ChatCompletionChunk(id: meta.id, created: meta.created, model: meta.model,
@@ -171,6 +186,17 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         if let model = chat.model, !model.isEmpty, model != configuration.modelID { throw ServerError.unknownModel(model) }
         if let n = chat.n, n != 1 { throw ServerError.unsupportedN(n) }
         guard !chat.messages.isEmpty else { throw ServerError.invalidRequest("'messages' must not be empty", param: "messages") }
+        // Bounded before anything is decoded, fetched or rendered.
+        let parts = chat.messages.reduce(0) { sum, message in
+            if case .parts(let list)? = message.content { return sum + max(1, list.count) }
+            return sum + 1
+        }
+        guard parts <= configuration.maxContentParts else {
+            throw ServerError.limit("the messages hold \(parts) content parts, more than the \(configuration.maxContentParts) one request may have",
+                                    param: "messages")
+        }
+        let imageCount = Self.imageURLs(chat).count
+        guard imageCount <= configuration.maxImagesPerRequest else { throw ServerError.tooManyImages(limit: configuration.maxImagesPerRequest) }
         func check(_ ok: Bool, _ param: String, _ rule: String) throws {
             if !ok { throw ServerError.invalidRequest("'\(param)' must be \(rule)", param: param) }
         }
@@ -191,6 +217,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         }
         if let v = chat.topK {
             try check(v >= -1, "top_k", "-1 or 0 (off), or a positive count")
+            guard v <= configuration.maxTopK else {
+                throw ServerError.limit("'top_k' must be at most \(configuration.maxTopK) (-1 or 0 turn it off)", param: "top_k")
+            }
             p.sampling.topK = max(0, v)
         }
         if let v = chat.minP {
@@ -210,8 +239,13 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             p.sampling.repetitionPenalty = v
         }
         if let seed = chat.seed { p.sampling.seed = UInt64(bitPattern: seed) }
-        if let stop = chat.stop?.values {
-            try check(stop.count <= 16, "stop", "at most 16 strings")
+        if let stop = chat.stop {
+            guard stop.count <= configuration.maxStopStrings else {
+                throw ServerError.limit("'stop' may hold at most \(configuration.maxStopStrings) strings", param: "stop")
+            }
+            guard stop.allSatisfy({ $0.utf8.count <= configuration.maxStopStringBytes }) else {
+                throw ServerError.limit("each 'stop' string may be at most \(configuration.maxStopStringBytes) bytes long", param: "stop")
+            }
             try check(!stop.contains(""), "stop", "non-empty strings")
             p.stop = stop
         }
@@ -229,16 +263,13 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         return p
     }
 
-    struct PreparedMessages {
+    struct PreparedMessages: Sendable {
         var messages: [ChatMessage] = []
         var images: [RGBImage] = []
         /// The request-wide budget handed to the engine; nil when there are no images.
         var budget: ImageBudget?
     }
 
-    /// OpenAI messages → template messages + decoded images in order. Images whose `detail` asks for less than the
-    /// request-wide budget are resized here to exactly what the processor would make of them under their own budget,
-    /// so the processor leaves them unchanged (smart_resize of a 32-aligned size within budget is the identity).
     /// Every image URL of a request with its parameter path, in order.
     static func imageURLs(_ chat: ChatCompletionRequest) -> [(url: String, param: String)] {
         var urls: [(url: String, param: String)] = []
@@ -251,10 +282,17 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         return urls
     }
 
+    /// OpenAI messages → template messages + decoded images in order. Every image's header is checked (against the
+    /// per-image and per-request limits) before any image is decoded; then each is decoded straight to its own budget (`detail`, `max_pixels`), one after another, so the request holds its
+    /// images at their budget size only; the processor then leaves them unchanged (smart_resize of a 32-aligned size
+    /// within budget is the identity) under the widest budget, which goes to the engine.
     func prepareMessages(_ chat: ChatCompletionRequest, preprocessor: PreprocessorConfiguration,
                          fetched: [String: Data] = [:]) throws -> PreparedMessages {
         var out = PreparedMessages()
         var budgets: [ImageBudget] = []
+        var inspected: [ImageSource.Inspected] = []
+        var allowance = ImageAllowance(maxImages: configuration.maxImagesPerRequest, maxPixels: configuration.maxRequestPixels)
+        let factor = preprocessor.patchSize * preprocessor.mergeSize
         for (m, message) in chat.messages.enumerated() {
             let role: ChatRole
             switch message.role {
@@ -287,10 +325,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                         guard role == .user else {
                             throw ServerError.invalidRequest("'\(param)': images are only accepted in user messages", param: param)
                         }
-                        out.images.append(try images.load(image.url, param: "\(param).image_url.url", fetched: fetched))
-                        budgets.append(ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
-                                                           requestMinPixels: chat.minPixels, preprocessor: preprocessor,
-                                                           configuration: configuration))
+                        let budget = ImageBudget.resolve(detail: image.detail, requestMaxPixels: chat.maxPixels,
+                                                         requestMinPixels: chat.minPixels, preprocessor: preprocessor,
+                                                         configuration: configuration)
+                        inspected.append(try images.inspect(image.url, param: "\(param).image_url.url", fetched: fetched,
+                                                            allowance: &allowance))
+                        budgets.append(budget)
                         parts.append(.image)
                     default:
                         throw ServerError.invalidRequest(
@@ -300,15 +340,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             }
             out.messages.append(ChatMessage(role: role, content: parts))
         }
-        guard let widest = budgets.max(by: { $0.maxPixels < $1.maxPixels }) else { return out }
-        out.budget = widest
-        for (index, budget) in budgets.enumerated() where budget != widest {
-            let image = out.images[index]
-            let (height, width) = try smartResize(height: image.height, width: image.width,
-                                                  factor: preprocessor.patchSize * preprocessor.mergeSize,
-                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
-            out.images[index] = resizeBicubicAntialiased(image, width: width, height: height)
-        }
+        // Every header is in and within the limits: now decode, one image at a time.
+        for (image, budget) in zip(inspected, budgets) { out.images.append(try images.decode(image, budget: budget, factor: factor)) }
+        out.budget = budgets.max(by: { $0.maxPixels < $1.maxPixels })
         return out
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Qwen3VL
+import RemoteImages
 
 /// Turns an `image_url` into decoded pixels: inline `data:` URLs always, local files only under the
 /// directory allowed by `--allow-image-dir`, `http(s)` URLs only with `--allow-remote-images` (fetched
@@ -23,15 +24,42 @@ struct ImageSource: Sendable {
         maxPixels = configuration.maxDecodedPixels
     }
 
-    /// Reads and decodes one image. `param` names the content part for error messages; `fetched` holds
-    /// the bytes of remote URLs fetched for this request.
-    func load(_ url: String, param: String, fetched: [String: Data] = [:]) throws -> RGBImage {
+    /// An image's bytes with what its header says, checked but not yet decoded.
+    struct Inspected {
+        let bytes: Data
+        let header: ImageHeader
+        let param: String
+    }
+
+    /// Reads one image and checks its header against the per-image and per-request limits (`allowance`): a request's
+    /// images are all inspected before any of them is decoded. `param` names the content part for error messages;
+    /// `fetched` holds the bytes of remote URLs fetched for this request.
+    func inspect(_ url: String, param: String, fetched: [String: Data] = [:], allowance: inout ImageAllowance) throws -> Inspected {
         let bytes = try fetched[url] ?? self.bytes(url, param: param)
         do {
-            // The claimed MIME type is ignored: the decoder sniffs the magic bytes.
-            return try ImageDecoder.decode(bytes, maxPixels: maxPixels)
+            // The claimed MIME type is ignored: the header is read from the magic bytes on.
+            let header = try ImageDecoder.header(bytes)
+            if header.pixels > maxPixels || header.width <= 0 || header.height <= 0 {
+                throw ImageError.tooLarge(width: header.width, height: header.height, limit: maxPixels)
+            }
+            try allowance.admit(header, param: param)
+            return Inspected(bytes: bytes, header: header, param: param)
         } catch let error as ImageError {
             throw ServerError.image(error, param: param)
+        }
+    }
+
+    /// Decodes an inspected image straight to the size `budget` gives it (Qwen's `smart_resize` with `factor`), so
+    /// that what a request keeps is its images at their budget, never at their full size.
+    func decode(_ image: Inspected, budget: ImageBudget, factor: Int) throws -> RGBImage {
+        do {
+            let (height, width) = try smartResize(height: image.header.height, width: image.header.width, factor: factor,
+                                                  minPixels: budget.minPixels, maxPixels: budget.maxPixels)
+            let decoded = try ImageDecoder.decode(image.bytes, maxPixels: maxPixels, reducingTo: (width, height))
+            guard decoded.width != width || decoded.height != height else { return decoded }
+            return resizeBicubicAntialiased(decoded, width: width, height: height)
+        } catch let error as ImageError {
+            throw ServerError.image(error, param: image.param)
         }
     }
 
@@ -42,7 +70,12 @@ struct ImageSource: Sendable {
             let lower = url.trimmingCharacters(in: .whitespaces).prefix(8).lowercased()
             guard lower.hasPrefix("http://") || lower.hasPrefix("https://"), fetched[url] == nil else { continue }
             guard let remote else { throw ServerError.remoteImageURL(param: param) }
-            fetched[url] = try await remote.fetch(url, param: param)
+            do {
+                fetched[url] = try await remote.fetch(url)
+            } catch {
+                if case .tooLarge(let bytes, let limit) = error { throw ServerError.imageFileTooLarge(bytes: bytes, limit: limit, param: param) }
+                throw ServerError.badImageData(error.description, param: param)
+            }
         }
         return fetched
     }
@@ -113,19 +146,41 @@ struct ImageSource: Sendable {
     }
 }
 
+/// How many images, and how many pixels in all (as their headers announce them), one request may bring: the images
+/// are decoded one after another, but each costs decode time and its full-size buffer while it is decoded.
+struct ImageAllowance {
+    let maxImages: Int
+    let maxPixels: Int
+    private(set) var images = 0
+    private(set) var pixels = 0
+
+    init(maxImages: Int, maxPixels: Int) {
+        self.maxImages = maxImages
+        self.maxPixels = maxPixels
+    }
+
+    mutating func admit(_ header: ImageHeader, param: String) throws {
+        images += 1
+        guard images <= maxImages else { throw ServerError.tooManyImages(limit: maxImages) }
+        pixels += header.pixels
+        guard pixels <= maxPixels else { throw ServerError.requestPixelsExceeded(pixels: pixels, limit: maxPixels, param: param) }
+    }
+}
+
 /// Pixel budgets per image from `detail` and the request's `max_pixels` / `min_pixels`.
 struct ImageBudget: Sendable, Equatable {
     var minPixels: Int
     var maxPixels: Int
 
     /// `low`: at most `lowDetailImageTokens` tokens; `high`/`auto`: the preprocessor's maximum capped by
-    /// `maxImageTokens`. An explicit `max_pixels` replaces either (still capped by the preprocessor maximum).
+    /// `maxImageTokens`. An explicit `max_pixels` replaces either, but never raises the operator's cap
+    /// (`--max-image-tokens`): the server's ceiling is not the client's to lift.
     static func resolve(detail: ChatCompletionRequest.Detail?, requestMaxPixels: Int?, requestMinPixels: Int?,
                         preprocessor: PreprocessorConfiguration, configuration: ServerConfiguration) -> ImageBudget {
         let perToken = ServerConfiguration.pixelsPerImageToken
         let high = min(preprocessor.maxPixels, configuration.maxImageTokens * perToken)
         var maxPixels = detail == .low ? min(high, configuration.lowDetailImageTokens * perToken) : high
-        if let requestMaxPixels { maxPixels = min(requestMaxPixels, preprocessor.maxPixels) }
+        if let requestMaxPixels { maxPixels = min(requestMaxPixels, high) }
         let minPixels = min(requestMinPixels ?? preprocessor.minPixels, maxPixels)
         return ImageBudget(minPixels: minPixels, maxPixels: maxPixels)
     }

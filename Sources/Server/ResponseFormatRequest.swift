@@ -1,21 +1,20 @@
 import Engine
 import Foundation
+import JSON
 
 /// `response_format` of a chat request → the engine's `ResponseFormat`.
 ///
-/// Read from the raw body with the order-preserving `JSONValue` parser rather than through Codable:
-/// the constrained decoder writes object keys in the schema's property order, which `JSONDecoder`
-/// would lose. `{"type":"text"}` (or none) means free text; `json_object` any JSON object;
-/// `json_schema` a schema in the supported subset — anything outside it is a 400 naming the keyword.
+/// Read from the body's order-preserving `JSONValue` (the constrained decoder writes object keys in the schema's
+/// property order). `{"type":"text"}` (or none) means free text; `json_object` any JSON object; `json_schema` a
+/// schema in the supported subset — anything outside it is a 400 naming the keyword.
 enum ResponseFormatRequest {
-    static func parse(body: Data) throws -> ResponseFormat? {
-        guard case .object(let root) = try JSONValue.parse(body),
-              let format = root.first(where: { $0.0 == "response_format" })?.1 else { return nil }
+    static func parse(_ format: JSONValue?, limits: SchemaLimits = .default) throws -> ResponseFormat? {
+        guard let format else { return nil }
         if case .null = format { return nil }
         guard case .object(let members) = format else {
             throw ServerError.invalidRequest("'response_format' must be an object", param: "response_format")
         }
-        func member(_ object: [(String, JSONValue)], _ key: String) -> JSONValue? { object.first { $0.0 == key }?.1 }
+        func member(_ object: JSONObject, _ key: String) -> JSONValue? { object[key] }
         guard case .string(let type)? = member(members, "type") else {
             throw ServerError.invalidRequest("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"",
                                              param: "response_format.type")
@@ -38,9 +37,9 @@ enum ResponseFormatRequest {
                 throw ServerError.invalidRequest("'response_format.json_schema.schema' is required", param: "response_format.json_schema.schema")
             }
             do {
-                return .jsonSchema(name: name, schema: try JSONSchema.parse(schemaValue), strict: strict)
+                return .jsonSchema(name: name, schema: try JSONSchema.parse(schemaValue, limits: limits), strict: strict)
             } catch let error as SchemaError {
-                throw ServerError.invalidRequest("unsupported JSON schema: \(error.description)", param: "response_format.json_schema.schema")
+                throw APIError(schema: error, param: "response_format.json_schema.schema")
             }
         default:
             throw ServerError.invalidRequest("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\", not \"\(type)\"",

@@ -21,7 +21,8 @@ public enum ServerRunner {
         Thread.detachNewThread {
             let start = Date()
             do {
-                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: format)
+                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: format,
+                                                 kvCacheBudgetBytes: configuration.kvCacheBudgetBytes)
                 host.setReady(engine)
                 loadLogger.info("model ready", metadata: [
                     "model": "\(configuration.modelID)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",

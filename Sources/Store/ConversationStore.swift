@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Conversations, their messages and their images, as the web UI keeps them.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The export/import document, `postlens.conversations` version 1 (docs/web.md describes it field by field).
 ///

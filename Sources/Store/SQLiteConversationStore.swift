@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JSON
 import GRDB
 
 /// `ConversationStore` on one SQLite file through GRDB: WAL journal (readers never wait for the writer),

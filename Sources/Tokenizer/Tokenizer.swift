@@ -9,6 +9,9 @@ import Foundation
 public final class Tokenizer: Sendable {
     /// Base vocabulary + added tokens (151,669 for Qwen3-VL): one more than the largest id.
     public let vocabularySize: Int
+    /// Bytes of the longest vocabulary token (added tokens aside). Text of `n` bytes encodes to at least
+    /// `n / longestTextTokenBytes` tokens, which bounds a prompt's length before it is tokenized.
+    public let longestTextTokenBytes: Int
     /// Ids of the added tokens (`<|im_start|>`, `<think>`, ...), ascending.
     public let addedTokenIDs: [Int]
 
@@ -36,11 +39,11 @@ public final class Tokenizer: Sendable {
     /// Builds the tokenizer from the contents of `tokenizer.json` and, optionally, `tokenizer_config.json`
     /// (whose `added_tokens_decoder` special flags take precedence, as in transformers).
     public init(tokenizerJSON: Data, tokenizerConfigJSON: Data? = nil) throws {
-        let root = JSONNode(try JSONParser.parse(tokenizerJSON, file: "tokenizer.json"), file: "tokenizer.json")
+        let root = try JSONNode.parse(tokenizerJSON, file: "tokenizer.json")
         let spec = try TokenizerSpec(root: root)
         var added = spec.addedTokens
         if let configData = tokenizerConfigJSON {
-            let config = JSONNode(try JSONParser.parse(configData, file: "tokenizer_config.json"), file: "tokenizer_config.json")
+            let config = try JSONNode.parse(configData, file: "tokenizer_config.json")
             try TokenizerSpec.applyConfig(config, to: &added)
         }
 
@@ -74,6 +77,9 @@ public final class Tokenizer: Sendable {
 
         let bpe = try spec.makeBPE(tokenToID: tokenToID)
         self.vocabularySize = size
+        var longest = 1
+        for id in 0..<size where addedContent[id] == nil { longest = max(longest, Int(offsets[id + 1] - offsets[id])) }
+        self.longestTextTokenBytes = longest
         self.addedTokenIDs = Array(Set(added.map(\.id))).sorted()
         self.bpe = bpe
         self.normalizesNFC = spec.normalizesNFC

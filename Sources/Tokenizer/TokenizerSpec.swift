@@ -1,5 +1,6 @@
 // What a tokenizer.json says, validated: the BPE model, normalizer, pre-tokenizer, decoder and added tokens.
 // Everything the engine does not implement is rejected here with a TokenizerError, never ignored silently.
+import JSON
 
 struct AddedToken {
     var id: Int
@@ -20,11 +21,8 @@ struct TokenizerSpec {
         let type = try model.optional("type")?.string() ?? "BPE"
         guard type == "BPE" else { throw .unsupportedModel("model.type \"\(type)\"") }
         if let dropout = try model.optional("dropout") {
-            switch dropout.value {
-            case .int(0): break
-            case .double(let p) where p == 0 || p == 1: break  // tokenizers ignores 0.0 and 1.0
-            default: throw .unsupportedModel("model.dropout")
-            }
+            // tokenizers ignores 0.0 and 1.0
+            guard case .number(let p) = dropout.value, p.double == 0 || p.double == 1 else { throw .unsupportedModel("model.dropout") }
         }
         if try model.optional("byte_fallback")?.bool() == true { throw .unsupportedModel("model.byte_fallback") }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
@@ -37,7 +35,7 @@ struct TokenizerSpec {
         let members = try vocabNode.members()
         vocab.reserveCapacity(members.count)
         for (token, value) in members {
-            guard case .int(let id) = value, id >= 0, id < 1 << 31 else {
+            guard case .number(let number) = value, let id = Int(number.text), id >= 0, id < 1 << 31 else {
                 throw vocabNode.member(token, value).mismatch("a non-negative integer id")
             }
             vocab.append((token, id))
@@ -66,7 +64,7 @@ struct TokenizerSpec {
                     merges.append((left, right))
                 default:
                     throw .invalidValue(file: root.file, keyPath: "model.merges[\(index)]",
-                                        expected: "a string or a pair of strings, found \(element.typeName)")
+                                        expected: "a string or a pair of strings, found \(element.typeDescription)")
                 }
             }
         }

@@ -2,6 +2,7 @@ import Analysis
 import ArgumentParser
 import Engine
 import Foundation
+import JSON
 import Kernels
 
 /// `postlens analyze`: a task over a batch of posts, resumable, with per-item errors.
@@ -11,7 +12,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
         abstract: "Run an analysis task (ocr, describe, moderation, sentiment, promo, custom) over posts.",
         discussion: """
         Input: JSON lines ({"id", "image", "text", "meta"} per line), CSV with a header row, or a folder of images \
-        (a NAME.txt beside an image is its text). Image paths are relative to the input file's folder; http(s) URLs are fetched.
+        (a NAME.txt beside an image is its text). Image paths are relative to the input file's folder and must stay inside it; \
+        http(s) URLs are fetched only from public hosts (size-capped, timed, redirects checked). --trust-input lifts both for \
+        input you trust.
         A bad record (missing file, corrupt image, bad row) becomes that item's error and the run goes on. Job state is kept \
         in SQLite (--state, default OUTPUT.state.sqlite); --resume skips the items an interrupted run finished.
         Results go to --output (.jsonl, or .csv) or, without it, to stdout as JSON lines; the summary goes to stderr.
@@ -69,6 +72,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON on stderr.")
     var jsonSummary = false
 
+    @Flag(name: .customLong("trust-input"), help: "Trusted input: image paths may lie outside the input's folder and image URLs may name private or loopback hosts.")
+    var trustInput = false
+
     /// TEST ONLY: answer every item with a fixed, schema-valid example after this many milliseconds, without
     /// loading a model (the batch, resume and error-accounting tests use it).
     @Option(name: .customLong("fake-delay-ms"), help: .hidden)
@@ -107,8 +113,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         } else {
             schemaText = schema
         }
-        let parsed: JSON
-        do { parsed = try JSON.parse(schemaText) } catch { throw CLIError("--schema: \(error)") }
+        let parsed: JSONValue
+        do { parsed = try JSONValue.parse(schemaText) } catch { throw CLIError("--schema: \(error)") }
         return try AnalysisTask.custom(instruction: instruction, schema: parsed)
     }
 
@@ -122,6 +128,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         options.maxTokens = maxTokens
         options.maxPixels = maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!
+        options.trustInput = trustInput
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: inputURL.path, isDirectory: &isDirectory)
         options.baseDirectory = isDirectory.boolValue ? inputURL : inputURL.deletingLastPathComponent()
@@ -150,7 +157,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             for line in try pipeline.exportLines() { writeOut(line + "\n") }
         }
         if jsonSummary {
-            printError(summary.json.serialized)
+            printError(summary.json.sortedText)
         } else {
             for line in summary.lines { printError(line) }
         }

@@ -24,6 +24,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("api-key"), help: "Accept this bearer key (repeat for several; default: no authentication). Also POSTLENS_API_KEY.")
     var apiKeys: [String] = []
 
+    @Option(name: .customLong("allowed-host"), help: "Also answer the web page and /api under this host name (repeatable; '*' for any). Loopback names and --host are always allowed.")
+    var allowedHosts: [String] = []
+
+    @Option(name: .customLong("cors-origin"), help: "Let pages from this origin (scheme://host:port) call the API cross-site, with CORS headers (repeatable). Default: CORS off.")
+    var corsOrigins: [String] = []
+
+    @Option(name: .customLong("client-timeout"), help: "Seconds a client may take to send a request head or body, or to read each part of a stream, before its connection is closed.")
+    var clientTimeout = 60.0
+
     @Option(name: .customLong("max-queue"), help: "Most chat requests in flight (running + waiting); more get 429.")
     var maxQueue = 8
 
@@ -35,6 +44,12 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-image-tokens"), help: "Image-token cap per image for detail high/auto (1 token = 32x32 pixels).")
     var maxImageTokens = 1280
+
+    @Option(name: .customLong("max-images"), help: "Most images in one request.")
+    var maxImages = 16
+
+    @Option(name: .customLong("kv-cache-budget-mb"), help: "KV-cache memory all requests in flight may reserve together, in MiB; a request that does not fit gets 503 with Retry-After.")
+    var kvCacheBudgetMB = 8192
 
     @Option(name: .customLong("context-limit"), help: "Longest prompt + answer, in tokens (default: the model's, at most 32768).")
     var contextLimit: Int?
@@ -60,6 +75,16 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard maxImageTokens >= 4 else { throw ValidationError("--max-image-tokens must be at least 4") }
+        guard maxImages >= 0 else { throw ValidationError("--max-images must be 0 or more") }
+        guard kvCacheBudgetMB >= 1 else { throw ValidationError("--kv-cache-budget-mb must be at least 1") }
+        guard clientTimeout >= 0.1, clientTimeout <= 86_400 else { throw ValidationError("--client-timeout must be between 0.1 and 86400 seconds") }
+        for origin in corsOrigins where !(origin.hasPrefix("http://") || origin.hasPrefix("https://")) || origin.dropFirst(8).contains("/") {
+            throw ValidationError("--cors-origin \(origin) must be an origin such as https://app.example.com (scheme, host, optional port; no path)")
+        }
+        // An empty key would make authentication accept `Authorization: Bearer ` (no key at all).
+        if let empty = apiKeys.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw ValidationError("--api-key number \(empty + 1) is empty; give a non-empty key, or leave --api-key out to run without authentication")
+        }
         guard ServerRunner.isValidLogLevel(logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -79,9 +104,16 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.allowRemoteImages = allowRemoteImages
         configuration.apiKeys = apiKeys
-        if let key = ProcessInfo.processInfo.environment["POSTLENS_API_KEY"], !key.isEmpty { configuration.apiKeys.append(key) }
+        if let key = ProcessInfo.processInfo.environment["POSTLENS_API_KEY"], !key.trimmingCharacters(in: .whitespaces).isEmpty {
+            configuration.apiKeys.append(key)
+        }
         configuration.maxQueue = maxQueue
         configuration.maxImageTokens = maxImageTokens
+        configuration.maxImagesPerRequest = maxImages
+        configuration.allowedHosts = allowedHosts
+        configuration.corsOrigins = corsOrigins
+        configuration.clientTimeout = .milliseconds(Int64(clientTimeout * 1000))
+        configuration.kvCacheBudgetBytes = kvCacheBudgetMB << 20
         if let allowImageDir {
             var isDirectory: ObjCBool = false
             let url = URL(fileURLWithPath: (allowImageDir as NSString).expandingTildeInPath).standardizedFileURL

@@ -1,5 +1,6 @@
 @testable import Analysis
 import Foundation
+import JSON
 import Testing
 
 /// Collects progress calls.
@@ -36,7 +37,7 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
 
     let output = dir.appendingPathComponent("results.jsonl")
     try pipeline.export(to: output)
-    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
+    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
     #expect(lines.count == 200)
     #expect(Set(lines.compactMap { $0["id"]?.stringValue }).count == 200)
     let errors = lines.filter { $0["status"] == "error" }
@@ -76,7 +77,8 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
 @Test func csvOutputAndSummaryLines() async throws {
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let csv = "\u{FEFF}id,image,text\r\n1,\(Paths.smallImage.path),\"多行\n评论\"\r\n2,missing.png,x\r\n"
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
+    let csv = "\u{FEFF}id,image,text\r\n1,small.png,\"多行\n评论\"\r\n2,missing.png,x\r\n"
     let input = dir.appendingPathComponent("posts.csv")
     try csv.write(to: input, atomically: true, encoding: .utf8)
     let pipeline = try makePipeline(.moderation, dir: dir)
@@ -96,11 +98,12 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     var options = RunOptions()
     options.dense = .on
     options.tiling = .init(tileSize: 768, minOverlap: 96, maxTiles: 12)
+    options.trustInput = true  // the fixture lies outside the working folder
     let runner = TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeAnalyzer(), options: options)
     let outcome = await runner.run(PostRecord(id: "big", image: Paths.largeImage.path))
     #expect(outcome.ok, "\(outcome.error ?? "")")
     let plan = DenseText.plan(width: 2000, height: 1500, configuration: options.tiling)
-    #expect(outcome.result?["tiles"] == .number(Double(plan.tiles.count)))
+    #expect(outcome.result?["tiles"] == JSONValue(plan.tiles.count))
     #expect(outcome.result?["lines"]?.arrayValue?.count == plan.tiles.count)
     #expect(outcome.result?["lines"]?.arrayValue == plan.tiles.map { .string(FakeAnalyzer.tileWord($0)) })
 }
@@ -156,13 +159,13 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     #expect(resumed.status == 0, "\(resumed.stderr)")
     #expect(resumed.stderr.contains("resuming: "))
     let summaryLine = try #require(resumed.stderr.split(separator: "\n").last)
-    let summary = try JSON.parse(String(summaryLine))
+    let summary = try JSONValue.parse(String(summaryLine))
     #expect(summary["total"] == 200 && summary["failed"] == 5 && summary["succeeded"] == 195)
     let resumedCount = try #require(summary["resumed"]?.doubleValue)
     #expect(resumedCount >= Double(doneBeforeKill))
     #expect(summary["processed"]?.doubleValue == 200 - resumedCount)
 
-    let ids = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0))["id"]?.stringValue ?? "" }
+    let ids = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0))["id"]?.stringValue ?? "" }
     #expect(ids.count == 200)
     #expect(Set(ids).count == 200)
 }
@@ -173,15 +176,16 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
     let input = dir.appendingPathComponent("posts.jsonl")
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
     try """
-    {"id": "a", "image": "\(Paths.smallImage.path)", "text": "到手价¥999"}
+    {"id": "a", "image": "small.png", "text": "到手价¥999"}
     {"id": "b", "image": "nope.png"}
     {"id": "c", "text": "只有文字"}
     """.write(to: input, atomically: true, encoding: .utf8)
     let r = try runBinary(["analyze", "--task", "promo", "--model", Paths.tinyModel.path, "--input", input.path,
                            "--max-tokens", "8", "--max-pixels", "4096", "--threads", "1"])
     #expect(r.status == 0, "\(r.stderr)")
-    let lines = try r.stdout.split(separator: "\n").map { try JSON.parse(String($0)) }
+    let lines = try r.stdout.split(separator: "\n").map { try JSONValue.parse(String($0)) }
     #expect(lines.map { $0["id"]?.stringValue } == ["a", "b", "c"])
     #expect(lines[0]["status"] == "error")
     #expect(lines[0]["error"]?.stringValue?.hasPrefix("output was not valid JSON") == true)
@@ -199,4 +203,33 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     #expect(missing.status != 0 && missing.stderr.contains("/nonexistent/posts.jsonl"))
     let custom = try runBinary(["analyze", "--task", "custom", "--input", "x.jsonl", "--fake-delay-ms", "0"])
     #expect(custom.status != 0 && custom.stderr.contains("--instruction"))
+}
+
+/// `postlens analyze` reads a record's image only inside the input's folder and fetches URLs only from public hosts
+/// (issue 13 §6), unless the input is trusted.
+@Test func imageReferencesAreGuardedUnlessTheInputIsTrusted() async throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let posts = dir.appendingPathComponent("posts")
+    try FileManager.default.createDirectory(at: posts, withIntermediateDirectories: true)
+    try FileManager.default.copyItem(at: Paths.smallImage, to: posts.appendingPathComponent("inside.png"))
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("outside.png"))
+    try FileManager.default.createSymbolicLink(at: posts.appendingPathComponent("link.png"), withDestinationURL: dir.appendingPathComponent("outside.png"))
+    var options = RunOptions()
+    options.baseDirectory = posts
+    let references = ["inside.png", "../outside.png", dir.appendingPathComponent("outside.png").path, "link.png",
+                      "file://" + dir.appendingPathComponent("outside.png").path, "http://127.0.0.1:9/x.png",
+                      "http://169.254.169.254/latest/meta-data", "http://[::ffff:10.0.0.1]/x.png"]
+    let guarded = TaskRunner(task: try AnalysisTask.builtIn(.describe), analyzer: FakeAnalyzer(), options: options)
+    for reference in references {
+        let outcome = await guarded.run(PostRecord(id: reference, image: reference))
+        #expect(outcome.ok == (reference == "inside.png"), "\(reference): \(outcome.error ?? "ok")")
+        if reference.hasPrefix("http") { #expect(outcome.error?.contains("private, loopback or link-local") == true, "\(reference)") }
+    }
+    options.trustInput = true
+    let trusted = TaskRunner(task: try AnalysisTask.builtIn(.describe), analyzer: FakeAnalyzer(), options: options)
+    for reference in references.prefix(5) {
+        let outcome = await trusted.run(PostRecord(id: reference, image: reference))
+        #expect(outcome.ok, "\(reference): \(outcome.error ?? "")")
+    }
 }

@@ -1,4 +1,5 @@
 @testable import Analysis
+import JSON
 import Testing
 
 /// A price case: text → amount and currency.
@@ -106,7 +107,7 @@ let dateCases: [DateCase] = [
 }
 
 struct MechanicCase: Sendable, CustomStringConvertible {
-    let text: String, expected: JSON
+    let text: String, expected: JSONValue
     var description: String { text }
 }
 
@@ -128,7 +129,7 @@ let mechanicCases: [MechanicCase] = [
 @Test(arguments: mechanicCases) func mechanics(_ c: MechanicCase) {
     var parsed = PromoParsing.parseMechanic(c.text).objectValue ?? [:]
     #expect(parsed.removeValue(forKey: "text") == .string(c.text))
-    #expect(JSON.object(parsed) == c.expected, "\(c.text): \(JSON.object(parsed).serialized)")
+    #expect(JSONValue.object(parsed) == c.expected, "\(c.text): \(JSONValue.object(parsed).sortedText)")
 }
 
 @Test func theTableHasAtLeastFortyStrings() {
@@ -148,7 +149,7 @@ let mechanicCases: [MechanicCase] = [
 @Test func promoPostProcessingFillsNumbersAndISODates() throws {
     let task = try AnalysisTask.builtIn(.promo)
     let record = PostRecord(id: "p1", image: nil, text: nil, meta: ["date": "2026-10-30"])
-    let result = try task.result(fromModelOutput: TaskExamples.modelOutput(for: task).serialized,
+    let result = try task.result(fromModelOutput: TaskExamples.modelOutput(for: task).sortedText,
                                  context: PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: 2000)))
     let product = try #require(result["products"]?.arrayValue?.first)
     #expect(product["price"] == 999)
@@ -161,10 +162,10 @@ let mechanicCases: [MechanicCase] = [
 }
 
 @Test func discountIsComputedFromPricesWhenNotStated() throws {
-    let output: JSON = ["image_text": [], "products": [["name": "A", "price_text": "¥80", "original_price_text": "¥100", "discount_text": nil]],
+    let output: JSONValue = ["image_text": [], "products": [["name": "A", "price_text": "¥80", "original_price_text": "¥100", "discount_text": nil]],
                         "mechanics": [], "start_text": nil, "end_text": nil, "platform": nil, "claims": []]
     let task = try AnalysisTask.builtIn(.promo)
-    let result = try task.result(fromModelOutput: output.serialized, context: PostContext(record: PostRecord(id: "x"), referenceYear: 2026))
+    let result = try task.result(fromModelOutput: output.sortedText, context: PostContext(record: PostRecord(id: "x"), referenceYear: 2026))
     let discount = try #require(result["products"]?.arrayValue?.first?["discount"])
     #expect(discount["multiplier"] == 0.8)
     #expect(discount["percent_off"] == 20)

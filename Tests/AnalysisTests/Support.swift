@@ -56,6 +56,8 @@ func runBinary(_ arguments: [String]) throws -> ProcessOutput {
 func writeBatchInput(to dir: URL, count: Int = 200) throws -> (url: URL, badIDs: [String]) {
     let corrupt = dir.appendingPathComponent("corrupt.png")
     try Data("this is not an image".utf8).write(to: corrupt)
+    // Images must lie in the input's folder (RunOptions.trustInput is off).
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
     var lines: [String] = []
     var bad: [String] = []
     for i in 0..<count {
@@ -66,7 +68,7 @@ func writeBatchInput(to dir: URL, count: Int = 200) throws -> (url: URL, badIDs:
         case 90: lines.append(#"{"id": "\#(id)", "image": "#); bad.append("line-\(i + 1)")  // broken JSON line
         case 130: lines.append(#"{"id": "\#(id)", "meta": {"note": "neither image nor text"}}"#); bad.append(id)
         case 170: lines.append(#"{"id": "\#(id)", "image": 42, "text": "image is a number"}"#); bad.append(id)
-        default: lines.append(#"{"id": "\#(id)", "image": "\#(Paths.smallImage.path)", "text": "第\#(i)条评论：物流很快，包装完好", "meta": {"date": "2026-10-01"}}"#)
+        default: lines.append(#"{"id": "\#(id)", "image": "small.png", "text": "第\#(i)条评论：物流很快，包装完好", "meta": {"date": "2026-10-01"}}"#)
         }
     }
     let url = dir.appendingPathComponent("posts.jsonl")

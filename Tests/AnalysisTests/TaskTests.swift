@@ -1,21 +1,22 @@
 @testable import Analysis
 import Foundation
+import JSON
 import Testing
 
 @Test func jsonRoundTripAndLenientExtraction() throws {
-    let value = try JSON.parse(#"{"b": [1, 2.5, true, null], "a": "x\"y\u00e9\ud83d\ude00", "c": {}}"#)
+    let value = try JSONValue.parse(#"{"b": [1, 2.5, true, null], "a": "x\"y\u00e9\ud83d\ude00", "c": {}}"#)
     #expect(value["a"] == "x\"yé😀")
-    #expect(value.serialized == #"{"a":"x\"yé😀","b":[1,2.5,true,null],"c":{}}"#)
-    #expect(try JSON.parse(value.serialized) == value)
+    #expect(value.sortedText == #"{"a":"x\"yé😀","b":[1,2.5,true,null],"c":{}}"#)
+    #expect(try JSONValue.parse(value.sortedText) == value)
     #expect(LenientJSON.firstObject(in: "Sure! ```json\n{\"lines\": [\"a\"]}\n``` done") == ["lines": ["a"]])
     #expect(LenientJSON.firstObject(in: "I think {not json} then {\"ok\": 1}") == ["ok": 1])
     #expect(LenientJSON.firstObject(in: "no braces here") == nil)
     #expect(LenientJSON.firstObject(in: "{\"cut\": [1, 2") == nil)
-    #expect(throws: JSON.ParseError.self) { try JSON.parse("{\"a\": 1} trailing") }
+    #expect(throws: JSONParseError.self) { try JSONValue.parse("{\"a\": 1} trailing") }
 }
 
 @Test func validatorCoversTheSubsetTheSchemasUse() {
-    let schema: JSON = [
+    let schema: JSONValue = [
         "type": "object", "required": ["v", "n", "list"],
         "properties": [
             "v": ["type": "string", "enum": ["allow", "block"]],
@@ -40,7 +41,7 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
     let example = TaskExamples.modelOutput(for: task)
     #expect(SchemaValidator.validate(example, against: task.schema).isEmpty)
     let context = PostContext(record: PostRecord(id: "1", text: "杯子很好看"), referenceYear: 2026)
-    let result = try task.result(fromModelOutput: "Here you go:\n" + example.serialized, context: context)
+    let result = try task.result(fromModelOutput: "Here you go:\n" + example.sortedText, context: context)
     #expect(result.objectValue != nil)
 }
 
@@ -70,8 +71,8 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
 
 @Test func moderationAddsRuleBasedClaimsAndRaisesTheVerdict() throws {
     let task = try AnalysisTask.builtIn(.moderation)
-    let output: JSON = ["image_text": ["国家级认证", "效果第一"], "observations": "海报", "categories": [], "verdict": "allow"]
-    let result = try task.result(fromModelOutput: output.serialized,
+    let output: JSONValue = ["image_text": ["国家级认证", "效果第一"], "observations": "海报", "categories": [], "verdict": "allow"]
+    let result = try task.result(fromModelOutput: output.sortedText,
                                  context: PostContext(record: PostRecord(id: "1", text: "100%有效"), referenceYear: 2026))
     #expect(result["verdict"] == "review")
     let categories = result["categories"]?.arrayValue ?? []
@@ -79,10 +80,10 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
     #expect(categories[0] == ["category": "absolute_claim", "evidence": "国家级、第一", "source": "rule"])
     #expect(categories[1]["evidence"] == "100%")
     // The model's own claims are kept as they are; duplicates dropped.
-    let named: JSON = ["image_text": ["最好"], "observations": "", "verdict": "block",
+    let named: JSONValue = ["image_text": ["最好"], "observations": "", "verdict": "block",
                        "categories": [["category": "absolute_claim", "evidence": "最好", "source": "image_text"],
                                       ["category": "absolute_claim", "evidence": "最好", "source": "image_text"]]]
-    let kept = try task.result(fromModelOutput: named.serialized, context: PostContext(record: PostRecord(id: "1"), referenceYear: 2026))
+    let kept = try task.result(fromModelOutput: named.sortedText, context: PostContext(record: PostRecord(id: "1"), referenceYear: 2026))
     #expect(kept["categories"]?.arrayValue?.count == 1)
     #expect(kept["verdict"] == "block")
 }
@@ -100,7 +101,7 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
 }
 
 @Test func customTaskUsesTheUsersSchema() throws {
-    let schema: JSON = ["type": "object", "required": ["is_food", "dish"],
+    let schema: JSONValue = ["type": "object", "required": ["is_food", "dish"],
                         "properties": ["is_food": ["type": "boolean"], "dish": ["type": ["string", "null"]]]]
     let task = try AnalysisTask.custom(instruction: "这张图是食物吗？是什么菜？", schema: schema)
     #expect(TaskExamples.modelOutput(for: task) == ["is_food": false, "dish": nil])
@@ -109,7 +110,7 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
     #expect(result == ["is_food": true, "dish": "宫保鸡丁"])
     #expect(throws: TaskError.self) { try AnalysisTask.custom(instruction: " ", schema: schema) }
     #expect(throws: TaskError.self) { try AnalysisTask.custom(instruction: "x", schema: ["type": "array"]) }
-    #expect(task.renderedPrompt(for: PostRecord(id: "1"), language: .en, hasImage: true).contains(schema.serialized))
+    #expect(task.renderedPrompt(for: PostRecord(id: "1"), language: .en, hasImage: true).contains(schema.sortedText))
 }
 
 @Test func generationParametersAreGreedyWithTheBudget() throws {

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Qwen3VL
 @testable import Engine
+import JSON
 
 // MARK: - Random weights under a constraint still write schema-valid JSON (checked by Python jsonschema)
 
@@ -34,8 +35,8 @@ struct SchemaGenerator {
             var props: [String] = [], required: [String] = []
             for i in 0..<n {
                 let name = ["id", "name", "value", "kind", "items", "ok", "note", "é_k", "a\"q"][int(0...8)] + "\(i)"
-                props.append("\(JSONValue.quoted(name)):\(schema(depth: depth + 1))")
-                if chance(0.6) { required.append(JSONValue.quoted(name)) }
+                props.append("\(JSONWriter.quoted(name)):\(schema(depth: depth + 1))")
+                if chance(0.6) { required.append(JSONWriter.quoted(name)) }
             }
             return #"{"type":"object","properties":{\#(props.joined(separator: ","))},"required":[\#(required.joined(separator: ","))],"additionalProperties":false}"#
         case "array":

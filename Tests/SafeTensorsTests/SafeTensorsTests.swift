@@ -119,3 +119,44 @@ private func rawFile(header: String, data: [UInt8], headerLength: UInt64? = nil,
     url = rawFile(header: #"{"w":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, data: [0], in: dir)
     #expect(throws: SafeTensorsError.unsupportedDType(file: "model.safetensors", tensor: "w", dtype: "F8_E4M3")) { try SafeTensorsFile(url: url) }
 }
+
+/// Property-based smoke test of the header reader (issue 13 §1): a valid file with random byte edits in its header,
+/// thousands of times, either loads with every tensor inside the data section or throws `SafeTensorsError` — it never
+/// traps or reads out of bounds.
+@Test func mutatedHeadersLoadOrFailCleanly() throws {
+    let dir = temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let original = dir.appendingPathComponent("model.safetensors")
+    try SafeTensorsWriter.write([
+        SafeTensorsWriter.floatEntry("a.weight", shape: [2, 3], values: [1, 2, 3, 4, 5, 6]),
+        SafeTensorsWriter.floatEntry("b.bias", shape: [3], values: [7, 8, 9], as: .bf16),
+    ], to: original)
+    let bytes = try [UInt8](Data(contentsOf: original))
+    let headerLength = Int(bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self).littleEndian })
+    var state: UInt64 = 0x5AFE_7E45
+    func next() -> Int {
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int(truncatingIfNeeded: state >> 33)
+    }
+    let alphabet = Array("{}[]\",:0123456789-eE.aBFIU_ \u{7F}".utf8) + [0x00, 0xC3, 0xFF]
+    var loaded = 0
+    for _ in 0..<3000 {
+        var mutated = bytes
+        for _ in 0..<(1 + next() % 3) {
+            let at = 8 + next() % headerLength
+            mutated[at] = alphabet[next() % alphabet.count]
+        }
+        let url = dir.appendingPathComponent("mutated.safetensors")
+        FileManager.default.createFile(atPath: url.path, contents: Data(mutated))
+        do {
+            let file = try SafeTensorsFile(url: url)
+            for info in file.tensors.values {
+                #expect(info.fileOffset >= 8 + headerLength && info.fileOffset + info.byteCount <= mutated.count)
+            }
+            loaded += 1
+        } catch is SafeTensorsError {
+            continue
+        }
+    }
+    #expect(loaded > 0, "no mutation kept the header valid: the test would prove nothing")
+}

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdTesting
+import RemoteImages
 import Testing
 @testable import Server
 
@@ -84,16 +85,33 @@ final class ImageHost: @unchecked Sendable {
     }
 
     @Test func addressClassification() {
-        #expect(RemoteImageFetcher.isPublic([8, 8, 8, 8]))
-        #expect(RemoteImageFetcher.isPublic([93, 184, 216, 34]))
-        for address in [[127, 0, 0, 1], [10, 1, 2, 3], [172, 20, 0, 1], [192, 168, 1, 1], [169, 254, 169, 254], [100, 64, 0, 1], [0, 0, 0, 0], [224, 0, 0, 1]] as [[UInt8]] {
-            #expect(!RemoteImageFetcher.isPublic(address), "\(address)")
+        func v6(_ text: String) -> [UInt8] {
+            var address = in6_addr()
+            precondition(inet_pton(AF_INET6, text, &address) == 1, text)
+            return withUnsafeBytes(of: address) { Array($0) }
         }
-        var loopback6 = [UInt8](repeating: 0, count: 16); loopback6[15] = 1
-        #expect(!RemoteImageFetcher.isPublic(loopback6))
-        var mapped = [UInt8](repeating: 0, count: 16); mapped[10] = 0xFF; mapped[11] = 0xFF; mapped[12] = 127; mapped[15] = 1
-        #expect(!RemoteImageFetcher.isPublic(mapped))
-        var linkLocal6 = [UInt8](repeating: 0, count: 16); linkLocal6[0] = 0xFE; linkLocal6[1] = 0x80
-        #expect(!RemoteImageFetcher.isPublic(linkLocal6))
+        for address in [[8, 8, 8, 8], [93, 184, 216, 34]] as [[UInt8]] { #expect(AddressPolicy.isPublic(address), "\(address)") }
+        for text in ["2606:4700::1111", "2002:808:808::1", "64:ff9b::808:808"] { #expect(AddressPolicy.isPublic(v6(text)), "\(text)") }
+        for address in [[127, 0, 0, 1], [10, 1, 2, 3], [172, 20, 0, 1], [192, 168, 1, 1], [169, 254, 169, 254], [100, 64, 0, 1],
+                        [0, 0, 0, 0], [224, 0, 0, 1], [192, 0, 0, 170], [192, 88, 99, 1], [198, 18, 0, 1], [255, 255, 255, 255]] as [[UInt8]] {
+            #expect(!AddressPolicy.isPublic(address), "\(address)")
+        }
+        // Loopback, mapped, compatible, NAT64, 6to4 and Teredo forms of private addresses; local IPv6 ranges.
+        for text in ["::1", "::", "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1", "64:ff9b::a00:1", "64:ff9b::7f00:1",
+                     "64:ff9b:1::1", "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:db8::1",
+                     "fc00::1", "fd12:3456::1", "fe80::1", "fec0::1", "ff02::1", "100::1", "3fff::1", "5f00::1", "4000::1"] {
+            #expect(!AddressPolicy.isPublic(v6(text)), "\(text)")
+        }
+    }
+
+    @Test func theConnectionGoesToTheCheckedAddress() async throws {
+        // A name is resolved once, checked, and the fetch connects to that address (AsyncHTTPClient's DNS override).
+        let host = try ImageHost()
+        var fetcher = RemoteImageFetcher(maxBytes: 1 << 20, allowPrivateAddresses: true)
+        #expect(["127.0.0.1", "::1"].contains(try await fetcher.checkedAddress(of: "localhost")))
+        let bytes = try await fetcher.fetch("http://localhost:\(host.port)/img_a.png")
+        #expect(bytes == (try Fixture.file("models/tiny/reference/img_a.png")))
+        fetcher.allowPrivateAddresses = false
+        await #expect(throws: RemoteImageError.privateAddress("localhost")) { _ = try await fetcher.fetch("http://localhost:\(host.port)/img_a.png") }
     }
 }

@@ -157,3 +157,29 @@ final class BlockingEngine: ChatEngine, @unchecked Sendable {
         }
     }
 }
+
+/// A refusal in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`) with this status (and code).
+func expectOpenAIError(_ response: JSONResponse, _ status: HTTPResponse.Status, code: String? = nil,
+                       sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(response.status == status, "body: \(response.raw.prefix(500))", sourceLocation: sourceLocation)
+    #expect(!response.errorMessage.isEmpty && response.error["type"] is String, "body: \(response.raw.prefix(500))",
+            sourceLocation: sourceLocation)
+    #expect(response.error.keys.contains("param") && response.error.keys.contains("code"), sourceLocation: sourceLocation)
+    if let code { #expect(response.errorCode == code, "body: \(response.raw.prefix(500))", sourceLocation: sourceLocation) }
+}
+
+/// The server still answers an ordinary request.
+func expectServesNormally(_ client: some TestClientProtocol, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let response = try await client.post(json: ["max_tokens": 2, "temperature": 0, "messages": [user("hi")]])
+    #expect(response.status == .ok, "a normal request after the refusal: \(response.raw.prefix(300))", sourceLocation: sourceLocation)
+}
+
+/// Runs `body` and checks it ended within `seconds` (a generous guard against hangs, not a benchmark).
+func withinSeconds<T>(_ seconds: Double, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ body: () async throws -> T) async rethrows -> T {
+    let start = ContinuousClock.now
+    let result = try await body()
+    let elapsed = ContinuousClock.now - start
+    #expect(elapsed < .milliseconds(Int64(seconds * 1000)), "\(what) took \(elapsed)", sourceLocation: sourceLocation)
+    return result
+}

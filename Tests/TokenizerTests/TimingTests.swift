@@ -10,7 +10,7 @@ import Testing
     let config = try Data(contentsOf: Fixtures.tokenizerDirectory.appendingPathComponent("tokenizer_config.json"))
     var tokenizer: Tokenizer?
     let load = try clock.measure { tokenizer = try Tokenizer(tokenizerJSON: data, tokenizerConfigJSON: config) }
-    let parse = try clock.measure { _ = try JSONParser.parse(data, file: "tokenizer.json") }
+    let parse = try clock.measure { _ = try JSONNode.parse(data, file: "tokenizer.json") }
     let texts = Fixtures.corpus.entries.map(\.text)
     let bytes = texts.reduce(0) { $0 + $1.utf8.count }
     let rounds = 20

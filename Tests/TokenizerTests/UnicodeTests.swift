@@ -105,3 +105,35 @@ import Testing
     }
     #expect(changed.isEmpty, "\(changed.prefix(20))")
 }
+
+/// Property-based smoke test of the tokenizer on hostile text (issue 13 §1): random scalars from every plane, lone
+/// combining marks, control characters, text that spells control tokens. Encoding never traps, decoding gives back
+/// the NFC text, and the encoding of that text is stable.
+@Test func randomTextEncodesAndDecodesStably() {
+    let tokenizer = Fixtures.tokenizer
+    var state: UInt64 = 0x70CE_4155
+    func next(_ bound: Int) -> Int {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Int(state % UInt64(bound))
+    }
+    let pieces = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "\u{301}", "\u{200D}", "\u{FE0F}", "\r\n", "\u{0}", "ก้", "🏳️‍🌈", "'s", "  "]
+    for _ in 0..<300 {
+        var text = ""
+        for _ in 0..<(1 + next(40)) {
+            if next(4) == 0 {
+                text += pieces[next(pieces.count)]
+            } else {
+                let ranges: [ClosedRange<UInt32>] = [0x20...0x7E, 0x80...0x7FF, 0x800...0xD7FF, 0xE000...0xFFFD, 0x10000...0x10FFFF]
+                let range = ranges[next(ranges.count)]
+                if let scalar = Unicode.Scalar(range.lowerBound + UInt32(next(Int(range.upperBound - range.lowerBound) + 1))) {
+                    text.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        let ids = tokenizer.encode(text, parseSpecialTokens: false)
+        let decoded = tokenizer.decode(ids)
+        // Text never forms control tokens when special tokens are not parsed.
+        #expect(!ids.contains { tokenizer.isSpecial($0) }, "\(show(text))")
+        #expect(tokenizer.encode(decoded, parseSpecialTokens: false) == ids, "\(show(text))")
+    }
+}

@@ -70,3 +70,41 @@ def server():
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+class Server:
+    """A `postlens serve` of its own for tests that need particular flags; always stopped by `stop()`."""
+
+    def __init__(self, *flags: str):
+        if not BINARY.exists():
+            pytest.fail(f"{BINARY} is missing: run `swift build` first", pytrace=False)
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix="postlens-serve-", suffix=".log", delete=False)
+        self.process = subprocess.Popen([str(BINARY), "serve", "--model", str(MODEL), "--port", str(self.port), "--no-history",
+                                         *flags], stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"postlens serve exited with {self.process.returncode}:\n{Path(self.log.name).read_text()[-4000:]}",
+                            pytrace=False)
+            try:
+                if health(self.base).get("status") == "ready":
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError, json.JSONDecodeError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"postlens serve not ready after 60 s:\n{Path(self.log.name).read_text()[-4000:]}", pytrace=False)
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.log.close()
+        return self.process.returncode

@@ -30,6 +30,9 @@ typedef struct {
 } pl_jpeg_info;
 
 int pl_jpeg_open(const uint8_t *data, size_t size, pl_jpeg **handle, pl_jpeg_info *info, char *err);
+/// Optional, between open and read: decode at 1/denominator size (1, 2, 4 or 8) with libjpeg's scaled IDCT, which
+/// never materialises the full-size image. Sets the output size the buffer must then hold.
+int pl_jpeg_set_scale(pl_jpeg *handle, int denominator, uint32_t *width, uint32_t *height, char *err);
 int pl_jpeg_read(pl_jpeg *handle, uint8_t *pixels, char *err);
 void pl_jpeg_close(pl_jpeg *handle);
 

@@ -14,10 +14,16 @@ public final class GrammarMatcher {
     private var cache: [[Stack]: [UInt64]] = [:]
     private static let cacheLimit = 256
 
-    /// Compiles `format` for this vocabulary. Throws `SchemaError` (a pattern outside the subset,
-    /// bounds that admit no number).
-    public init(format: ResponseFormat, vocabulary: GrammarVocabulary, eosTokenIDs: [Int]) throws {
-        grammar = try JSONGrammar(schema: format.schema)
+    /// Most automaton stacks kept alive at once. Ambiguous `anyOf` branches fork the automaton; past this many
+    /// forks the later ones are dropped (the answer stays valid JSON of the schema, it may only lose some
+    /// alternatives), which bounds the work of every mask however ambiguous the schema.
+    static let maxStacks = 64
+
+    /// Compiles `format` for this vocabulary within `limits`. Throws `SchemaError` (a pattern outside the subset,
+    /// bounds that admit no number, `.tooComplex`), or `CancellationError` once `isCancelled` says so.
+    public init(format: ResponseFormat, vocabulary: GrammarVocabulary, eosTokenIDs: [Int], limits: SchemaLimits = .default,
+                isCancelled: @escaping () -> Bool = { false }) throws {
+        grammar = try JSONGrammar(schema: format.schema, budget: CompileBudget(limits: limits, isCancelled: isCancelled))
         self.vocabulary = vocabulary
         self.eosTokenIDs = eosTokenIDs
         stacks = [[Frame(rule: grammar.root)]]
@@ -83,7 +89,7 @@ public final class GrammarMatcher {
                 grammar.advance(&copy, b, &next)
             }
             if next.isEmpty { return nil }
-            current = next.count > 1 ? Array(Set(next)) : next
+            current = next.count > 1 ? Array(Set(next).prefix(Self.maxStacks)) : next
         }
         return current
     }
@@ -126,7 +132,7 @@ public final class GrammarMatcher {
                     i = Int(skip[i])
                     continue
                 }
-                let state = next.count > 1 ? Array(Set(next)) : next
+                let state = next.count > 1 ? Array(Set(next).prefix(Self.maxStacks)) : next
                 if levels.count > d { levels[d] = state } else { levels.append(state) }
                 let range = Int(trie.tokenStart[i])..<Int(trie.tokenStart[i + 1])
                 for t in range { mask[Int(trie.tokenIDs[t])] = true }

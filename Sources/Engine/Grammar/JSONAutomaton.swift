@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// The byte-level pushdown automaton for JSON constrained by a compiled schema.
 ///
@@ -35,9 +36,12 @@ enum Rule: Sendable {
     case any
     case anyObject
     case anyArray
-    /// keyTries[p]: literal trie of the keys that may come next when properties before p are done;
-    /// values[i]: rule of property i; canClose[p]: no required property at or after p.
-    case object(keyTries: [Int32], values: [Int32], canClose: [Bool])
+    /// keyTrie: literal trie of every property's quoted key, terminals carrying the property index. When the
+    /// properties before p are done, the keys of p...last[p] may come next (last[p] is the first required property
+    /// at or after p, or the last one). values[i]: rule of property i; canClose[p]: no required property at or after p.
+    /// One trie for all positions keeps an object of n optional properties linear in size (a trie per position was
+    /// quadratic: 5,000 optional properties needed 12.5 million key copies).
+    case object(keyTrie: Int32, values: [Int32], last: [Int32], canClose: [Bool])
     case array(item: Int32, min: Int32, max: Int32)
     /// dfa: index into `dfas`, or -1.
     case string(min: Int32, max: Int32, dfa: Int32)
@@ -47,16 +51,31 @@ enum Rule: Sendable {
     case anyOf([Int32])
 }
 
-/// A trie of literal byte strings; `terminal[node]` is the literal's index or -1.
+/// A trie of literal byte strings; `terminal[node]` is the literal's index or -1. Object key tries also keep, per
+/// node, the sorted indices of the literals below it (`below`), to ask whether a node leads to a key of a range.
 struct LiteralTrie: Sendable {
     var children: [[(byte: UInt8, node: Int32)]] = [[]]
     var terminal: [Int32] = [-1]
+    var below: [[Int32]] = []
 
-    init(_ literals: [[UInt8]]) {
+    init(_ literals: [[UInt8]], indexingSubtrees: Bool = false) {
+        if indexingSubtrees { below = [[]] }
         for (index, bytes) in literals.enumerated() { insert(bytes, index: index) }
     }
 
     var isEmpty: Bool { children[0].isEmpty }
+
+    /// Whether some literal with an index in `low...high` lies at or below `node` (needs `indexingSubtrees`).
+    @inline(__always) func leads(_ node: Int32, to low: Int32, _ high: Int32) -> Bool {
+        let indices = below[Int(node)]
+        // First index >= low, by binary search; the lists are sorted because literals are inserted in index order.
+        var lo = 0, hi = indices.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if indices[mid] < low { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < indices.count && indices[lo] <= high
+    }
 
     @inline(__always) func child(_ node: Int32, _ byte: UInt8) -> Int32? {
         for c in children[Int(node)] where c.byte == byte { return c.node }
@@ -98,8 +117,9 @@ final class JSONGrammar: Sendable {
     static let anyRule: Int32 = 0, anyObjectRule: Int32 = 1, anyArrayRule: Int32 = 2
     static let freeStringRule: Int32 = 3, freeNumberRule: Int32 = 4, keywordRule: Int32 = 5
 
-    init(schema: JSONSchema) throws {
-        var builder = Builder()
+    /// Compiles within `budget` (the same one the schema was read with, or a fresh one).
+    init(schema: JSONSchema, budget: CompileBudget = CompileBudget()) throws {
+        var builder = Builder(budget: budget, patterns: schema.patterns)
         let root = try builder.compile(schema.root)
         rules = builder.rules
         tries = builder.tries
@@ -108,67 +128,82 @@ final class JSONGrammar: Sendable {
     }
 
     private struct Builder {
+        let budget: CompileBudget
+        /// Patterns compiled when the schema was read.
+        let patterns: [String: PatternDFA]
         var rules: [Rule] = [.any, .anyObject, .anyArray, .string(min: 0, max: .max, dfa: -1),
                              .number(NumberRule(fractionDigits: 6, integerDigits: 15, lower: nil, upper: nil)), .literal(trie: 0)]
         var tries: [LiteralTrie] = [LiteralTrie(["true", "false", "null"].map { Array($0.utf8) })]
         var dfas: [PatternDFA] = []
+        var dfaIndex: [String: Int32] = [:]
 
-        mutating func add(_ rule: Rule) -> Int32 {
+        init(budget: CompileBudget, patterns: [String: PatternDFA]) {
+            self.budget = budget
+            self.patterns = patterns
+        }
+
+        mutating func add(_ rule: Rule) throws -> Int32 {
+            try budget.spend(1, at: "#")
             rules.append(rule)
             return Int32(rules.count - 1)
         }
 
-        mutating func literal(_ values: [JSONValue]) -> Int32 {
-            tries.append(LiteralTrie(values.map { Array($0.compactText.utf8) }))
-            return add(.literal(trie: Int32(tries.count - 1)))
+        mutating func literal(_ values: [JSONValue]) throws -> Int32 {
+            let literals = values.map { Array($0.compactText.utf8) }
+            try budget.spend(literals.reduce(0) { $0 + $1.count }, at: "#")
+            tries.append(LiteralTrie(literals))
+            return try add(.literal(trie: Int32(tries.count - 1)))
         }
 
         mutating func compile(_ node: JSONSchema.Node) throws -> Int32 {
             switch node {
             case .any: return JSONGrammar.anyRule
-            case .boolean: return literal([.bool(true), .bool(false)])
-            case .null: return literal([.null])
-            case .enumeration(let values): return literal(values)
+            case .boolean: return try literal([.bool(true), .bool(false)])
+            case .null: return try literal([.null])
+            case .enumeration(let values): return try literal(values)
             case .anyOf(let options):
                 let compiled = try options.map { try compile($0) }
-                return compiled.count == 1 ? compiled[0] : add(.anyOf(compiled))
+                return compiled.count == 1 ? compiled[0] : try add(.anyOf(compiled))
             case .object(let properties, let additional):
                 if properties.isEmpty && additional { return JSONGrammar.anyObjectRule }
                 let values = try properties.map { try compile($0.schema) }
-                var keyTries: [Int32] = []
-                var canClose: [Bool] = []
-                for p in 0...properties.count {
-                    var keys: [[UInt8]] = Array(repeating: [], count: properties.count)
-                    var present = [Bool](repeating: false, count: properties.count)
-                    for j in p..<properties.count {
-                        keys[j] = Array(JSONValue.quoted(properties[j].name).utf8)
-                        present[j] = true
-                        if properties[j].required { break }
-                    }
-                    // Terminals carry the property index.
-                    var trie = LiteralTrie([])
-                    for j in 0..<properties.count where present[j] { trie.insert(keys[j], index: j) }
-                    tries.append(trie)
-                    keyTries.append(Int32(tries.count - 1))
-                    canClose.append(!properties[p...].contains { $0.required })
+                let keys = properties.map { Array(JSONWriter.quoted($0.name).utf8) }
+                try budget.spend(keys.reduce(0) { $0 + $1.count } * 2, at: "#")
+                tries.append(LiteralTrie(keys, indexingSubtrees: true))
+                // Scanning from the end: the first required property at or after p, and whether any is left.
+                let n = properties.count
+                var last = [Int32](repeating: -1, count: n + 1)
+                var canClose = [Bool](repeating: true, count: n + 1)
+                var nextRequired = n - 1
+                for p in stride(from: n - 1, through: 0, by: -1) {
+                    if properties[p].required { nextRequired = p }
+                    last[p] = Int32(nextRequired)
+                    canClose[p] = canClose[p + 1] && !properties[p].required
                 }
-                return add(.object(keyTries: keyTries, values: values, canClose: canClose))
+                return try add(.object(keyTrie: Int32(tries.count - 1), values: values, last: last, canClose: canClose))
             case .array(let items, let minItems, let maxItems):
                 let item = try compile(items)
-                return add(.array(item: item, min: Int32(minItems), max: Int32(clamping: maxItems ?? Int(Int32.max))))
+                return try add(.array(item: item, min: Int32(minItems), max: Int32(clamping: maxItems ?? Int(Int32.max))))
             case .string(let minLength, let maxLength, let pattern):
                 var dfa: Int32 = -1
                 if let pattern {
-                    do { dfas.append(try PatternDFA(pattern)) } catch {
-                        throw SchemaError.unsupportedValue(keyword: "pattern", path: "#", reason: (error as? PatternError)?.reason ?? "\(error)")
+                    if let index = dfaIndex[pattern] {
+                        dfa = index
+                    } else {
+                        do {
+                            dfas.append(try patterns[pattern] ?? PatternDFA(pattern, budget: budget, path: "#"))
+                        } catch let error as PatternError {
+                            throw SchemaError.unsupportedValue(keyword: "pattern", path: "#", reason: error.reason)
+                        }
+                        dfa = Int32(dfas.count - 1)
+                        dfaIndex[pattern] = dfa
                     }
-                    dfa = Int32(dfas.count - 1)
                 }
-                return add(.string(min: Int32(minLength), max: Int32(clamping: maxLength ?? Int(Int32.max)), dfa: dfa))
+                return try add(.string(min: Int32(minLength), max: Int32(clamping: maxLength ?? Int(Int32.max)), dfa: dfa))
             case .integer(let minimum, let maximum):
                 let rule = NumberRule(fractionDigits: 0, integerDigits: 15, lower: minimum.map { Int128($0) }, upper: maximum.map { Int128($0) })
                 try check(rule)
-                return add(.number(rule))
+                return try add(.number(rule))
             case .number(let minimum, let maximum, let exclusiveMin, let exclusiveMax):
                 let digits = 6
                 let scale = Decimal(sign: .plus, exponent: digits, significand: 1)
@@ -183,7 +218,7 @@ final class JSONGrammar: Sendable {
                                       lower: minimum.map { scaled($0, up: true, exclusive: exclusiveMin) },
                                       upper: maximum.map { scaled($0, up: false, exclusive: exclusiveMax) })
                 try check(rule)
-                return add(.number(rule))
+                return try add(.number(rule))
             }
         }
 
@@ -270,7 +305,8 @@ final class JSONGrammar: Sendable {
                 out.append(stack)
                 return
 
-            case .object(let keyTries, let values, let canClose):
+            case .object(let keyTrie, let values, let last, let canClose):
+                let trie = tries[Int(keyTrie)]
                 switch top.phase {
                 case 0:
                     guard byte == UInt8(ascii: "{") else { return }
@@ -282,12 +318,11 @@ final class JSONGrammar: Sendable {
                         out.append(stack)
                         return
                     }
-                    guard let node = tries[Int(keyTries[Int(top.a)])].child(0, byte) else { return }
+                    guard let node = trie.child(0, byte), trie.leads(node, to: top.a, last[Int(top.a)]) else { return }
                     top.phase = 2
                     top.b = node
                 case 2:
-                    let trie = tries[Int(keyTries[Int(top.a)])]
-                    guard let node = trie.child(top.b, byte) else { return }
+                    guard let node = trie.child(top.b, byte), trie.leads(node, to: top.a, last[Int(top.a)]) else { return }
                     let property = trie.terminal[Int(node)]
                     if property >= 0 {
                         top.phase = 3
@@ -304,7 +339,7 @@ final class JSONGrammar: Sendable {
                     out.append(stack)
                     return
                 default:  // 4: after a value
-                    if byte == UInt8(ascii: ",") && Int(top.a) < values.count && !tries[Int(keyTries[Int(top.a)])].isEmpty {
+                    if byte == UInt8(ascii: ",") && Int(top.a) < values.count {
                         top.phase = 5
                     } else if byte == UInt8(ascii: "}") && canClose[Int(top.a)] {
                         stack.removeLast()
@@ -564,17 +599,22 @@ func utf8Step(_ pending: inout UInt8, _ count: inout Int32, _ byte: UInt8, maxim
 }
 
 extension LiteralTrie {
+    /// Inserts a literal; in an indexed trie (`below` in use) its index is also recorded on every node of its path.
     mutating func insert(_ bytes: [UInt8], index: Int) {
+        let indexed = !below.isEmpty
         var node = 0
+        if indexed { below[0].append(Int32(index)) }
         for b in bytes {
             if let next = children[node].first(where: { $0.byte == b }) {
                 node = Int(next.node)
             } else {
                 children.append([])
                 terminal.append(-1)
+                if indexed { below.append([]) }
                 children[node].append((b, Int32(children.count - 1)))
                 node = children.count - 1
             }
+            if indexed { below[node].append(Int32(index)) }
         }
         if terminal[node] < 0 { terminal[node] = Int32(index) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// What the answer must be: free text (nil), any JSON object, or JSON valid against a schema.
 /// The OpenAI `response_format` values `{"type":"json_object"}` and
@@ -30,6 +31,8 @@ public enum SchemaError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidSchema(path: String, reason: String)
     case unresolvedReference(String, path: String)
     case recursiveReference(String, path: String)
+    /// A work limit (`SchemaLimits`) refused the schema; `limit` is its name, `value` its setting.
+    case tooComplex(limit: String, value: Int, path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -40,6 +43,8 @@ public enum SchemaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidSchema(let path, let why): return "Invalid schema at \(path): \(why)."
         case .unresolvedReference(let ref, let path): return "$ref '\(ref)' at \(path) does not resolve to a schema in this document."
         case .recursiveReference(let ref, let path): return "$ref '\(ref)' at \(path) is recursive; recursive schemas are not supported."
+        case .tooComplex(let limit, let value, let path, let why):
+            return "The schema is too complex for constrained decoding at \(path): \(why) (limit \(limit) = \(value)); simplify it."
         }
     }
 }
@@ -47,7 +52,7 @@ public enum SchemaError: Error, Equatable, Sendable, CustomStringConvertible {
 /// A JSON Schema reduced to the subset constrained decoding supports, with `$ref`s inlined.
 /// Parse one with `JSONSchema.parse`; see docs/structured-output.md for the subset.
 public struct JSONSchema: Sendable, Equatable {
-    public indirect enum Node: Sendable, Equatable {
+    public indirect enum Node: Sendable, Hashable {
         /// Any JSON value (`{}` or `true`).
         case any
         /// An object. Only `properties` are generated, in schema order; required ones always, optional ones
@@ -65,7 +70,7 @@ public struct JSONSchema: Sendable, Equatable {
         case anyOf([Node])
     }
 
-    public struct Property: Sendable, Equatable {
+    public struct Property: Sendable, Hashable {
         public let name: String
         public let schema: Node
         public let required: Bool
@@ -77,27 +82,40 @@ public struct JSONSchema: Sendable, Equatable {
     }
 
     public let root: Node
+    /// The automata of the schema's patterns, compiled (within the limits) when it was read.
+    let patterns: [String: PatternDFA]
 
-    public init(root: Node) { self.root = root }
+    public init(root: Node) {
+        self.root = root
+        patterns = [:]
+    }
+
+    init(root: Node, patterns: [String: PatternDFA]) {
+        self.root = root
+        self.patterns = patterns
+    }
 
     /// Any JSON object: `response_format: {"type":"json_object"}`.
     public static let anyObject = JSONSchema(root: .object(properties: [], additionalProperties: true))
 
     /// Parses schema text, keeping the document's property order.
-    public static func parse(_ data: Data) throws -> JSONSchema {
-        try parse(try JSONValue.parse(data))
+    public static func parse(_ data: Data, limits: SchemaLimits = .default) throws -> JSONSchema {
+        let value: JSONValue
+        do { value = try JSONParser.parse(data) } catch { throw SchemaError.invalidJSON(error.description) }
+        return try parse(value, limits: limits)
     }
 
-    /// Parses a `JSONSerialization` value (property order becomes alphabetical; prefer `parse(_: Data)`).
-    public static func parse(_ json: Any) throws -> JSONSchema {
-        if let data = json as? Data { return try parse(data) }
-        if let value = json as? JSONValue { return try parse(value) }
-        return try parse(try JSONValue(foundation: json))
+    /// Reads a schema within `limits`. Throws `SchemaError` (`.tooComplex` names the limit that refused it), or
+    /// `CancellationError` once `isCancelled` says so (it is polled every few thousand steps).
+    public static func parse(_ value: JSONValue, limits: SchemaLimits = .default,
+                             isCancelled: @escaping () -> Bool = { false }) throws -> JSONSchema {
+        try parse(value, budget: CompileBudget(limits: limits, isCancelled: isCancelled))
     }
 
-    public static func parse(_ value: JSONValue) throws -> JSONSchema {
-        var reader = SchemaReader(document: value)
-        return JSONSchema(root: try reader.node(value, path: "#"))
+    static func parse(_ value: JSONValue, budget: CompileBudget) throws -> JSONSchema {
+        var reader = SchemaReader(document: value, budget: budget)
+        let root = try reader.node(value, path: "#", depth: 1)
+        return JSONSchema(root: root, patterns: reader.patterns)
     }
 }
 
@@ -105,7 +123,31 @@ public struct JSONSchema: Sendable, Equatable {
 
 private struct SchemaReader {
     let document: JSONValue
+    let budget: CompileBudget
     var references: [String] = []
+    /// Nodes read so far (every `$ref` expansion counts again) and bytes of literal text.
+    var nodes = 0
+    var literalBytes = 0
+    var patterns: [String: PatternDFA] = [:]
+
+    init(document: JSONValue, budget: CompileBudget) {
+        self.document = document
+        self.budget = budget
+    }
+
+    var limits: SchemaLimits { budget.limits }
+
+    func tooComplex(_ limit: String, _ value: Int, _ path: String, _ reason: String) -> SchemaError {
+        .tooComplex(limit: limit, value: value, path: path, reason: reason)
+    }
+
+    mutating func addLiteral(_ bytes: Int, path: String) throws {
+        literalBytes += bytes
+        guard literalBytes <= limits.maxLiteralBytes else {
+            throw tooComplex("max_literal_bytes", limits.maxLiteralBytes, path, "enum values and property names take more than \(limits.maxLiteralBytes) bytes")
+        }
+        try budget.spend(bytes, at: path)
+    }
 
     /// Keywords that never change which values are valid; accepted and ignored.
     static let annotations: Set<String> = ["title", "description", "$schema", "$id", "$comment", "default",
@@ -122,7 +164,15 @@ private struct SchemaReader {
     ]
     static let typeOrder = ["object", "array", "string", "integer", "number", "boolean", "null"]
 
-    mutating func node(_ value: JSONValue, path: String) throws -> JSONSchema.Node {
+    mutating func node(_ value: JSONValue, path: String, depth: Int) throws -> JSONSchema.Node {
+        nodes += 1
+        guard nodes <= limits.maxNodes else {
+            throw tooComplex("max_nodes", limits.maxNodes, path, "more than \(limits.maxNodes) schemas (counting every $ref expansion)")
+        }
+        guard depth <= limits.maxDepth else {
+            throw tooComplex("max_depth", limits.maxDepth, path, "schemas nest deeper than \(limits.maxDepth) levels")
+        }
+        if case .object(let members) = value { try budget.spend(1 + members.count, at: path) } else { try budget.spend(1, at: path) }
         switch value {
         case .bool(true): return .any
         case .bool(false): throw SchemaError.invalidSchema(path: path, reason: "the schema `false` admits no value")
@@ -135,7 +185,7 @@ private struct SchemaReader {
             guard keys[k] == nil else { throw SchemaError.invalidSchema(path: path, reason: "duplicate keyword '\(k)'") }
             keys[k] = v
         }
-        let constraining = members.map(\.0).filter { !Self.annotations.contains($0) }
+        let constraining = members.map(\.key).filter { !Self.annotations.contains($0) }
 
         if let ref = keys["$ref"] {
             if let other = constraining.first(where: { $0 != "$ref" }) { throw SchemaError.unsupportedKeyword(other, path: path + " (beside $ref)") }
@@ -144,14 +194,16 @@ private struct SchemaReader {
             guard let target = resolve(pointer) else { throw SchemaError.unresolvedReference(pointer, path: path) }
             references.append(pointer)
             defer { references.removeLast() }
-            return try node(target, path: pointer)
+            return try node(target, path: pointer, depth: depth + 1)
         }
         if let anyOf = keys["anyOf"] {
             if let other = constraining.first(where: { $0 != "anyOf" }) { throw SchemaError.unsupportedKeyword(other, path: path + " (beside anyOf)") }
             guard case .array(let options) = anyOf, !options.isEmpty else {
                 throw SchemaError.invalidSchema(path: path, reason: "anyOf must be a non-empty array")
             }
-            return .anyOf(try options.enumerated().map { try node($1, path: "\(path)/anyOf/\($0)") })
+            var branches: [JSONSchema.Node] = []
+            for (i, option) in options.enumerated() { branches.append(try node(option, path: "\(path)/anyOf/\(i)", depth: depth + 1)) }
+            return try merged(branches, path: path)
         }
         if keys["enum"] != nil || keys["const"] != nil {
             if let other = constraining.first(where: { !["enum", "const", "type"].contains($0) }) {
@@ -174,8 +226,14 @@ private struct SchemaReader {
                     throw SchemaError.invalidSchema(path: path, reason: "enum value \(v.compactText) is not of type \(types.joined(separator: "/"))")
                 }
             }
+            // Duplicates merged by hashing (a linear search per value made 100k values take minutes).
+            var seen = Set<JSONValue>()
             var unique: [JSONValue] = []
-            for v in values where !unique.contains(v) { unique.append(v) }
+            for v in values where seen.insert(v).inserted { unique.append(v) }
+            guard unique.count <= limits.maxEnumValues else {
+                throw tooComplex("max_enum_values", limits.maxEnumValues, path, "\(unique.count) enum values")
+            }
+            for v in unique { try addLiteral(v.compactText.utf8.count, path: path) }
             return .enumeration(unique)
         }
         // Every remaining keyword must belong to the types in play.
@@ -199,8 +257,27 @@ private struct SchemaReader {
                 throw SchemaError.invalidSchema(path: path, reason: "keywords \(used.sorted()) mix several types; add \"type\"")
             }
         }
-        let nodes = try types.map { try typed($0, keys, path: path) }
-        return nodes.count == 1 ? nodes[0] : .anyOf(nodes)
+        var alternatives: [JSONSchema.Node] = []
+        for type in types { alternatives.append(try typed(type, keys, path: path, depth: depth)) }
+        return alternatives.count == 1 ? alternatives[0] : try merged(alternatives, path: path)
+    }
+
+    /// Alternatives with nested `anyOf`s flattened and identical ones merged (first occurrence kept, so the order
+    /// stays the schema's), within `maxAnyOfBranches`.
+    func merged(_ branches: [JSONSchema.Node], path: String) throws -> JSONSchema.Node {
+        var seen = Set<JSONSchema.Node>()
+        var merged: [JSONSchema.Node] = []
+        for branch in branches {
+            let flat: [JSONSchema.Node]
+            if case .anyOf(let inner) = branch { flat = inner } else { flat = [branch] }
+            for alternative in flat where seen.insert(alternative).inserted { merged.append(alternative) }
+        }
+        if merged.contains(.any) { return .any }
+        guard merged.count <= limits.maxAnyOfBranches else {
+            throw tooComplex("max_any_of_branches", limits.maxAnyOfBranches, path, "\(merged.count) different alternatives")
+        }
+        try budget.spend(branches.count, at: path)
+        return merged.count == 1 ? merged[0] : .anyOf(merged)
     }
 
     func typeList(_ value: JSONValue?, path: String) throws -> [String]? {
@@ -225,7 +302,7 @@ private struct SchemaReader {
     static func matches(_ v: JSONValue, type: String) -> Bool {
         switch (v, type) {
         case (.object, "object"), (.array, "array"), (.string, "string"), (.bool, "boolean"), (.null, "null"), (.number, "number"): return true
-        case (.number(let n), "integer"): return Double(n).map { $0 == $0.rounded() } ?? false
+        case (.number(let n), "integer"): return n.isInteger
         default: return false
         }
     }
@@ -247,7 +324,7 @@ private struct SchemaReader {
 
     func count(_ keys: [String: JSONValue], _ k: String, path: String) throws -> Int? {
         guard let v = keys[k] else { return nil }
-        guard case .number(let text) = v, let d = Double(text), d >= 0, d == d.rounded(), d < 1e9 else {
+        guard case .number(let n) = v, case let d = n.double, d >= 0, d == d.rounded(), d < 1e9 else {
             throw SchemaError.invalidSchema(path: path, reason: "\(k) must be a non-negative integer")
         }
         return Int(d)
@@ -255,7 +332,7 @@ private struct SchemaReader {
 
     func decimal(_ keys: [String: JSONValue], _ k: String, path: String) throws -> Decimal? {
         guard let v = keys[k] else { return nil }
-        guard case .number(let text) = v, let d = Decimal(string: text, locale: Locale(identifier: "en_US_POSIX")), !d.isNaN else {
+        guard case .number(let n) = v, let d = Decimal(string: n.text, locale: Locale(identifier: "en_US_POSIX")), !d.isNaN else {
             if case .bool = v { throw SchemaError.unsupportedValue(keyword: k, path: path, reason: "boolean form of \(k) (draft 4); use a number") }
             throw SchemaError.invalidSchema(path: path, reason: "\(k) must be a number")
         }
@@ -264,7 +341,7 @@ private struct SchemaReader {
         return d > limit ? limit : (d < -limit ? -limit : d)
     }
 
-    mutating func typed(_ type: String, _ keys: [String: JSONValue], path: String) throws -> JSONSchema.Node {
+    mutating func typed(_ type: String, _ keys: [String: JSONValue], path: String, depth: Int) throws -> JSONSchema.Node {
         switch type {
         case "boolean": return .boolean
         case "null": return .null
@@ -285,15 +362,18 @@ private struct SchemaReader {
             case .object(let m)? where m.isEmpty: break
             default: throw SchemaError.unsupportedValue(keyword: "additionalProperties", path: path, reason: "only true or false are supported, not a schema")
             }
+            var seen = Set<String>()
             if let p = keys["properties"] {
                 guard case .object(let members) = p else { throw SchemaError.invalidSchema(path: path, reason: "properties must be an object") }
-                var seen = Set<String>()
+                let requiredSet = Set(required)
                 for (name, sub) in members {
                     guard seen.insert(name).inserted else { throw SchemaError.invalidSchema(path: path, reason: "duplicate property '\(name)'") }
-                    properties.append(.init(name: name, schema: try node(sub, path: "\(path)/properties/\(name)"), required: required.contains(name)))
+                    try addLiteral(name.utf8.count + 3, path: path)
+                    properties.append(.init(name: name, schema: try node(sub, path: "\(path)/properties/\(name)", depth: depth + 1),
+                                            required: requiredSet.contains(name)))
                 }
             }
-            for name in required where !properties.contains(where: { $0.name == name }) {
+            for name in required where !seen.contains(name) {
                 throw SchemaError.unsupportedValue(keyword: "required", path: path, reason: "required property '\(name)' has no schema in properties")
             }
             return .object(properties: properties, additionalProperties: additional)
@@ -301,7 +381,7 @@ private struct SchemaReader {
             var items = JSONSchema.Node.any
             if let i = keys["items"] {
                 if case .array = i { throw SchemaError.unsupportedValue(keyword: "items", path: path, reason: "tuple form (an array of schemas)") }
-                items = try node(i, path: path + "/items")
+                items = try node(i, path: path + "/items", depth: depth + 1)
             }
             let minItems = try count(keys, "minItems", path: path) ?? 0
             let maxItems = try count(keys, "maxItems", path: path)
@@ -327,8 +407,13 @@ private struct SchemaReader {
                 guard minLength == 0 && maxLength == nil else {
                     throw SchemaError.unsupportedValue(keyword: "pattern", path: path, reason: "pattern (or format) together with minLength/maxLength; put the length into the pattern")
                 }
-                do { _ = try PatternDFA(pattern) } catch {
-                    throw SchemaError.unsupportedValue(keyword: "pattern", path: path, reason: (error as? PatternError)?.reason ?? "\(error)")
+                if patterns[pattern] == nil {
+                    guard pattern.utf8.count <= limits.maxPatternBytes else {
+                        throw tooComplex("max_pattern_bytes", limits.maxPatternBytes, path, "a pattern of \(pattern.utf8.count) bytes")
+                    }
+                    do { patterns[pattern] = try PatternDFA(pattern, budget: budget, path: path) } catch let error as PatternError {
+                        throw SchemaError.unsupportedValue(keyword: "pattern", path: path, reason: error.reason)
+                    }
                 }
             }
             return .string(minLength: minLength, maxLength: maxLength, pattern: pattern)

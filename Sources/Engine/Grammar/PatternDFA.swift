@@ -15,14 +15,20 @@ struct PatternDFA: Sendable, Equatable {
     let accepting: [Bool]
     let start: Int32 = 0
 
-    static let maxStates = 2000
-
     func next(_ state: Int32, _ byte: UInt8) -> Int32 { transitions[Int(state) * 256 + Int(byte)] }
 
+    /// Compiles within the default limits (tests, fixed formats).
     init(_ pattern: String) throws {
+        try self.init(pattern, budget: CompileBudget(), path: "#")
+    }
+
+    /// Compiles within `budget`: NFA states, DFA states and the work of subset construction all count, so nested
+    /// counted repetitions (`((a{1,100}){1,100}){1,100}`) are refused in milliseconds rather than compiled for minutes.
+    /// Throws `PatternError` for syntax outside the subset, `SchemaError.tooComplex` for limits.
+    init(_ pattern: String, budget: CompileBudget, path: String) throws {
         var parser = RegexParser(bytes: Array(pattern.utf8))
         let tree = try parser.parseAll()
-        var nfa = NFA()
+        var nfa = NFA(budget: budget, path: path)
         let fragment = try nfa.build(tree)
         nfa.accept = fragment.end
         (transitions, accepting) = try nfa.determinize(start: fragment.start)
@@ -223,10 +229,20 @@ private struct RegexParser {
 
 /// Thompson construction, then subset construction to a DFA over bytes.
 private struct NFA {
+    let budget: CompileBudget
+    let path: String
     /// Per state: epsilon edges and byte edges.
     var epsilon: [[Int]] = []
     var edges: [[(Set<UInt8>, Int)]] = []
     var accept = 0
+
+    init(budget: CompileBudget, path: String) {
+        self.budget = budget
+        self.path = path
+    }
+
+    /// Thompson states allowed: ten per DFA state the limits allow.
+    var maxNFAStates: Int { budget.limits.maxPatternStates * 10 }
 
     mutating func newState() -> Int {
         epsilon.append([])
@@ -235,7 +251,11 @@ private struct NFA {
     }
 
     mutating func build(_ r: Regex) throws -> (start: Int, end: Int) {
-        guard epsilon.count < 20_000 else { throw PatternError(reason: "the pattern is too large") }
+        guard epsilon.count < maxNFAStates else {
+            throw SchemaError.tooComplex(limit: "max_pattern_states", value: budget.limits.maxPatternStates, path: path,
+                                         reason: "the pattern's repetitions expand to more than \(maxNFAStates) automaton states")
+        }
+        try budget.spend(1, at: path)
         switch r {
         case .bytes(let set):
             let s = newState(), e = newState()
@@ -287,49 +307,61 @@ private struct NFA {
         }
     }
 
-    func closure(_ states: [Int]) -> [Int] {
+    func closure(_ states: [Int]) throws -> [Int] {
         var seen = Set(states)
         var work = states
         while let s = work.popLast() {
             for t in epsilon[s] where seen.insert(t).inserted { work.append(t) }
         }
+        try budget.spend(seen.count, at: path)
         return seen.sorted()
     }
 
     func determinize(start: Int) throws -> ([Int32], [Bool]) {
+        let maxStates = budget.limits.maxPatternStates
         var ids: [[Int]: Int] = [:]
         var sets: [[Int]] = []
-        func id(_ set: [Int]) -> Int {
+        func id(_ set: [Int]) throws -> Int {
             if let i = ids[set] { return i }
+            try budget.spend(set.count, at: path)  // hashing the set
             ids[set] = sets.count
             sets.append(set)
             return sets.count - 1
         }
-        _ = id(closure([start]))
+        _ = try id(try closure([start]))
         var transitions: [Int32] = []
         var current = 0
         while current < sets.count {
-            guard sets.count <= PatternDFA.maxStates else { throw PatternError(reason: "the pattern needs more than \(PatternDFA.maxStates) automaton states") }
+            guard sets.count <= maxStates else {
+                throw SchemaError.tooComplex(limit: "max_pattern_states", value: maxStates, path: path,
+                                             reason: "the pattern needs more than \(maxStates) automaton states")
+            }
             var row = [Int32](repeating: -1, count: 256)
             var targets: [UInt8: [Int]] = [:]
             for s in sets[current] {
-                for (set, t) in edges[s] { for b in set { targets[b, default: []].append(t) } }
+                for (set, t) in edges[s] {
+                    try budget.spend(set.count, at: path)
+                    for b in set { targets[b, default: []].append(t) }
+                }
             }
-            for (b, ts) in targets { row[Int(b)] = Int32(id(closure(ts))) }
+            for (b, ts) in targets { row[Int(b)] = Int32(try id(try closure(ts))) }
             transitions += row
             current += 1
         }
         var accepting = sets.map { $0.contains(accept) }
-        // Trim states that cannot reach acceptance, so every live prefix can still be completed.
+        // Trim states that cannot reach acceptance, so every live prefix can still be completed: a backward search
+        // from the accepting states over reversed transitions (linear in the table).
+        var predecessors = [[Int]](repeating: [], count: sets.count)
+        for s in 0..<sets.count {
+            for b in 0..<256 where transitions[s * 256 + b] >= 0 { predecessors[Int(transitions[s * 256 + b])].append(s) }
+        }
+        try budget.spend(transitions.count, at: path)
         var live = accepting
-        var changed = true
-        while changed {
-            changed = false
-            for s in 0..<sets.count where !live[s] {
-                if (0..<256).contains(where: { transitions[s * 256 + $0] >= 0 && live[Int(transitions[s * 256 + $0])] }) {
-                    live[s] = true
-                    changed = true
-                }
+        var work = (0..<sets.count).filter { live[$0] }
+        while let s = work.popLast() {
+            for p in predecessors[s] where !live[p] {
+                live[p] = true
+                work.append(p)
             }
         }
         for i in transitions.indices where transitions[i] >= 0 && !live[Int(transitions[i])] { transitions[i] = -1 }
