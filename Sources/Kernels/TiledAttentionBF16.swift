@@ -85,8 +85,10 @@ func tiledAttentionBF16(
             for r in 0..<paddedRows {
                 let dst = queries + r * halfDim
                 if r < rows {
-                    let src = q + (start + r) * ldq + h * hd
-                    for t in 0..<halfDim { dst[t] = bf16Pair(src[2 * t] * scale, src[2 * t + 1] * scale) }
+                    // Scaled into the output row (free until the end), then rounded 32 values at a time.
+                    let src = q + (start + r) * ldq + h * hd, scaled = output + r * hd
+                    for d in 0..<hd { scaled[d] = src[d] * scale }
+                    postlens_bf16_convert(scaled, UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self), Int64(hd))
                 } else {
                     dst.update(repeating: 0, count: halfDim)
                 }
@@ -114,7 +116,7 @@ func tiledAttentionBF16(
                 } else {
                     row.update(repeating: 0, count: visiblePadded)
                 }
-                for u in 0..<(visiblePadded / 2) { pairs[u] = bf16Pair(row[2 * u], row[2 * u + 1]) }
+                postlens_bf16_convert(row, UnsafeMutableRawPointer(pairs).assumingMemoryBound(to: UInt16.self), Int64(visiblePadded))
             }
             r0 = 0
             while r0 < paddedRows {
