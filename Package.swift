@@ -76,7 +76,8 @@ let package = Package(
         // CPU feature detection (cpuid, xgetbv, arch_prctl) and the AMX tile kernels: C because Swift cannot
         // issue those instructions; AMX code carries function-level target attributes.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
-        .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
+        .target(name: "KernelsSIMD512", swiftSettings: avx512Settings),
+        .target(name: "KernelsAVX512", dependencies: ["KernelsSIMD512"], swiftSettings: avx512Settings),
         .target(name: "KernelsSIMD", swiftSettings: computeSettings),
         .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512"], swiftSettings: computeSettings),
         .target(name: "SafeTensors", dependencies: ["JSON", "Tensors"], swiftSettings: computeSettings),

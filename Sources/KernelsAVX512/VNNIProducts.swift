@@ -1,5 +1,6 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import KernelsSIMD512
 
 // Int8 products with AVX-512 VNNI (`vpdpbusd`: 64 u8×s8 multiply-adds into 16 int32 lanes per
 // instruction, 4× the `vpmaddwd` of the AVX2 level and with the add fused). This module is built with

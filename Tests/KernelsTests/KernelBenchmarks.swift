@@ -222,18 +222,26 @@ extension KernelBenchmarks {
 
 extension KernelBenchmarks {
     /// Vision attention at 1,024 and 4,096 patches (16 heads × 64, one image, no mask), in GFLOPS.
+    /// Vision attention (16 heads × 64 dims) at every runnable level, F32 and reduced (BF16 where the CPU has it).
     @Test func visionAttention() {
-        for n in [1024, 4096] {
-            let heads = 16, hd = 64, ld = 3 * heads * hd
-            let qkv = Tensor(shape: [n, ld]), out = Tensor(shape: [n, heads * hd])
-            for i in 0..<qkv.count { qkv[i] = Float((i &* 2654435761) % 1000) / 1000 - 0.5 }
-            let t = Self.best(3) {
-                attention(q: qkv.data, ldq: ld, queryCount: n, k: qkv.data + heads * hd, v: qkv.data + 2 * heads * hd, ldkv: ld,
-                          keyCount: n, heads: heads, kvHeads: heads, headDim: hd, scale: 0.125, causalOffset: nil,
-                          out: out.data, ldo: heads * hd)
+        for level in CPUFeatures.host.runnableLevels {
+            for precision in [AttentionPrecision.f32, .reduced] {
+                KernelDispatch.withLevel(level) {
+                    for n in [1024, 4096] {
+                        let heads = 16, hd = 64, ld = 3 * heads * hd
+                        let qkv = Tensor(shape: [n, ld]), out = Tensor(shape: [n, heads * hd])
+                        for i in 0..<qkv.count { qkv[i] = Float((i &* 2654435761) % 1000) / 1000 - 0.5 }
+                        let t = Self.best(3) {
+                            attention(q: qkv.data, ldq: ld, queryCount: n, k: qkv.data + heads * hd, v: qkv.data + 2 * heads * hd,
+                                      ldkv: ld, keyCount: n, heads: heads, kvHeads: heads, headDim: hd, scale: 0.125,
+                                      causalOffset: nil, out: out.data, ldo: heads * hd, precision: precision)
+                        }
+                        let flops = 4.0 * Double(heads) * Double(n) * Double(n) * Double(hd)
+                        print(String(format: "[bench] %@ %@ vision attention n=%d: %.1f ms, %.1f GFLOPS", level.description,
+                                     "\(precision)", n, t * 1e3, flops / t / 1e9))
+                    }
+                }
             }
-            let flops = 4.0 * Double(heads) * Double(n) * Double(n) * Double(hd)
-            print(String(format: "[bench] vision attention n=%d: %.1f ms, %.1f GFLOPS", n, t * 1e3, flops / t / 1e9))
         }
     }
 }
