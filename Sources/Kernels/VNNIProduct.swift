@@ -122,7 +122,9 @@ extension QuantizedGEMM {
         let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
         let stride = QuadActivations.rowsPerBlock
         let groupRows = 16 * vnniGroupTiles, passBlocks = vnniPassBlocks
-        Parallel.forRanges(pairs) { range in
+        // Pairs are handed out two at a time: a thread slowed by the machine takes fewer.
+        let queue = WorkQueue(count: pairs, grain: 2)
+        Parallel.forEachThread(limit: pairs) {
             let results = alignedZeroed(Float.self, count: groupRows * 32)
             let panelPointers = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 2)
             let scalePointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2)
@@ -130,7 +132,7 @@ extension QuantizedGEMM {
                 UnsafeMutableRawPointer(results).deallocate()
                 panelPointers.deallocate(); scalePointers.deallocate()
             }
-            for pair in range {
+            while let range = queue.claim() { for pair in range {
                 let first = pair * 2, panels = min(2, w.panels - first)
                 for p in 0..<panels {
                     panelPointers[p] = quants + (first + p) * blocks * Q8Matrix.panelBlockBytes
@@ -174,7 +176,7 @@ extension QuantizedGEMM {
                     }
                     g0 += groupCount
                 }
-            }
+            } }
         }
     }
     #endif
