@@ -12,14 +12,15 @@ import KernelsAVX512
 // - lower levels (a matrix made for avx512 run after a test forced a lower level): the portable twin.
 // The weights need no packing at run time: their stored order is the order every kernel reads.
 
-/// Rows per AVX-512 microkernel call (8 rows × 2 panels = 16 zmm accumulators).
-let vnniTileRows = 8
+/// Rows per AVX-512 microkernel call (6 rows × 2 panels: 12 int32 and 12 F32 accumulators in registers).
+let vnniTileRows = 6
 
-/// 16-row tiles that share each pass over the blocks (32 rows). Variables for the tuning benchmark.
-nonisolated(unsafe) var vnniGroupTiles = 2
+/// 16-row tiles that share each pass over the blocks. Variables for the tuning benchmark (`vnniTuning`: on
+/// Zen 4 one tile and passes of 8 blocks were as good as any grouping measured, within the noise).
+nonisolated(unsafe) var vnniGroupTiles = 1
 
-/// Blocks per pass (16 blocks × 2 panels × 512 bytes of weights = 16 KiB).
-nonisolated(unsafe) var vnniPassBlocks = 16
+/// Blocks per pass (8 blocks × 2 panels × 512 bytes of weights = 8 KiB, in L1 with the tile's operands).
+nonisolated(unsafe) var vnniPassBlocks = 8
 
 
 extension QuantizedGEMM {
@@ -226,3 +227,4 @@ func vnniTileEntry(rows: Int, panels: Int, a: UnsafePointer<Int8>, aScales: Unsa
              weights: weights, weightScales: weightScales, blocks: blocks, c: c, ldc: ldc)
 }
 #endif
+
