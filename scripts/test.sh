@@ -9,6 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# Every `python3` from here on — the Python tests and the Swift tests that call it (JSON Schema validation, the
+# fake hub) — is the virtual environment's, with the packages of tests/requirements.txt.
+export PATH="$PWD/.venv/bin:$PATH"
 # Runtime-format weight caches written by the tests go to a scratch folder, not the user's cache.
 export POSTLENS_CACHE="$(mktemp -d -t postlens-test-cache-XXXXXX)"
 trap 'rm -rf "$POSTLENS_CACHE"' EXIT
