@@ -46,6 +46,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: System libraries
@@ -102,9 +104,17 @@ let package = Package(
             dependencies: ["Store", .product(name: "Hummingbird", package: "hummingbird")],
             resources: [.copy("Assets")]
         ),
+        // The shared backend: conversations and batch jobs in PostgreSQL (`--database postgres://…`).
+        .target(
+            name: "PostgresStore",
+            dependencies: ["Store", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .target(
             name: "Analysis",
-            dependencies: ["Engine", "Qwen3VL", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "Engine", "Qwen3VL", "Imaging", "Store", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // MARK: Server
         .target(
@@ -123,6 +133,7 @@ let package = Package(
             name: "postlens",
             dependencies: [
                 "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server", "Analysis",
+                "Store", "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -138,6 +149,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "Engine", "Qwen3VL", "Imaging", "postlens"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "Store", "Analysis"]),
         .testTarget(
             name: "WebUITests",
             dependencies: ["WebUI", "Store", .product(name: "HummingbirdTesting", package: "hummingbird")]

@@ -98,7 +98,17 @@ public struct ItemOutcome: Sendable, Equatable {
     public var raw: String?
     public var usage: Usage
     public var seconds: Double
+    /// The error may go away on its own (an image server that timed out): a queue worker tries the item again.
+    public var transient = false
     public var ok: Bool { error == nil }
+}
+
+/// An error that may not happen again if the item is tried later (network trouble, a server's 5xx or 429).
+public protocol TransientError: Error {}
+
+/// An image download that failed in a way worth retrying.
+public struct DownloadError: TransientError, CustomStringConvertible {
+    public let description: String
 }
 
 /// Runs one task on one record: loads the image, builds the prompt and the generation parameters
@@ -135,7 +145,10 @@ public struct TaskRunner: Sendable {
         return p
     }
 
-    public func run(_ record: PostRecord) async -> ItemOutcome {
+    public func run(_ record: PostRecord) async -> ItemOutcome { await run(record, imageData: nil) }
+
+    /// `imageData`: the record's image bytes when they travel with a job (then `record.image` only names it).
+    public func run(_ record: PostRecord, imageData: Data?) async -> ItemOutcome {
         let clock = ContinuousClock()
         let start = clock.now
         var usage = Usage()
@@ -146,7 +159,9 @@ public struct TaskRunner: Sendable {
         }
         do {
             var image: RGBImage? = nil
-            if let reference = record.image { image = try await loadImage(reference) }
+            if let reference = record.image {
+                image = try await imageData.map { try decodeImage($0, reference: reference) } ?? loadImage(reference)
+            }
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
             let result: JSON
             if task.kind == .ocr, let image, shouldTile(image) {
@@ -163,7 +178,8 @@ public struct TaskRunner: Sendable {
             }
             return ItemOutcome(id: record.id, result: result, error: nil, raw: nil, usage: usage, seconds: seconds())
         } catch {
-            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds())
+            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds(),
+                               transient: error is any TransientError)
         }
     }
 
@@ -238,6 +254,10 @@ public struct TaskRunner: Sendable {
             guard let contents = FileManager.default.contents(atPath: path) else { throw TaskError("cannot read image \(reference)") }
             data = contents
         }
+        return try decodeImage(data, reference: reference)
+    }
+
+    func decodeImage(_ data: Data, reference: String) throws -> RGBImage {
         do {
             return try ImageDecoder.decode(data)
         } catch {
@@ -250,10 +270,13 @@ public struct TaskRunner: Sendable {
         request.timeoutInterval = 30
         let data: Data, response: URLResponse
         do { (data, response) = try await URLSession.shared.data(for: request) } catch {
-            throw TaskError("cannot download image \(url.absoluteString): \(error.localizedDescription)")
+            throw DownloadError(description: "cannot download image \(url.absoluteString): \(error.localizedDescription)")
         }
         if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
-            throw TaskError("cannot download image \(url.absoluteString): HTTP \(http.statusCode)")
+            let message = "cannot download image \(url.absoluteString): HTTP \(http.statusCode)"
+            // A server error or a rate limit may pass; a 404 will not.
+            if http.statusCode >= 500 || http.statusCode == 429 { throw DownloadError(description: message) }
+            throw TaskError(message)
         }
         guard data.count <= options.maxImageBytes else { throw TaskError("image too large (\(data.count) bytes): \(url.absoluteString)") }
         return data

@@ -34,6 +34,8 @@ public final class ServerMetrics: Sendable {
     private let modelReady: Gauge
     private let uptime: Gauge
     private let cacheGauges: [(kind: String, hits: Gauge, misses: Gauge, bytes: Gauge, entries: Gauge)]
+    /// Batch jobs and workers (`JobMetrics`).
+    let jobs: JobMetrics
 
     /// Seconds from arrival to first token: a CPU prefill of an image prompt may take tens of seconds.
     static let timeToFirstTokenBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160]
@@ -67,6 +69,7 @@ public final class ServerMetrics: Sendable {
         engineWaiting = gauge("postlens_engine_queued_requests", "Requests waiting for a place in the engine's batch (queue depth).")
         modelReady = gauge("postlens_model_ready", "1 when the model is loaded and serving, 0 while loading or after a failed load.")
         uptime = gauge("postlens_uptime_seconds", "Seconds since the server started.")
+        jobs = JobMetrics(registry: registry)
         cacheGauges = ["vision", "prefix"].map { kind in
             let labels = [("cache", kind)]
             return (kind,
@@ -168,12 +171,15 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let metrics: ServerMetrics
     let host: ModelHost
     let gate: AdmissionGate
+    /// Batch jobs: queue depth, leases and workers come from their database at scrape time.
+    var batches: BatchService? = nil
 
     func register(on router: Router<Context>) {
         router.get("/metrics", use: scrape)
     }
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
+        if let batches { await metrics.jobs.refresh(from: batches) }
         let bytes = metrics.scrape(host: host, gate: gate)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -45,6 +45,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-history"), help: "Keep conversations in memory only.")
     var noHistory = false
 
+    /// `--database postgres://…`: conversations and batch jobs shared with other servers and workers.
+    @OptionGroup var shared: DatabaseOptions
+
+    @Option(name: .customLong("batch-concurrency"), help: "Batch items this server runs at once beside chat (0: leave them to `postlens worker`s).")
+    var batchConcurrency = 1
+
     /// Where conversations are stored, or nil for memory only.
     var historyPath: String? {
         if noHistory { return nil }
@@ -60,6 +66,10 @@ struct ServeCommand: AsyncParsableCommand {
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
         guard maxImageTokens >= 4 else { throw ValidationError("--max-image-tokens must be at least 4") }
+        guard (0...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be 0...64") }
+        if shared.url != nil && (database != nil || noHistory) {
+            throw ValidationError("--database keeps conversations in the shared database; leave out --db and --no-history")
+        }
         guard ServerRunner.isValidLogLevel(logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
@@ -92,7 +102,20 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowedImageDirectory = url
         }
 
+        configuration.batchConcurrency = batchConcurrency
+        var opened: OpenedDatabase?
+        if let url = shared.url {
+            do {
+                opened = try await OpenedDatabase.open(url, maximumConnections: 16, logger: commandLogger("postlens.database", level: .info))
+            } catch {
+                printError("\(error)".hasPrefix("error:") ? "\(error)" : "error: \(error)")
+                throw ExitCode.failure
+            }
+        }
+        defer { opened?.close() }
         try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat,
-                                   historyDatabase: historyPath, logLevel: logLevel)
+                                   historyDatabase: historyPath, logLevel: logLevel,
+                                   database: opened.map { SharedDatabase(conversations: $0.conversations, jobs: $0.jobs, isShared: $0.isShared,
+                                                                         description: $0.description) })
     }
 }

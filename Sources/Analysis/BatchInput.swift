@@ -1,0 +1,120 @@
+import Foundation
+
+/// A job's input: posts as `postlens analyze` reads them (JSON lines, CSV, a folder of images), or the OpenAI batch
+/// format (`vllm run-batch` reads the same), one request per line:
+///
+/// ```json
+/// {"custom_id": "post-1", "method": "POST", "url": "/v1/analyze",
+///  "body": {"task": "sentiment", "text": "物流太慢了", "images": ["photos/1.jpg"], "options": {"language": "zh"}}}
+/// ```
+/// `custom_id` becomes the item's id; the body is what `POST /v1/analyze` takes. One job runs one task with one set of
+/// options: they come from the first request (unless given on the command line), and a line that asks for another
+/// task or other options is that item's error, as is any other `url`.
+public struct BatchInput: Sendable {
+    public var items: [InputItem]
+    /// The lines were OpenAI batch requests.
+    public var openAIFormat = false
+    /// OpenAI format: the task and options the requests named.
+    public var task: String?
+    public var options: [String: JSON]?
+
+    /// Reads `url` by its kind: a folder, `.csv`/`.tsv`, otherwise JSON lines (OpenAI batch requests when the first
+    /// object has a `custom_id`). `task` is the job's task when already known (a line naming another one is refused).
+    public static func read(_ url: URL, columns: RecordReader.Columns = .init(), task: String? = nil) throws -> BatchInput {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory)
+        let ext = url.pathExtension.lowercased()
+        guard exists, !isDirectory.boolValue, ext != "csv", ext != "tsv" else {
+            return BatchInput(items: try RecordReader.read(url, columns: columns))
+        }
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw RecordReaderError.unreadable(url.path) }
+        return parseJSONL(String(decoding: data, as: UTF8.self), columns: columns, task: task)
+    }
+
+    /// JSON lines: plain records, or OpenAI batch requests.
+    public static func parseJSONL(_ text: String, columns: RecordReader.Columns = .init(), task: String? = nil) -> BatchInput {
+        guard isOpenAIBatch(text) else { return BatchInput(items: RecordReader.readJSONL(text, columns: columns)) }
+        return readOpenAI(text, task: task)
+    }
+
+    /// The first line that is a JSON object has `custom_id` and `body`.
+    public static func isOpenAIBatch(_ text: String) -> Bool {
+        for line in lines(text) {
+            guard case .object(let object)? = try? JSON.parse(line.text) else { continue }
+            return object["custom_id"] != nil && object["body"] != nil
+        }
+        return false
+    }
+
+    static func lines(_ text: String) -> [(number: Int, text: String)] {
+        var body = Substring(text)
+        if body.hasPrefix("\u{FEFF}") { body = body.dropFirst() }
+        return body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated().compactMap {
+            let line = $0.element.trimmingCharacters(in: .whitespacesAndNewlines)
+            return line.isEmpty ? nil : ($0.offset + 1, line)
+        }
+    }
+
+    static func readOpenAI(_ text: String, task fixedTask: String?) -> BatchInput {
+        var input = BatchInput(items: [], openAIFormat: true, task: fixedTask, options: nil)
+        for (number, line) in lines(text) {
+            let seq = input.items.count
+            let fallbackID = "line-\(number)"
+            func refuse(_ id: String, _ why: String) { input.items.append(InputItem(seq: seq, id: id, record: nil, error: "line \(number): \(why)")) }
+            guard let value = try? JSON.parse(line) else { refuse(fallbackID, "not valid JSON"); continue }
+            guard case .object(let request) = value else { refuse(fallbackID, "not a JSON object"); continue }
+            let id: String
+            switch request["custom_id"] {
+            case .string(let s)? where !s.isEmpty: id = s
+            case .number(let d)?: id = JSON.format(d)
+            default: refuse(fallbackID, "\"custom_id\" is required (a string)"); continue
+            }
+            if let method = request["method"]?.stringValue, method.uppercased() != "POST" {
+                refuse(id, "method must be POST, not \(method)"); continue
+            }
+            let url = request["url"]?.stringValue ?? "/v1/analyze"
+            guard url == "/v1/analyze" else {
+                refuse(id, "url \(url) is not supported: jobs run analysis tasks; send \"url\": \"/v1/analyze\" with a body {task, text, images, options}")
+                continue
+            }
+            guard case .object(let body)? = request["body"] else { refuse(id, "\"body\" must be an object {task, text, images, options}"); continue }
+            guard let task = body["task"]?.stringValue ?? input.task else { refuse(id, "body.task is required"); continue }
+            if let expected = input.task, expected.lowercased() != task.lowercased() {
+                refuse(id, "body.task \(task) differs from the job's task \(expected) (one task per job)"); continue
+            }
+            input.task = input.task ?? task
+            let options = body["options"]?.objectValue ?? [:]
+            if let expected = input.options, expected != options {
+                refuse(id, "body.options differ from the first request's (one set of options per job)"); continue
+            }
+            input.options = input.options ?? options
+            var images: [JSON] = []
+            switch body["images"] ?? body["image"] {
+            case nil, .null?: break
+            case .array(let list)?: images = list
+            case let single?: images = [single]
+            }
+            guard images.count <= 1 else { refuse(id, "body.images: the analysis tasks read one image per post"); continue }
+            var record: [String: JSON] = ["id": .string(id)]
+            if let image = images.first { record["image"] = image }
+            if let text = body["text"] { record["text"] = text }
+            if let meta = body["meta"] { record["meta"] = meta }
+            input.items.append(RecordReader.item(from: record, seq: seq, fallbackID: id, columns: .init(), location: "line \(number)"))
+        }
+        return input
+    }
+}
+
+/// Result lines in OpenAI's batch output shape, for jobs whose input was OpenAI batch requests:
+/// `{"id", "custom_id", "response": {"status_code": 200, "body": <result line>}, "error": null | {"code", "message"}}`.
+public enum OpenAIBatchOutput {
+    public static func line(_ result: JSON, jobID: String, seq: Int) -> JSON {
+        let failed = result["status"]?.stringValue == "error"
+        return [
+            "id": .string("\(jobID)-\(seq)"),
+            "custom_id": result["id"] ?? .null,
+            "response": ["status_code": 200, "request_id": .string("\(jobID)-\(seq)"), "body": result],
+            "error": failed ? ["code": "item_failed", "message": result["error"] ?? .null] : .null,
+        ]
+    }
+}

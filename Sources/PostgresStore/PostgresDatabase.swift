@@ -1,0 +1,169 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Store
+
+/// One PostgreSQL database shared by servers and workers: a connection pool (postgres-nio's `PostgresClient`), the
+/// schema migrations, and the two stores on top (`conversations`, `jobs`).
+///
+/// Every call runs under a time limit, so a database that went away (restarted, network cut) is an error after
+/// `operationTimeout` instead of a hang; the pool reconnects by itself once the server answers again, so callers
+/// simply try again (workers do, with backoff).
+public final class PostgresDatabase: Sendable {
+    public let url: DatabaseURL
+    let client: PostgresClient
+    let logger: Logger
+    let operationTimeout: Duration
+    private let runner: Task<Void, Never>
+
+    public var conversations: PostgresConversationStore { PostgresConversationStore(database: self) }
+    public var jobs: PostgresJobQueue { PostgresJobQueue(database: self) }
+
+    /// Starts the pool. Nothing is connected yet: `migrate()` (or the first call) connects.
+    public init(url: DatabaseURL, maximumConnections: Int = 8, operationTimeout: Duration = .seconds(15),
+                logger: Logger = Logger(label: "postlens.postgres")) {
+        self.url = url
+        self.logger = logger
+        self.operationTimeout = operationTimeout
+        var quiet = logger
+        quiet.logLevel = max(logger.logLevel, .notice)  // the pool's own chatter only when something is wrong
+        let client = PostgresClient(configuration: url.clientConfiguration(maximumConnections: maximumConnections), backgroundLogger: quiet)
+        self.client = client
+        runner = Task { await client.run() }
+    }
+
+    /// Connects (waiting up to `wait` for a server that is still starting) and brings the schema to the newest
+    /// version. Several processes may do this at once: an advisory lock lets one migrate while the others wait.
+    public static func open(_ url: DatabaseURL, maximumConnections: Int = 8, wait: Duration = .seconds(30),
+                            logger: Logger = Logger(label: "postlens.postgres")) async throws -> PostgresDatabase {
+        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections, logger: logger)
+        let clock = ContinuousClock(), deadline = clock.now + wait
+        while true {
+            do {
+                try await database.migrate()
+                return database
+            } catch let error as StoreError {
+                guard case .unavailable = error, clock.now < deadline else {
+                    database.close()
+                    throw error
+                }
+                logger.info("waiting for the database", metadata: ["database": "\(url)"])
+                try await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// Stops the pool (its connections close).
+    public func close() { runner.cancel() }
+
+    deinit { runner.cancel() }
+
+    // MARK: - Running statements
+
+    /// Runs one SQL statement given as text, for administration (creating a test database) and tools. The text is
+    /// sent as it is: never build it from user input.
+    public func execute(_ sql: String) async throws {
+        let logger = logger
+        try await withConnection { connection in
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        }
+    }
+
+    /// The first column of the first row of a query as an integer (`SELECT count(*) …`), for tests and tools.
+    public func integer(_ sql: String) async throws -> Int? {
+        let logger = logger
+        return try await withConnection { connection in
+            guard let row = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).all().first, let cell = row.first else {
+                return nil
+            }
+            return try cell.decode(Int?.self)
+        }
+    }
+
+    /// Runs `body` on one pooled connection under the time limit, turning driver errors into `StoreError`.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let client = client, limit = operationTimeout, url = url
+        do {
+            return try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await client.withConnection { try await body($0) } }
+                group.addTask {
+                    try await Task.sleep(for: limit)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next(), let value = first else {
+                    throw StoreError.unavailable("the database \(url) did not answer within \(limit.components.seconds) s; "
+                        + "check that PostgreSQL is running and reachable from this machine")
+                }
+                return value
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw Self.storeError(error, url: url)
+        }
+    }
+
+    /// `body` in one transaction (BEGIN … COMMIT, ROLLBACK on any error, which is rethrown as it was).
+    func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        let logger = logger
+        return try await withConnection { connection in
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                let value = try await body(connection)
+                try await connection.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    /// Maps a driver error to a `StoreError` that says what to check.
+    static func storeError(_ error: any Error, url: DatabaseURL) -> StoreError {
+        guard let error = error as? PSQLError else {
+            return .unavailable("the database \(url) failed: \(error)")
+        }
+        switch error.code {
+        case .server:
+            let message = error.serverInfo?[.message] ?? "error"
+            let state = error.serverInfo?[.sqlState] ?? ""
+            // 28xxx: authentication; 3D000: no such database; 57P0x: the server is shutting down or restarting.
+            if state.hasPrefix("28") || state == "3D000" {
+                return .unavailable("cannot open the database \(url): \(message); check the user, password and database name in --database")
+            }
+            if state.hasPrefix("57P") || state.hasPrefix("08") {
+                return .unavailable("the database \(url) is restarting or unreachable (\(message)); try again in a moment")
+            }
+            let detail = error.serverInfo?[.detail].map { " (\($0))" } ?? ""
+            return .invalid("the database refused a statement: \(message)\(detail) [SQLSTATE \(state)]")
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed, .queryCancelled:
+            let underlying = error.underlying.map { ": \($0)" } ?? ""
+            return .unavailable("cannot reach the database \(url)\(underlying); check that PostgreSQL is running and reachable from this machine")
+        case .sslUnsupported:
+            return .unavailable("the database \(url) does not offer TLS; use ?sslmode=disable or prefer")
+        default:
+            return .unavailable("the database \(url) failed: \(String(reflecting: error))")
+        }
+    }
+}
+
+extension PostgresRowSequence {
+    /// Every row, each as random-access columns.
+    func all() async throws -> [PostgresRandomAccessRow] {
+        var rows: [PostgresRandomAccessRow] = []
+        for try await row in self { rows.append(row.makeRandomAccess()) }
+        return rows
+    }
+}
+
+extension PostgresRandomAccessRow {
+    /// The column's value; a wrong type or a missing column is a programming error reported as a store error.
+    func value<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+        guard contains(column) else { throw StoreError.invalid("no column \(column) in the database's answer") }
+        return try self[column].decode(T.self)
+    }
+}

@@ -1,0 +1,103 @@
+import Analysis
+import ArgumentParser
+import Foundation
+import Store
+
+/// `postlens jobs submit`: stores a job and its items; workers anywhere then run it. Prints the job id as its last line.
+struct JobsSubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "submit",
+        abstract: "Store a batch job (a task over posts) in the database for workers to run; prints the job id last.",
+        discussion: """
+        Input: JSON lines ({"id", "image", "text", "meta"}), OpenAI batch JSONL ({"custom_id", "method": "POST", \
+        "url": "/v1/analyze", "body": {task, text, images, options}}), CSV with a header row, or a folder of images. \
+        Local images are copied into the database (any worker on any machine can read them) unless --images reference; \
+        http(s) URLs are fetched by the workers. Bad records are recorded as their item's error at once.
+        """
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: "The task: \(TaskKind.allCases.map(\.rawValue).joined(separator: ", ")) (OpenAI batch input may name it in each body instead).")
+    var task: String?
+
+    @Option(help: "posts.jsonl, posts.csv, OpenAI batch .jsonl, or a folder of images.")
+    var input: String
+
+    @Option(help: #"Task options as JSON: {"language": "zh"|"en", "max_tokens": N, "max_pixels": N, "dense": "auto"|true|false, "instruction": "…", "schema": {…}}."#)
+    var options: String?
+
+    @Option(help: "copy: store local images in the database (default); reference: keep their absolute paths (for folders every worker mounts).")
+    var images: JobSubmission.ImageMode = .copy
+
+    @Option(name: .customLong("max-attempts"), help: "Tries per item (a transient failure or a worker dying mid-item) before its error is recorded.")
+    var maxAttempts = 3
+
+    @Option(name: .customLong("text-column"), help: "The text field/column.")
+    var textColumn = "text"
+
+    @Option(name: .customLong("image-column"), help: "The image field/column.")
+    var imageColumn = "image"
+
+    @Option(name: .customLong("id-column"), help: "The id field/column.")
+    var idColumn = "id"
+
+    func validate() throws {
+        guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1...100") }
+    }
+
+    func run() async throws {
+        let inputURL = URL(fileURLWithPath: (input as NSString).expandingTildeInPath).standardizedFileURL
+        let batch: BatchInput
+        let spec: JobSpec
+        do {
+            batch = try BatchInput.read(inputURL, columns: .init(id: idColumn, text: textColumn, image: imageColumn), task: task)
+            guard !batch.items.isEmpty else { throw CLIError("\(inputURL.path) has no records") }
+            var optionValues = batch.options ?? [:]
+            if let options {
+                guard case .object(let given) = try JSON.parse(options) else { throw CLIError("--options must be a JSON object") }
+                optionValues = given
+            }
+            guard let name = task ?? batch.task else {
+                throw CLIError("--task is required: one of \(TaskKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            do {
+                spec = try JobSpec.parse(task: .string(name), options: optionValues)
+            } catch let error as JobSpec.OptionError {
+                throw CLIError(error.key == "task" ? "--task \(error.rule)" : "--options: \(error)")
+            }
+        } catch let error as CLIError {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode.failure
+        }
+        var submission = JobSubmission(spec: withFormat(spec, openAI: batch.openAIFormat), source: "cli:\(inputURL.lastPathComponent)")
+        submission.maxAttempts = maxAttempts
+        var isDirectory: ObjCBool = false
+        _ = FileManager.default.fileExists(atPath: inputURL.path, isDirectory: &isDirectory)
+        let base = isDirectory.boolValue ? inputURL : inputURL.deletingLastPathComponent()
+        let resolve = JobSubmission.localResolver(baseDirectory: base, mode: images, maxBytes: spec.maxImageBytes)
+        let isTTY = isatty(STDERR_FILENO) != 0
+        let items = batch.items
+        try await withJobQueue(database) { queue in
+            let info = try await submission.submit(items, to: queue, resolve: resolve, progress: { stored, total in
+                if isTTY { FileHandle.standardError.write(Data("\r\u{1B}[2Kstoring items: \(stored)/\(total)".utf8)) }
+            })
+            if isTTY { printError("") }
+            let bad = info.failed
+            printError("\(info.task): \(info.total) items stored (\(bad) bad record\(bad == 1 ? "" : "s") recorded as errors); state \(info.state.rawValue)")
+            printError("watch it with: postlens jobs status \(info.id)")
+            writeOut(info.id + "\n")
+        }
+    }
+
+    private func withFormat(_ spec: JobSpec, openAI: Bool) -> JobSpec {
+        var spec = spec
+        spec.openAIFormat = openAI
+        return spec
+    }
+}
+
+extension JobSubmission.ImageMode: ExpressibleByArgument {}

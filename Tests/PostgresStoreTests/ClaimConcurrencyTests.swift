@@ -1,0 +1,76 @@
+import Foundation
+import PostgresStore
+import Store
+import Synchronization
+import Testing
+
+/// The claim query under contention: many workers claiming at once from one PostgreSQL database.
+@Suite(.enabled(if: TestDatabase.available, "needs POSTLENS_TEST_DATABASE_URL (scripts/test-postgres.sh start)"))
+struct ClaimConcurrencyTests {
+    /// 16 claimers on 16 connections race for 600 items in groups of 1–7: with leases far longer than the test, every
+    /// item is claimed exactly once (`SKIP LOCKED` skips rows another claim is taking; the lease keeps them).
+    @Test func noItemIsClaimedTwiceWhileItsLeaseIsValid() async throws {
+        try await TestDatabase.withFresh(maximumConnections: 20) { database in
+            let queue = database.jobs
+            let job = try await submitJob(queue, count: 600)
+            let claims = Mutex<[JobItemKey: [String]]>([:])
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<16 {
+                    group.addTask {
+                        let worker = "w\(w)"
+                        while true {
+                            let got = try await queue.claim(worker: worker, tasks: ["sentiment@1"], limit: 1 + w % 7, lease: .seconds(600))
+                            if got.isEmpty { return }
+                            claims.withLock { for item in got { $0[item.key, default: []].append(worker) } }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let all = claims.withLock { $0 }
+            #expect(all.count == 600, "every item claimed")
+            let twice = all.filter { $0.value.count > 1 }
+            #expect(twice.isEmpty, "claimed twice: \(twice.prefix(5))")
+            #expect(Set(all.values.map { $0[0] }).count > 1, "the work was shared")
+            #expect(try await queue.job(id: job.id).running == 600)
+        }
+    }
+
+    /// Leases of 1 s, claimers that never finish (killed workers): once a lease runs out exactly one claimer takes the
+    /// item over, and never while the previous lease is still valid.
+    @Test func expiredItemsAreTakenOverByExactlyOneClaimer() async throws {
+        try await TestDatabase.withFresh(maximumConnections: 20) { database in
+            let queue = database.jobs
+            _ = try await submitJob(queue, count: 120, maxAttempts: 10)
+            let lease = Duration.seconds(1)
+            // (worker, local time of the claim) per item, in claim order.
+            let claims = Mutex<[JobItemKey: [(String, ContinuousClock.Instant)]]>([:])
+            let clock = ContinuousClock(), end = clock.now + .seconds(4)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<12 {
+                    group.addTask {
+                        while clock.now < end {
+                            let got = try await queue.claim(worker: "w\(w)", tasks: ["sentiment@1"], limit: 5, lease: lease)
+                            let now = clock.now
+                            claims.withLock { for item in got { $0[item.key, default: []].append(("w\(w)", now)) } }
+                            try await Task.sleep(for: .milliseconds(got.isEmpty ? 50 : 5))
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let all = claims.withLock { $0 }
+            #expect(all.count == 120)
+            var takeovers = 0
+            for (key, list) in all {
+                for (previous, next) in zip(list, list.dropFirst()) {
+                    takeovers += 1
+                    // The next claim came only after the previous lease ran out (minus a little for the two claims'
+                    // own round trips, measured on this side).
+                    #expect(next.1 - previous.1 >= lease - .milliseconds(150), "\(key) claimed by \(previous.0) then \(next.0) too soon")
+                }
+            }
+            #expect(takeovers >= 120, "each item was taken over at least once in 4 s of 1 s leases")
+        }
+    }
+}
