@@ -160,7 +160,11 @@ public struct TaskRunner: Sendable {
         do {
             var image: RGBImage? = nil
             if let reference = record.image {
-                image = try await imageData.map { try decodeImage($0, reference: reference) } ?? loadImage(reference)
+                if let imageData {
+                    image = try decodeImage(imageData, reference: reference)
+                } else {
+                    image = try await loadImage(reference)
+                }
             }
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
             let result: JSON

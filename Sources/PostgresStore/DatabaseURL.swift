@@ -36,12 +36,13 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         var query: [String: String] = [:]
         for item in components.queryItems ?? [] { query[item.name] = item.value ?? "" }
         socketDirectory = query["host"].flatMap { $0.hasPrefix("/") ? $0 : nil }
-        host = components.host.flatMap { $0.isEmpty ? nil : $0.removingPercentEncoding } ?? (socketDirectory == nil ? "127.0.0.1" : "")
+        host = components.percentEncodedHost.flatMap { $0.isEmpty ? nil : $0.removingPercentEncoding } ?? (socketDirectory == nil ? "127.0.0.1" : "")
         port = components.port ?? Int(query["port"] ?? "") ?? 5432
         guard (1...65535).contains(port) else { throw bad("port \(port) is out of range") }
-        user = components.user.flatMap { $0.removingPercentEncoding } ?? query["user"] ?? "postgres"
-        password = components.password.flatMap { $0.removingPercentEncoding } ?? query["password"]
-        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        user = components.percentEncodedUser.flatMap { $0.removingPercentEncoding } ?? query["user"] ?? "postgres"
+        password = components.percentEncodedPassword.flatMap { $0.removingPercentEncoding } ?? query["password"]
+        let encodedPath = components.percentEncodedPath
+        let path = encodedPath.hasPrefix("/") ? String(encodedPath.dropFirst()) : encodedPath
         database = path.removingPercentEncoding.flatMap { $0.isEmpty ? nil : $0 } ?? query["dbname"] ?? user
         let mode = query["sslmode"]?.lowercased() ?? "prefer"
         switch mode {

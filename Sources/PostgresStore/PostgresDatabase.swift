@@ -81,6 +81,7 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` on one pooled connection under the time limit, turning driver errors into `StoreError`.
+    @discardableResult
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = client, limit = operationTimeout, url = url
         do {
@@ -107,6 +108,7 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// `body` in one transaction (BEGIN … COMMIT, ROLLBACK on any error, which is rethrown as it was).
+    @discardableResult
     func transaction<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let logger = logger
         return try await withConnection { connection in

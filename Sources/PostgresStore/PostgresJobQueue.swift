@@ -121,8 +121,8 @@ public struct PostgresJobQueue: JobQueue {
     public func job(id: String) async throws -> JobInfo {
         let logger = logger
         return try await database.withConnection { connection in
-            guard let row = try await connection.query(PostgresQuery(unsafeSQL: "SELECT \(Self.infoColumns) FROM job j WHERE j.id = $1",
-                                                                     binds: Self.binds(id)), logger: logger).all().first else {
+            guard let row = try await connection.query("SELECT \(unescaped: Self.infoColumns) FROM job j WHERE j.id = \(id)",
+                                                       logger: logger).all().first else {
                 throw StoreError.jobNotFound(id)
             }
             return try Self.info(row)
@@ -132,8 +132,8 @@ public struct PostgresJobQueue: JobQueue {
     public func jobs(limit: Int) async throws -> [JobInfo] {
         let logger = logger
         return try await database.withConnection { connection in
-            try await connection.query(PostgresQuery(unsafeSQL: "SELECT \(Self.infoColumns) FROM job j ORDER BY j.created_seq DESC LIMIT $1",
-                                                     binds: Self.binds(max(0, limit))), logger: logger).all().map(Self.info)
+            try await connection.query("SELECT \(unescaped: Self.infoColumns) FROM job j ORDER BY j.created_seq DESC LIMIT \(max(0, limit))",
+                                       logger: logger).all().map(Self.info)
         }
     }
 
@@ -377,12 +377,6 @@ public struct PostgresJobQueue: JobQueue {
                        running: try row.value("running"), createdAt: try row.value("created_at"), startedAt: try row.value("started_at"),
                        finishedAt: try row.value("finished_at"), error: try row.value("error"), summary: try row.value("summary"),
                        itemsPerSecond: rate)
-    }
-
-    static func binds(_ value: some PostgresEncodable & Sendable) -> PostgresBindings {
-        var bindings = PostgresBindings()
-        bindings.append(value)
-        return bindings
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -34,7 +34,8 @@ public final class BatchService: Sendable {
                 logger: Logger = Logger(label: "postlens.batches")) {
         self.queue = queue
         self.host = host
-        self.concurrency = max(0, configuration.batchConcurrency)
+        let concurrency = max(0, configuration.batchConcurrency)
+        self.concurrency = concurrency
         self.mode = concurrency == 0 ? .off : mode
         self.logger = logger
     }

@@ -190,6 +190,11 @@ public struct NewMessage: Sendable {
 public struct StoredImage: Sendable, Equatable {
     public var ref: ImageRef
     public var data: Data
+
+    public init(ref: ImageRef, data: Data) {
+        self.ref = ref
+        self.data = data
+    }
 }
 
 /// Why a store call failed: the web routes map these to 404 and 422.

@@ -230,7 +230,7 @@ public final class SQLiteJobQueue: JobQueue {
                   AND ((i.state = 'queued' AND i.available_at <= ?) OR (i.state = 'running' AND i.lease_until < ?))
                 ORDER BY j.created_at, j.rowid, i.seq
                 LIMIT ?
-                """, arguments: StatementArguments(tasks + [now, now, limit] as [any DatabaseValueConvertible]))
+                """, arguments: StatementArguments(tasks.map { $0 as any DatabaseValueConvertible } + [now, now, limit]))
             var claimed: [ClaimedItem] = []
             var started = Set<String>()
             for row in rows {
@@ -370,8 +370,8 @@ public final class SQLiteJobQueue: JobQueue {
                              leaseExpiries: row["lease_expiries"], startedAt: Self.date(row["started_at"]),
                              heartbeatAt: Self.date(row["heartbeat_at"]))
             }
-            return QueueStatistics(queued: items?["queued"] ?? 0, claimed: items?["claimed"] ?? 0, expired: items?["expired"] ?? 0,
-                                   jobsByState: byState, workers: workers)
+            let queued: Int = items?["queued"] ?? 0, claimed: Int = items?["claimed"] ?? 0, expired: Int = items?["expired"] ?? 0
+            return QueueStatistics(queued: queued, claimed: claimed, expired: expired, jobsByState: byState, workers: workers)
         }
     }
 

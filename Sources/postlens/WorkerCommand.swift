@@ -76,7 +76,7 @@ struct WorkerCommand: AsyncParsableCommand {
             } else {
                 Task {
                     await worker.abandon()
-                    exit(130)
+                    Foundation.exit(130)
                 }
             }
         }
@@ -92,20 +92,21 @@ struct WorkerCommand: AsyncParsableCommand {
 
 /// SIGTERM and SIGINT: the handler hears `true` the first time, `false` after.
 final class StopSignals: Sendable {
-    private let sources: [any DispatchSourceSignal]
+    /// Dispatch sources are thread-safe; the mutex only makes that visible to the compiler.
+    private let sources: Mutex<[any DispatchSourceSignal]>
 
     init(_ handler: @escaping @Sendable (_ first: Bool) -> Void) {
         let count = ManagedCounter()
-        sources = [SIGTERM, SIGINT].map { number in
+        sources = Mutex([SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { handler(count.increment() == 1) }
             source.resume()
             return source
-        }
+        })
     }
 
-    func cancel() { for source in sources { source.cancel() } }
+    func cancel() { sources.withLock { for source in $0 { source.cancel() } } }
 }
 
 /// A thread-safe counter.

@@ -1,3 +1,4 @@
+import Analysis
 import Foundation
 import Testing
 
@@ -40,9 +41,10 @@ import Testing
         let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSON.parse(String($0)) }
         #expect(lines.count == 12)
         #expect(Set(lines.compactMap { $0["id"]?.stringValue }).count == 12, "each record once")
-        let errors = Dictionary(uniqueKeysWithValues: lines.filter { $0["status"] == "error" }.map {
-            ($0["id"]?.stringValue ?? "", $0["error"]?.stringValue ?? "")
-        })
+        var errors: [String: String] = [:]
+        for line in lines where line["status"] == "error" {
+            errors[line["id"]?.stringValue ?? ""] = line["error"]?.stringValue ?? ""
+        }
         #expect(errors.keys.sorted() == ["line-5", "post-2", "post-6", "post-9"], "\(errors)")
         #expect(errors["post-2"]?.hasPrefix("image not found") == true)
         #expect(errors["post-9"]?.hasPrefix("cannot decode image") == true, "found by the worker, not at submission")

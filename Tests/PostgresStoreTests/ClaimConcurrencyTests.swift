@@ -13,7 +13,7 @@ struct ClaimConcurrencyTests {
         try await TestDatabase.withFresh(maximumConnections: 20) { database in
             let queue = database.jobs
             let job = try await submitJob(queue, count: 600)
-            let claims = Mutex<[JobItemKey: [String]]>([:])
+            let claims = Locked<[JobItemKey: [String]]>([:])
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<16 {
                     group.addTask {
@@ -44,7 +44,7 @@ struct ClaimConcurrencyTests {
             _ = try await submitJob(queue, count: 120, maxAttempts: 10)
             let lease = Duration.seconds(1)
             // (worker, local time of the claim) per item, in claim order.
-            let claims = Mutex<[JobItemKey: [(String, ContinuousClock.Instant)]]>([:])
+            let claims = Locked<[JobItemKey: [(String, ContinuousClock.Instant)]]>([:])
             let clock = ContinuousClock(), end = clock.now + .seconds(4)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<12 {

@@ -7,12 +7,13 @@ import Testing
 struct MigrationTests {
     @Test func aFreshDatabaseIsMigratedOnceEvenWhenManyStartTogether() async throws {
         let (database, cleanup) = try await TestDatabase.make(migrate: false)
-        defer { Task { await cleanup() } }
+        defer { Task { await cleanup() } }  // the database is dropped once the test is over
         // Four processes starting at once: one applies the migrations, the others find nothing to do.
+        let url = database.url
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
             for _ in 0..<4 {
                 group.addTask {
-                    let peer = PostgresDatabase(url: database.url, maximumConnections: 2, logger: TestDatabase.logger)
+                    let peer = PostgresDatabase(url: url, maximumConnections: 2, logger: TestDatabase.logger)
                     defer { peer.close() }
                     return try await peer.migrate()
                 }

@@ -82,7 +82,7 @@ func submitPosts(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], maxAttem
             let workers = (0..<2).map { QueueWorker(id: "w\($0)", queue: queue, analyzer: analyzer, options: options(), logger: quietLogger()) }
             let counters = try await withThrowingTaskGroup(of: WorkerCounters.self) { group in
                 for worker in workers { group.addTask { try await worker.run() } }
-                return try await group.reduce(into: []) { $0.append($1) }
+                return try await group.reduce(into: [WorkerCounters]()) { $0.append($1) }
             }
             let info = try await queue.job(id: job.id)
             #expect(info.state == .completed && info.done == 60 && info.failed == 3)

@@ -2,7 +2,15 @@ import Foundation
 import Logging
 import PostgresStore
 import Store
+import Synchronization
 import Testing
+
+/// A value several test tasks update (a `Mutex` cannot be captured by an escaping closure; a class holding one can).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<T: Sendable>(_ body: (inout Value) -> T) -> T { mutex.withLock { body(&$0) } }
+}
 
 /// A fresh PostgreSQL database per test, made on the server named by `POSTLENS_TEST_DATABASE_URL` (scripts/test.sh
 /// starts a throwaway cluster and sets it; scripts/test-postgres.sh does it by hand). Without the variable the
@@ -34,7 +42,7 @@ enum TestDatabase {
     }
 
     /// A fresh migrated database and the call that drops it.
-    static func make(maximumConnections: Int = 8, migrate: Bool = true) async throws -> (PostgresDatabase, () async -> Void) {
+    static func make(maximumConnections: Int = 8, migrate: Bool = true) async throws -> (PostgresDatabase, @Sendable () async -> Void) {
         let base = try DatabaseURL(try #require(baseURL))
         let admin = PostgresDatabase(url: base, maximumConnections: 2, logger: logger)
         let name = "pl_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
