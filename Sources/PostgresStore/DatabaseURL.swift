@@ -78,6 +78,29 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return configuration
     }
 
+    /// One connection outside the pool (the start-up probe: it fails at once, with the server's reason).
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var configuration: PostgresConnection.Configuration
+        if let socketDirectory {
+            configuration = .init(unixSocketPath: "\(socketDirectory)/.s.PGSQL.\(port)", username: user, password: password, database: database)
+        } else {
+            let context: PostgresConnection.Configuration.TLS
+            switch tls {
+            case .disable: context = .disable
+            case .prefer, .require:
+                var unverified = TLSConfiguration.makeClientConfiguration()
+                unverified.certificateVerification = .none
+                let ssl = try NIOSSLContext(configuration: unverified)
+                context = tls == .prefer ? .prefer(ssl) : .require(ssl)
+            case .verifyFull: context = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            }
+            configuration = .init(host: host, port: port, username: user, password: password, database: database, tls: context)
+        }
+        configuration.options.connectTimeout = .seconds(5)
+        configuration.options.additionalStartupParameters = [("application_name", applicationName)]
+        return configuration
+    }
+
     private var tlsConfiguration: PostgresClient.Configuration.TLS {
         switch tls {
         case .disable: return .disable

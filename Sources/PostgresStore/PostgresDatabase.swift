@@ -36,21 +36,37 @@ public final class PostgresDatabase: Sendable {
     /// version. Several processes may do this at once: an advisory lock lets one migrate while the others wait.
     public static func open(_ url: DatabaseURL, maximumConnections: Int = 8, wait: Duration = .seconds(30),
                             logger: Logger = Logger(label: "postlens.postgres")) async throws -> PostgresDatabase {
-        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections, logger: logger)
         let clock = ContinuousClock(), deadline = clock.now + wait
         while true {
             do {
-                try await database.migrate()
-                return database
+                try await probe(url, logger: logger)
+                break
             } catch let error as StoreError {
-                guard case .unavailable = error, clock.now < deadline else {
-                    database.close()
-                    throw error
-                }
-                logger.info("waiting for the database", metadata: ["database": "\(url)"])
+                guard case .unavailable = error, clock.now < deadline else { throw error }
+                logger.info("waiting for the database", metadata: ["database": "\(url)", "error": "\(error)"])
                 try await Task.sleep(for: .seconds(1))
             }
         }
+        let database = PostgresDatabase(url: url, maximumConnections: maximumConnections, logger: logger)
+        do {
+            try await database.migrate()
+        } catch {
+            database.close()
+            throw error
+        }
+        return database
+    }
+
+    /// Connects once outside the pool, so that a wrong address, password or database name is reported at once with
+    /// the server's own reason (the pool would keep retrying until the time limit).
+    static func probe(_ url: DatabaseURL, logger: Logger) async throws {
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: try url.connectionConfiguration(), id: 0, logger: logger)
+        } catch {
+            throw storeError(error, url: url)
+        }
+        try? await connection.close().get()
     }
 
     /// Stops the pool (its connections close).
