@@ -364,7 +364,7 @@ def test_two_servers_behind_nginx_share_conversations_and_jobs(balanced):
     # A batch submitted through the balancer is reported by both servers and run to completion.
     body = "\n".join(json.dumps({"id": f"r{i}", "text": f"第{i}条"}, ensure_ascii=False) for i in range(6)).encode()
     query = urllib.parse.urlencode({"task": "custom", "instruction": OPTIONS["instruction"], "schema": json.dumps(OPTIONS["schema"]),
-                                    "max_tokens": "24"})
+                                    "max_tokens": "24"}, quote_via=urllib.parse.quote)
     status, batch, _ = http(nginx, f"/v1/batches?{query}", "POST", raw=body)
     assert status == 200, batch
     bid = batch["id"]
