@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import Store
+import Synchronization
 
 /// One PostgreSQL database shared by servers and workers: a connection pool (postgres-nio's `PostgresClient`), the
 /// schema migrations, and the two stores on top (`conversations`, `jobs`).
@@ -97,22 +98,43 @@ public final class PostgresDatabase: Sendable {
     }
 
     /// Runs `body` on one pooled connection under the time limit, turning driver errors into `StoreError`.
+    ///
+    /// The limit does not wait for `body` to notice it: after a server restart a statement can stay unanswered on a
+    /// connection the driver still thinks open, and such a call ignores cancellation. So the caller gets its error at
+    /// the limit, and the connection is closed under the stuck call (which fails it, and the pool opens a new one).
     @discardableResult
     func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let client = client, limit = operationTimeout, url = url
+        let race = Race<T>()
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await client.withConnection { try await body($0) } }
-                group.addTask {
-                    try await Task.sleep(for: limit)
-                    return nil
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    race.start(continuation)
+                    let work = Task {
+                        do {
+                            let value = try await client.withConnection { connection in
+                                race.hold(connection)
+                                defer { race.hold(nil) }
+                                return try await body(connection)
+                            }
+                            race.finish(.success(value))
+                        } catch {
+                            race.finish(.failure(error))
+                        }
+                    }
+                    let timer = Task {
+                        try await Task.sleep(for: limit)
+                        let message = "the database \(url) did not answer within \(limit.components.seconds) s; "
+                            + "check that PostgreSQL is running and reachable from this machine"
+                        if race.finish(.failure(StoreError.unavailable(message))) {
+                            work.cancel()
+                            race.closeHeldConnection()
+                        }
+                    }
+                    race.onFinish { timer.cancel() }
                 }
-                defer { group.cancelAll() }
-                guard let first = try await group.next(), let value = first else {
-                    throw StoreError.unavailable("the database \(url) did not answer within \(limit.components.seconds) s; "
-                        + "check that PostgreSQL is running and reachable from this machine")
-                }
-                return value
+            } onCancel: {
+                race.finish(.failure(CancellationError()))
             }
         } catch let error as StoreError {
             throw error
@@ -166,6 +188,61 @@ public final class PostgresDatabase: Sendable {
         default:
             return .unavailable("the database \(url) failed: \(String(reflecting: error))")
         }
+    }
+}
+
+/// One database call racing its time limit: whichever finishes first resumes the caller, once.
+final class Race<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var done = false
+        var connection: PostgresConnection?
+        var onFinish: (@Sendable () -> Void)?
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { s -> Result<T, any Error>? in
+            if let early = s.early { return early }
+            s.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// Resumes the caller unless someone already did; true if this call did.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (continuation, first, callback) = state.withLock { s -> (CheckedContinuation<T, any Error>?, Bool, (@Sendable () -> Void)?) in
+            guard !s.done else { return (nil, false, nil) }
+            s.done = true
+            let c = s.continuation
+            s.continuation = nil
+            if c == nil { s.early = result }
+            let callback = s.onFinish
+            s.onFinish = nil
+            return (c, true, callback)
+        }
+        continuation?.resume(with: result)
+        callback?()
+        return first
+    }
+
+    func onFinish(_ callback: @escaping @Sendable () -> Void) {
+        let now = state.withLock { s -> Bool in
+            if s.done { return true }
+            s.onFinish = callback
+            return false
+        }
+        if now { callback() }
+    }
+
+    func hold(_ connection: PostgresConnection?) { state.withLock { $0.connection = connection } }
+
+    func closeHeldConnection() {
+        guard let connection = state.withLock({ $0.connection }) else { return }
+        connection.close().whenComplete { _ in }
     }
 }
 

@@ -138,6 +138,25 @@ def running_items_of(url, pid):
     return int(psql(url, f"SELECT count(*) FROM job_item WHERE state = 'running' AND worker_id LIKE '%:{pid}:%'"))
 
 
+def held_items(url, pid):
+    return psql(url, f"SELECT seq FROM job_item WHERE state = 'running' AND worker_id LIKE '%:{pid}:%' ORDER BY seq").split()
+
+
+def freeze_holding_items(url, job, worker, after_done):
+    """Stops the worker (SIGSTOP) at a moment it holds leased, unfinished items, once `after_done` items are done;
+    returns their seqs. A frozen worker cannot finish them, so a signal sent now lands mid-item."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if job_counts(url, job)[1] >= after_done and running_items_of(url, worker.pid) > 0:
+            worker.process.send_signal(signal.SIGSTOP)
+            held = held_items(url, worker.pid)
+            if held:
+                return held
+            worker.process.send_signal(signal.SIGCONT)  # between two items: try again
+        time.sleep(0.01)
+    raise AssertionError(f"worker {worker.pid} never held an item: {worker.tail()}")
+
+
 def wait_until(predicate, seconds, what):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -159,26 +178,34 @@ def test_three_workers_one_killed_one_stopped_every_record_once(database, cluste
     workers = [Worker(database, tmp_path, name) for name in ("killed", "stopped", "survivor")]
     killed, stopped, survivor = workers
     try:
-        # SIGKILL mid-item: while the worker holds leased items, after the run is well under way.
-        wait_until(lambda: job_counts(database, job)[1] >= 30 and running_items_of(database, killed.pid) > 0, 240, "the first worker mid-item")
-        held = running_items_of(database, killed.pid)
+        # SIGKILL mid-item: while the worker holds leased, unfinished items, once the run is well under way.
+        lost = freeze_holding_items(database, job, killed, after_done=30)
         killed.process.send_signal(signal.SIGKILL)
         killed.process.wait(timeout=10)
 
+        # SIGTERM mid-item. With a database restart, it comes while the others are frozen and the database restarts
+        # under them: the stopped worker must write its results to the restarted database before it leaves, and the
+        # survivor must reconnect and finish the job.
+        drained = freeze_holding_items(database, job, stopped, after_done=60)
         if restart_database:
+            survivor.process.send_signal(signal.SIGSTOP)
             restarted = subprocess.run([str(SCRIPT), "restart", cluster["dir"]], capture_output=True, text=True, timeout=120)
             assert restarted.returncode == 0, restarted.stderr
-
-        # SIGTERM: the worker finishes what it holds, records it, and exits 0.
-        wait_until(lambda: job_counts(database, job)[1] >= 80 and running_items_of(database, stopped.pid) > 0, 240, "the second worker mid-item")
         stopped.process.send_signal(signal.SIGTERM)
-        assert stopped.process.wait(timeout=60) == 0, stopped.tail()
+        stopped.process.send_signal(signal.SIGCONT)
+        assert stopped.process.wait(timeout=90) == 0, stopped.tail()
         assert running_items_of(database, stopped.pid) == 0, "a drained worker leaves nothing leased"
+        stopped_id = psql(database, f"SELECT id FROM job_worker WHERE pid = {stopped.pid}")
+        finishers = psql(database, f"SELECT DISTINCT worker_id FROM job_result WHERE job_id = '{job}' AND seq IN ({','.join(drained)})")
+        assert finishers.split() == [stopped_id], "the items in flight at SIGTERM were finished by the stopped worker itself"
+        if restart_database:
+            survivor.process.send_signal(signal.SIGCONT)
 
         assert survivor.process.wait(timeout=300) == 0, survivor.tail()
     finally:
         for worker in workers:
             if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGCONT)
                 worker.process.kill()
                 worker.process.wait(timeout=10)
             worker.log.close()
@@ -200,13 +227,19 @@ def test_three_workers_one_killed_one_stopped_every_record_once(database, cluste
     assert all(isinstance(line["result"]["complaint"], bool) for line in lines if line["status"] == "ok")
     assert int(psql(database, f"SELECT count(*) FROM job_result WHERE job_id = '{job}'")) == 200
 
-    # The killed worker's items were taken over after their lease expired, and counted against it.
+    # The killed worker's items were taken over after their lease expired, counted against it, and finished by others.
     expiries = int(psql(database, f"SELECT lease_expiries FROM job_worker WHERE pid = {killed.pid}"))
-    assert expiries >= min(held, 1), f"lease expiries of the killed worker: {expiries}"
-    assert int(psql(database, f"SELECT count(*) FROM job_item WHERE job_id = '{job}' AND attempts > 1")) >= 1
+    assert expiries == len(lost), f"lease expiries of the killed worker: {expiries}, items it held: {lost}"
+    retaken = psql(database, f"SELECT seq, attempts FROM job_item WHERE job_id = '{job}' AND seq IN ({','.join(lost)}) ORDER BY seq")
+    assert all(int(line.split("|")[1]) == 2 for line in retaken.split()), retaken
+    lost_by = psql(database, f"SELECT DISTINCT worker_id FROM job_result WHERE job_id = '{job}' AND seq IN ({','.join(lost)})").split()
+    assert lost_by and not any(f":{killed.pid}:" in w for w in lost_by), lost_by
     if restart_database:
-        assert "database is not answering" in survivor.log_path.read_text() + stopped.log_path.read_text(), \
-            "the workers saw the restart (and carried on)"
+        # Both workers wrote results to the restarted server (they reconnected on their own).
+        for worker in (stopped, survivor):
+            after = int(psql(database, f"""SELECT count(*) FROM job_result r JOIN job_worker w ON w.id = r.worker_id
+                                           WHERE r.job_id = '{job}' AND w.pid = {worker.pid} AND r.finished_at > pg_postmaster_start_time()"""))
+            assert after > 0, f"{worker.log_path.name} wrote nothing after the restart: {worker.tail()}"
 
 
 # ---------------------------------------------------------------------------------------------------------------
