@@ -181,13 +181,28 @@ public final class PostgresDatabase: Sendable {
             let detail = error.serverInfo?[.detail].map { " (\($0))" } ?? ""
             return .invalid("the database refused a statement: \(message)\(detail) [SQLSTATE \(state)]")
         case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection, .poolClosed, .queryCancelled:
-            let underlying = error.underlying.map { ": \($0)" } ?? ""
-            return .unavailable("cannot reach the database \(url)\(underlying); check that PostgreSQL is running and reachable from this machine")
+            return .unavailable("cannot reach the database \(url) (\(reason(error))); check that PostgreSQL is running and reachable from this machine")
         case .sslUnsupported:
             return .unavailable("the database \(url) does not offer TLS; use ?sslmode=disable or prefer")
         default:
-            return .unavailable("the database \(url) failed: \(String(reflecting: error))")
+            return .unavailable("the database \(url) failed (\(reason(error)))")
         }
+    }
+
+    /// What went wrong, without the statement's text or values (the driver's own description hides everything; its
+    /// reflection would show the statement's values, which may be users' data): the server's message, the error's
+    /// code, and the network error under it (`connection refused`).
+    static func reason(_ error: PSQLError) -> String {
+        var parts: [String] = []
+        if let message = error.serverInfo?[.message] { parts.append(message) }
+        parts.append(error.code.description)
+        var underlying = error.underlying
+        while let inner = underlying as? PSQLError {
+            if let message = inner.serverInfo?[.message] { parts.append(message) }
+            underlying = inner.underlying
+        }
+        if let underlying { parts.append("\(underlying)") }
+        return parts.joined(separator: ": ")
     }
 }
 

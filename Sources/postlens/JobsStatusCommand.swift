@@ -43,7 +43,13 @@ struct JobsStatusCommand: AsyncParsableCommand {
                         lastPlain = Date()
                     }
                     try await Task.sleep(for: .milliseconds(Int64(max(0.1, interval) * 1000)))
-                    info = try await queue.job(id: job)
+                    // A database restarting under a live view is waited out, not fatal.
+                    do {
+                        info = try await queue.job(id: job)
+                    } catch StoreError.unavailable(let reason) {
+                        if live { writeOut("\r\u{1B}[2K" + "database unreachable, retrying: \(reason)") } else { printError("retrying: \(reason)") }
+                        try await Task.sleep(for: .seconds(1))
+                    }
                 }
                 if live { writeOut("\r\u{1B}[2K") }
             }

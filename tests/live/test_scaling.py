@@ -128,6 +128,39 @@ class Worker:
         return self.log_path.read_text()[-3000:]
 
 
+class LiveStatus:
+    """`postlens jobs status JOB` on a pseudo-terminal, read until it exits."""
+
+    def __init__(self, url, job):
+        import pty
+        self.master, slave = pty.openpty()
+        self.process = subprocess.Popen([str(BINARY), "jobs", "status", "--database", url, job, "--interval", "0.2"],
+                                        stdin=slave, stdout=slave, stderr=slave, cwd=REPO, close_fds=True)
+        os.close(slave)
+
+    def finish(self, timeout=120):
+        import select
+        chunks, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.5)
+            if not ready:
+                if self.process.poll() is not None:
+                    break
+                continue
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # the other side closed: the command exited
+                break
+            if not data:
+                break
+            chunks.append(data)
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=10)
+        os.close(self.master)
+        return b"".join(chunks).decode(errors="replace")
+
+
 def job_counts(url, job):
     row = psql(url, f"SELECT state, done, failed FROM job WHERE id = '{job}'")
     state, done, failed = row.split("|")
@@ -175,6 +208,9 @@ def test_three_workers_one_killed_one_stopped_every_record_once(database, cluste
     assert job.startswith("job_")
     assert job_counts(database, job) == ("queued", 4, 4)  # four bad records are refused at submission
 
+    # `jobs status` on a terminal: a live bar, redrawn in place, until the job ends.
+    terminal = LiveStatus(database, job)
+
     workers = [Worker(database, tmp_path, name) for name in ("killed", "stopped", "survivor")]
     killed, stopped, survivor = workers
     try:
@@ -209,6 +245,10 @@ def test_three_workers_one_killed_one_stopped_every_record_once(database, cluste
                 worker.process.kill()
                 worker.process.wait(timeout=10)
             worker.log.close()
+
+    screen = terminal.finish()
+    assert f"\r\x1b[2K{job}  custom@1  " in screen and "/200 items" in screen and "[#" in screen, screen[-500:]  # redrawn in place
+    assert f"{job}  custom@1  completed" in screen, screen[-500:]
 
     status = run("jobs", "status", "--database", database, job, "--json")
     info = json.loads(status.stdout)
