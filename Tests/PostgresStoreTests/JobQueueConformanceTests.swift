@@ -67,10 +67,10 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
         try await backend.withJobs { queue in
             let job = try await submitJob(queue, count: 3, maxAttempts: 2)
             for worker in ["dead", "alive"] { try await queue.registerWorker(WorkerRecord(id: worker, host: "h", pid: 1, concurrency: 1)) }
-            let lost = try await queue.claim(worker: "dead", tasks: Self.tasks, limit: 3, lease: .milliseconds(300))
+            let lost = try await queue.claim(worker: "dead", tasks: Self.tasks, limit: 3, lease: .seconds(2))
             #expect(lost.count == 3)
             #expect(try await queue.claim(worker: "alive", tasks: Self.tasks, limit: 3, lease: .seconds(30)).isEmpty, "leases still valid")
-            try await Task.sleep(for: .milliseconds(1200))
+            try await Task.sleep(for: .milliseconds(2300))
             let taken = try await queue.claim(worker: "alive", tasks: Self.tasks, limit: 3, lease: .milliseconds(300))
             #expect(taken.map(\.key.seq) == [0, 1, 2])
             #expect(taken.allSatisfy { $0.tookOverFrom == "dead" && $0.attempts == 2 && !$0.isExhausted })
@@ -92,12 +92,12 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
         try await backend.withJobs { queue in
             let job = try await submitJob(queue, count: 2)
             let claimed = try await queue.claim(worker: "w", tasks: Self.tasks, limit: 2, lease: .seconds(30))
-            try await queue.retry(claimed[0].key, worker: "w", error: "HTTP 503", after: .milliseconds(700))
+            try await queue.retry(claimed[0].key, worker: "w", error: "HTTP 503", after: .seconds(2))
             try await queue.retry(claimed[1].key, worker: "someone-else", error: "not mine", after: .zero)  // ignored: not its holder
             #expect(try await queue.claim(worker: "w", tasks: Self.tasks, limit: 2, lease: .seconds(30)).isEmpty, "backoff not over")
             #expect(try await queue.pendingItems(tasks: Self.tasks) == 2)
             #expect(try await queue.statistics().queued == 1)
-            try await Task.sleep(for: .milliseconds(900))
+            try await Task.sleep(for: .milliseconds(2300))
             let again = try await queue.claim(worker: "w", tasks: Self.tasks, limit: 2, lease: .seconds(30))
             #expect(again.map(\.key.seq) == [0])
             #expect(again[0].attempts == 2 && again[0].lastError == "HTTP 503")
@@ -153,11 +153,11 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
         try await backend.withJobs { queue in
             _ = try await submitJob(queue, count: 2)
             try await queue.registerWorker(WorkerRecord(id: "w", host: "h", pid: 7, concurrency: 2))
-            let claimed = try await queue.claim(worker: "w", tasks: Self.tasks, limit: 2, lease: .milliseconds(800))
+            let claimed = try await queue.claim(worker: "w", tasks: Self.tasks, limit: 2, lease: .seconds(3))
             let counters = WorkerCounters(claimed: 2, succeeded: 5, failed: 1, retries: 3, inFlight: 2)
             for _ in 0..<3 {
-                try await Task.sleep(for: .milliseconds(400))
-                let held = try await queue.renewLeases(worker: "w", items: claimed.map(\.key), lease: .milliseconds(800), counters: counters,
+                try await Task.sleep(for: .seconds(1))  // past the first lease's end by the third renewal
+                let held = try await queue.renewLeases(worker: "w", items: claimed.map(\.key), lease: .seconds(3), counters: counters,
                                                        state: .running)
                 #expect(held == Set(claimed.map(\.key)))
             }

@@ -61,6 +61,18 @@ func submitPosts(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], maxAttem
     return try await submission.submit(items, to: queue, resolve: { .reference($0) })
 }
 
+/// Polls `condition` (a machine under load may take a while) until it holds; fails the test after `seconds`.
+func waitUntil(seconds: Double = 30, sourceLocation: SourceLocation = #_sourceLocation, _ condition: () async throws -> Bool) async throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while try await !condition() {
+        guard Date() < deadline else {
+            Issue.record("condition not met within \(seconds) s", sourceLocation: sourceLocation)
+            return
+        }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
+
 @Suite struct QueueWorkerTests {
     func options(concurrency: Int = 4) -> WorkerOptions {
         var options = WorkerOptions()
@@ -143,7 +155,7 @@ func submitPosts(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], maxAttem
             opts.exitWhenIdle = false
             let worker = QueueWorker(queue: queue, analyzer: FlakyAnalyzer(delay: .milliseconds(300)), options: opts, logger: quietLogger())
             let run = Task { try await worker.run() }
-            try await Task.sleep(for: .milliseconds(150))
+            try await waitUntil { try await queue.job(id: job.id).running == 3 }
             worker.drain()
             let counters = try await run.value
             let info = try await queue.job(id: job.id)
@@ -161,8 +173,7 @@ func submitPosts(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], maxAttem
             opts.exitWhenIdle = false
             let worker = QueueWorker(queue: queue, analyzer: FlakyAnalyzer(delay: .seconds(30)), options: opts, logger: quietLogger())
             let run = Task { try await worker.run() }
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(try await queue.job(id: job.id).running == 2)
+            try await waitUntil { try await queue.job(id: job.id).running == 2 }
             await worker.abandon()
             _ = try await run.value
             #expect(try await queue.job(id: job.id).running == 0)
