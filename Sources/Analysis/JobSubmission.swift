@@ -94,22 +94,8 @@ public struct JobSubmission: Sendable {
     public static func localResolver(baseDirectory: URL, mode: ImageMode, maxBytes: Int) -> @Sendable (String) async throws -> ResolvedImage {
         { reference in
             if reference.hasPrefix("http://") || reference.hasPrefix("https://") { return .reference(reference) }
-            let path: String
-            if reference.hasPrefix("file://"), let url = URL(string: reference) {
-                path = url.path
-            } else if reference.hasPrefix("/") {
-                path = reference
-            } else {
-                path = baseDirectory.appendingPathComponent(reference).standardizedFileURL.path
-            }
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-                throw TaskError("image not found: \(reference)")
-            }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            guard size <= maxBytes else { throw TaskError("image too large (\(size) bytes): \(reference)") }
-            if mode == .reference { return .reference(path) }
-            guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("cannot read image \(reference)") }
+            if mode == .reference { return .reference(try LocalImageFile.checkedPath(of: reference, base: baseDirectory, maxBytes: maxBytes)) }
+            let data = try LocalImageFile.read(reference, base: baseDirectory, maxBytes: maxBytes)
             return .bytes(data)
         }
     }

@@ -244,19 +244,7 @@ public struct TaskRunner: Sendable {
             guard let url = URL(string: reference) else { throw TaskError("bad image URL \(reference)") }
             data = try await fetch(url)
         } else {
-            let path: String
-            if reference.hasPrefix("file://"), let url = URL(string: reference) {
-                path = url.path
-            } else if reference.hasPrefix("/") {
-                path = reference
-            } else {
-                path = (options.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).appendingPathComponent(reference).path
-            }
-            guard FileManager.default.fileExists(atPath: path) else { throw TaskError("image not found: \(reference)") }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-            guard size <= options.maxImageBytes else { throw TaskError("image too large (\(size) bytes): \(reference)") }
-            guard let contents = FileManager.default.contents(atPath: path) else { throw TaskError("cannot read image \(reference)") }
-            data = contents
+            data = try LocalImageFile.read(reference, base: options.baseDirectory, maxBytes: options.maxImageBytes)
         }
         return try decodeImage(data, reference: reference)
     }

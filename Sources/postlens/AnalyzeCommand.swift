@@ -27,14 +27,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "results.jsonl or results.csv (default: JSON lines on stdout).")
     var output: String?
 
-    @Option(name: .customLong("text-column"), help: "The text field/column.")
-    var textColumn = "text"
-
-    @Option(name: .customLong("image-column"), help: "The image field/column.")
-    var imageColumn = "image"
-
-    @Option(name: .customLong("id-column"), help: "The id field/column.")
-    var idColumn = "id"
+    @OptionGroup var columns: InputColumnOptions
 
     @Flag(help: "Resume an interrupted run: items already in the job state are not redone.")
     var resume = false
@@ -115,7 +108,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     func analyze() async throws {
         let analysisTask = try makeTask()
         let inputURL = URL(fileURLWithPath: input).standardizedFileURL
-        let items = try RecordReader.read(inputURL, columns: .init(id: idColumn, text: textColumn, image: imageColumn))
+        let items = try RecordReader.read(inputURL, columns: .init(id: columns.idColumn, text: columns.textColumn, image: columns.imageColumn))
 
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!

@@ -23,6 +23,18 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// Which fields of the input records hold the id, the text and the image (`analyze`, `jobs submit`).
+struct InputColumnOptions: ParsableArguments {
+    @Option(name: .customLong("text-column"), help: "The text field/column.")
+    var textColumn = "text"
+
+    @Option(name: .customLong("image-column"), help: "The image field/column.")
+    var imageColumn = "image"
+
+    @Option(name: .customLong("id-column"), help: "The id field/column.")
+    var idColumn = "id"
+}
+
 /// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) is
 /// found in the Hugging Face cache or downloaded on first use (with progress on stderr) unless
 /// `HF_HUB_OFFLINE=1`.

@@ -33,14 +33,7 @@ struct JobsSubmitCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-attempts"), help: "Tries per item (a transient failure or a worker dying mid-item) before its error is recorded.")
     var maxAttempts = 3
 
-    @Option(name: .customLong("text-column"), help: "The text field/column.")
-    var textColumn = "text"
-
-    @Option(name: .customLong("image-column"), help: "The image field/column.")
-    var imageColumn = "image"
-
-    @Option(name: .customLong("id-column"), help: "The id field/column.")
-    var idColumn = "id"
+    @OptionGroup var columns: InputColumnOptions
 
     func validate() throws {
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1...100") }
@@ -51,7 +44,7 @@ struct JobsSubmitCommand: AsyncParsableCommand {
         let batch: BatchInput
         let spec: JobSpec
         do {
-            batch = try BatchInput.read(inputURL, columns: .init(id: idColumn, text: textColumn, image: imageColumn), task: task)
+            batch = try BatchInput.read(inputURL, columns: .init(id: columns.idColumn, text: columns.textColumn, image: columns.imageColumn), task: task)
             guard !batch.items.isEmpty else { throw CLIError("\(inputURL.path) has no records") }
             var optionValues = batch.options ?? [:]
             if let options {
