@@ -113,7 +113,7 @@ public struct PostgresJobQueue: JobQueue {
     static let infoColumns = """
         j.id, j.task, j.spec, j.state, j.source, j.total, j.done, j.failed, j.created_at, j.started_at, j.finished_at, j.error, j.summary,
         (SELECT count(*) FROM job_item i WHERE i.job_id = j.id AND i.state = 'running') AS running,
-        EXTRACT(EPOCH FROM LEAST(interval '60 seconds', COALESCE(j.finished_at, now()) - j.started_at))::float8 AS window_s,
+        EXTRACT(EPOCH FROM COALESCE(j.finished_at, now()) - j.started_at)::float8 AS elapsed_s,
         (SELECT count(*) FROM job_result r WHERE r.job_id = j.id AND r.worker_id IS NOT NULL
             AND r.finished_at > COALESCE(j.finished_at, now()) - interval '60 seconds') AS recent
         """
@@ -197,23 +197,22 @@ public struct PostgresJobQueue: JobQueue {
         guard !tasks.isEmpty, limit > 0 else { return [] }
         let seconds = Self.seconds(lease), logger = logger
         return try await database.transaction { connection in
-            let rows = try await connection.query("""
-                WITH picked AS (
-                    SELECT i.job_id, i.seq, i.state AS prior_state, i.worker_id AS prior_worker
-                    FROM job_item i JOIN job j ON j.id = i.job_id
-                    WHERE j.state IN ('queued', 'running') AND j.task = ANY(\(tasks))
-                      AND ((i.state = 'queued' AND i.available_at <= now()) OR (i.state = 'running' AND i.lease_until < now()))
-                    ORDER BY j.created_seq, i.seq
-                    LIMIT \(limit)
-                    FOR UPDATE OF i SKIP LOCKED
-                )
-                UPDATE job_item i SET state = 'running', worker_id = \(worker), attempts = i.attempts + 1,
-                    lease_until = now() + \(seconds) * interval '1 second'
-                FROM picked p, job j
-                WHERE i.job_id = p.job_id AND i.seq = p.seq AND j.id = i.job_id
-                RETURNING i.job_id, i.seq, i.item_id, i.record, i.image_sha256, i.attempts, i.last_error, j.max_attempts, j.task, j.spec,
-                    CASE WHEN p.prior_state = 'running' THEN p.prior_worker END AS took_over_from
-                """, logger: logger).all()
+            // Two index-driven steps (one query over both kinds sorted every claimable row: 0.4 s at 500,000 items;
+            // these take well under a millisecond): expired leases first, then queued items.
+            var binds = PostgresBindings()
+            try binds.append(worker)
+            try binds.append(seconds)
+            try binds.append(tasks)
+            try binds.append(limit)
+            var rows = try await connection.query(PostgresQuery(unsafeSQL: Self.claimExpired, binds: binds), logger: logger).all()
+            if rows.count < limit {
+                var queuedBinds = PostgresBindings()
+                try queuedBinds.append(worker)
+                try queuedBinds.append(seconds)
+                try queuedBinds.append(tasks)
+                try queuedBinds.append(limit - rows.count)
+                rows += try await connection.query(PostgresQuery(unsafeSQL: Self.claimQueued, binds: queuedBinds), logger: logger).all()
+            }
             var claimed: [ClaimedItem] = []
             var expiredBy: [String: Int] = [:]
             for row in rows {
@@ -364,13 +363,52 @@ public struct PostgresJobQueue: JobQueue {
         }
     }
 
+    // MARK: - Claim statements ($1 worker, $2 lease seconds, $3 task tags, $4 most items)
+
+    /// Leases the picked rows; `picked` names `job_id`, `seq` and `prior_worker` (the worker whose lease expired).
+    static func claim(picking picked: String) -> String {
+        """
+        WITH picked AS (\(picked))
+        UPDATE job_item i SET state = 'running', worker_id = $1, attempts = i.attempts + 1,
+            lease_until = now() + $2::float8 * interval '1 second'
+        FROM picked p, job j
+        WHERE i.job_id = p.job_id AND i.seq = p.seq AND j.id = i.job_id
+        RETURNING i.job_id, i.seq, i.item_id, i.record, i.image_sha256, i.attempts, i.last_error, j.max_attempts, j.task, j.spec,
+            p.prior_worker AS took_over_from
+        """
+    }
+
+    /// Items whose lease ran out, soonest expired first, through the partial index on `lease_until`.
+    static let claimExpired = claim(picking: """
+        SELECT i.job_id, i.seq, i.worker_id AS prior_worker
+        FROM job_item i JOIN job j ON j.id = i.job_id
+        WHERE i.state = 'running' AND i.lease_until < now() AND j.state IN ('queued', 'running') AND j.task = ANY($3::text[])
+        ORDER BY i.lease_until
+        LIMIT $4
+        FOR UPDATE OF i SKIP LOCKED
+        """)
+
+    /// Queued items of the oldest open job first, in input order, through the partial index on (job, seq).
+    static let claimQueued = claim(picking: """
+        SELECT q.job_id, q.seq, NULL::text AS prior_worker
+        FROM (SELECT id FROM job WHERE state IN ('queued', 'running') AND task = ANY($3::text[]) ORDER BY created_seq) oldest
+        CROSS JOIN LATERAL (
+            SELECT i.job_id, i.seq FROM job_item i
+            WHERE i.job_id = oldest.id AND i.state = 'queued' AND i.available_at <= now()
+            ORDER BY i.seq
+            LIMIT $4
+            FOR UPDATE SKIP LOCKED
+        ) q
+        LIMIT $4
+        """)
+
     // MARK: - Helpers
 
     static func info(_ row: PostgresRandomAccessRow) throws -> JobInfo {
-        let window = try row.value("window_s", as: Double?.self)
+        let elapsed = try row.value("elapsed_s", as: Double?.self)  // nil before the first claim
         let recent = try row.value("recent", as: Int.self)
         var rate: Double?
-        if let window, window >= 1 { rate = Double(recent) / window }
+        if let elapsed, elapsed >= 1 { rate = Double(recent) / min(60, elapsed) }
         return JobInfo(id: try row.value("id"), task: try row.value("task"), spec: try row.value("spec"),
                        state: JobState(rawValue: try row.value("state")) ?? .failed, source: try row.value("source"),
                        total: try row.value("total"), done: try row.value("done"), failed: try row.value("failed"),

@@ -75,4 +75,32 @@ struct ClaimConcurrencyTests {
             #expect(takeovers >= 60, "items were taken over (\(takeovers) takeovers in 4 s of 1 s leases)")
         }
     }
+
+    /// A claim reads only the slices of `job_item` it needs (partial indexes), so it stays fast on a job of 300,000
+    /// items (sorting every claimable row, as a naive query does, took 0.4 s per claim at 500,000 on this machine).
+    @Test func claimsStayFastOnALargeJob() async throws {
+        try await TestDatabase.withFresh { database in
+            try await database.execute("""
+                INSERT INTO job (id, task, spec, state, source, total, max_attempts) VALUES ('job_big', 'sentiment@1', '{}', 'queued', 'test', 300000, 3)
+                """)
+            try await database.execute("""
+                INSERT INTO job_item (job_id, seq, item_id, record, state)
+                SELECT 'job_big', g, 'p' || g, '{"id": "p' || g || '", "text": "x"}', 'queued' FROM generate_series(0, 299999) g
+                """)
+            try await database.execute("ANALYZE job_item")
+            let queue = database.jobs
+            let clock = ContinuousClock()
+            var times: [Duration] = []
+            var seqs: [Int] = []
+            for _ in 0..<15 {
+                let start = clock.now
+                let got = try await queue.claim(worker: "w", tasks: ["sentiment@1"], limit: 4, lease: .seconds(600))
+                times.append(clock.now - start)
+                seqs += got.map(\.key.seq)
+            }
+            #expect(seqs == Array(0..<60), "in input order")
+            let median = times.sorted()[times.count / 2]
+            #expect(median < .milliseconds(100), "median claim \(median)")
+        }
+    }
 }
