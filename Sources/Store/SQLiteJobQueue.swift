@@ -64,7 +64,8 @@ public final class SQLiteJobQueue: JobQueue {
                     last_error TEXT,
                     PRIMARY KEY (job_id, seq)
                 );
-                CREATE INDEX job_item_state ON job_item(state, available_at);
+                CREATE INDEX job_item_queued ON job_item(job_id, state, seq);
+                CREATE INDEX job_item_leased ON job_item(state, lease_until);
                 CREATE TABLE job_result (
                     job_id TEXT NOT NULL,
                     seq INTEGER NOT NULL,
@@ -222,15 +223,24 @@ public final class SQLiteJobQueue: JobQueue {
         let now = Self.nowMs()
         let until = now + Self.ms(lease)
         return try await writer.write { db in
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT i.job_id, i.seq, i.item_id, i.record, i.image_sha256, i.attempts, i.state, i.worker_id, i.last_error,
-                       j.max_attempts, j.task, j.spec
-                FROM job_item i JOIN job j ON j.id = i.job_id
-                WHERE j.state IN ('queued', 'running') AND j.task IN (\(Self.placeholders(tasks.count)))
-                  AND ((i.state = 'queued' AND i.available_at <= ?) OR (i.state = 'running' AND i.lease_until < ?))
-                ORDER BY j.created_at, j.rowid, i.seq
-                LIMIT ?
-                """, arguments: StatementArguments(tasks.map { $0 as any DatabaseValueConvertible } + [now, now, limit]))
+            // Expired leases first, then queued items of the oldest open job first, each through its index.
+            let columns = "i.job_id, i.seq, i.item_id, i.record, i.image_sha256, i.attempts, i.state, i.worker_id, i.last_error, j.max_attempts, j.task, j.spec"
+            let open = "j.state IN ('queued', 'running') AND j.task IN (\(Self.placeholders(tasks.count)))"
+            let taskArguments = tasks.map { $0 as any DatabaseValueConvertible }
+            var rows = try Row.fetchAll(db, sql: """
+                SELECT \(columns) FROM job_item i JOIN job j ON j.id = i.job_id
+                WHERE i.state = 'running' AND i.lease_until < ? AND \(open)
+                ORDER BY i.lease_until LIMIT ?
+                """, arguments: StatementArguments([now] + taskArguments + [limit]))
+            let jobs = try String.fetchAll(db, sql: "SELECT id FROM job j WHERE \(open) ORDER BY created_at, rowid",
+                                           arguments: StatementArguments(taskArguments))
+            for jobID in jobs where rows.count < limit {
+                rows += try Row.fetchAll(db, sql: """
+                    SELECT \(columns) FROM job_item i JOIN job j ON j.id = i.job_id
+                    WHERE i.job_id = ? AND i.state = 'queued' AND i.available_at <= ?
+                    ORDER BY i.seq LIMIT ?
+                    """, arguments: [jobID, now, limit - rows.count])
+            }
             var claimed: [ClaimedItem] = []
             var started = Set<String>()
             for row in rows {
