@@ -68,7 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxImageTokens >= 4 else { throw ValidationError("--max-image-tokens must be at least 4") }
         guard (0...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be 0...64") }
         if shared.url != nil && (database != nil || noHistory) {
-            throw ValidationError("--database keeps conversations in the shared database; leave out --db and --no-history")
+            throw ValidationError("--database (or POSTLENS_DATABASE_URL) keeps conversations in that database; leave out --db and --no-history, or unset it")
         }
         guard ServerRunner.isValidLogLevel(logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
