@@ -25,6 +25,13 @@ public struct InputItem: Sendable, Equatable {
     public var id: String
     public var record: PostRecord?
     public var error: String?
+
+    public init(seq: Int, id: String, record: PostRecord?, error: String?) {
+        self.seq = seq
+        self.id = id
+        self.record = record
+        self.error = error
+    }
 }
 
 public enum RecordReaderError: Error, CustomStringConvertible {

@@ -8,7 +8,7 @@ import Testing
 import Qwen3VL
 @testable import Server
 
-/// Batch jobs live under the chat API's admission limits and leave no files behind (issue 13 §8).
+/// Batch jobs live under the chat API's admission limits (issue 13 §8) on the job queue (issue 14).
 @Suite struct BatchLimitTests {
     @Test func aBatchWithTooManyRecordsIsRefused() async throws {
         try await runApp(Fixture.configuration { $0.maxBatchRecords = 5 }) { client in
@@ -54,20 +54,25 @@ import Qwen3VL
         #expect(gate.inFlight == 0)
     }
 
-    @Test func foldersOfGoneProcessesAreRemoved() throws {
-        let temporary = FileManager.default.temporaryDirectory
-        let gone = temporary.appendingPathComponent("\(BatchRegistry.prefix)4194000-test\(UUID().uuidString.prefix(4))")
-        let mine = temporary.appendingPathComponent("\(BatchRegistry.prefix)\(getpid())-test\(UUID().uuidString.prefix(4))")
-        for folder in [gone, mine] { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
-        defer { try? FileManager.default.removeItem(at: mine) }
-        BatchRegistry.removeAbandoned(in: temporary)
-        #expect(!FileManager.default.fileExists(atPath: gone.path))
-        #expect(FileManager.default.fileExists(atPath: mine.path))
-        // A registry's own folder goes with it.
-        var registry: BatchRegistry? = BatchRegistry()
-        let root = registry!.root
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("batch_x"), withIntermediateDirectories: true)
-        registry = nil
-        #expect(!FileManager.default.fileExists(atPath: root.path))
+    /// Jobs live in the job queue (images included), so a server writes no job folders; what bounds a server's batches
+    /// is the number of unfinished jobs its clients may leave queued.
+    @Test func unfinishedBatchesPerServerAreBounded() async throws {
+        // No batch worker: the jobs stay queued.
+        try await runApp(Fixture.configuration { $0.batchConcurrency = 0 }) { client in
+            let body = Data(#"{"id": "p", "text": "好评"}"#.utf8)
+            var ids: [String] = []
+            for _ in 0..<BatchService.maxOpenSubmissions {
+                let created = try await client.post("/v1/batches?task=sentiment", raw: body)
+                #expect(created.status == .ok, "\(created.raw)")
+                ids.append(try #require(created.json["id"] as? String))
+            }
+            let refused = try await client.post("/v1/batches?task=sentiment", raw: body)
+            expectOpenAIError(refused, .tooManyRequests, code: "too_many_batches")
+            let cancelled = try await client.post("/v1/batches/\(ids[0])/cancel", raw: Data())
+            #expect(cancelled.json["status"] as? String == "cancelled")
+            let accepted = try await client.post("/v1/batches?task=sentiment", raw: body)
+            #expect(accepted.status == .ok, "a finished job makes room: \(accepted.raw)")
+            try await expectServesNormally(client)
+        }
     }
 }
