@@ -26,10 +26,13 @@ public struct BatchInput: Sendable {
         public var maxRecords: Int
         /// Largest input file, in bytes (a folder's images are bounded one by one, by the job's `max_image_bytes`).
         public var maxBytes: Int
+        /// Each JSON line's depth and size (a line over them is that record's error).
+        public var lines: JSONLines.Limits
 
-        public init(maxRecords: Int, maxBytes: Int) {
+        public init(maxRecords: Int, maxBytes: Int, lines: JSONLines.Limits = .input) {
             self.maxRecords = maxRecords
             self.maxBytes = maxBytes
+            self.lines = lines
         }
 
         /// `postlens jobs submit`'s defaults: a million records, 1 GiB of input.
@@ -63,44 +66,50 @@ public struct BatchInput: Sendable {
             input = BatchInput(items: try RecordReader.read(url, columns: columns))
         } else {
             guard let data = FileManager.default.contents(atPath: url.path) else { throw RecordReaderError.unreadable(url.path) }
-            input = parseJSONL(String(decoding: data, as: UTF8.self), columns: columns, task: task)
+            // Records are counted before any line is parsed.
+            let lines = JSONLines.split(String(decoding: data, as: UTF8.self))
+            if let refusal = limits.refusal(records: lines.count, in: url.lastPathComponent) { throw LimitError(description: refusal) }
+            input = parseJSONL(JSONLines.parse(lines, limits: limits.lines), columns: columns, task: task)
         }
         if let refusal = limits.refusal(records: input.items.count, in: url.lastPathComponent) { throw LimitError(description: refusal) }
         return input
     }
 
-    /// JSON lines: plain records, or OpenAI batch requests.
-    public static func parseJSONL(_ text: String, columns: RecordReader.Columns = .init(), task: String? = nil) -> BatchInput {
-        guard isOpenAIBatch(text) else { return BatchInput(items: RecordReader.readJSONL(text, columns: columns)) }
-        return readOpenAI(text, task: task)
+    /// JSON lines: plain records, or OpenAI batch requests. Each line is parsed once, within `limits`; a line over them
+    /// is that item's error.
+    public static func parseJSONL(_ text: String, columns: RecordReader.Columns = .init(), task: String? = nil,
+                                  limits: JSONLines.Limits = .input) -> BatchInput {
+        parseJSONL(JSONLines.parse(text, limits: limits), columns: columns, task: task)
+    }
+
+    /// Lines already parsed (the server checks them first: a malformed line refuses the whole upload there).
+    public static func parseJSONL(_ lines: [JSONLines.Line], columns: RecordReader.Columns = .init(), task: String? = nil) -> BatchInput {
+        isOpenAIBatch(lines) ? readOpenAI(lines, task: task) : BatchInput(items: RecordReader.records(lines, columns: columns))
     }
 
     /// The first line that is a JSON object has `custom_id` and `body`.
-    public static func isOpenAIBatch(_ text: String) -> Bool {
-        for line in lines(text) {
-            guard case .object(let object)? = try? JSONValue.parse(line.text) else { continue }
+    public static func isOpenAIBatch(_ lines: [JSONLines.Line]) -> Bool {
+        for line in lines {
+            guard case .success(.object(let object)) = line.value else { continue }
             return object["custom_id"] != nil && object["body"] != nil
         }
         return false
     }
 
-    static func lines(_ text: String) -> [(number: Int, text: String)] {
-        var body = Substring(text)
-        if body.hasPrefix("\u{FEFF}") { body = body.dropFirst() }
-        return body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated().compactMap {
-            let line = $0.element.trimmingCharacters(in: .whitespacesAndNewlines)
-            return line.isEmpty ? nil : ($0.offset + 1, line)
-        }
-    }
-
-    static func readOpenAI(_ text: String, task fixedTask: String?) -> BatchInput {
+    static func readOpenAI(_ lines: [JSONLines.Line], task fixedTask: String?) -> BatchInput {
         var input = BatchInput(items: [], openAIFormat: true, task: fixedTask, options: nil)
-        for (number, line) in lines(text) {
+        for line in lines {
+            let number = line.number
             let seq = input.items.count
             let fallbackID = "line-\(number)"
             func refuse(_ id: String, _ why: String) { input.items.append(InputItem(seq: seq, id: id, record: nil, error: "line \(number): \(why)")) }
-            guard let value = try? JSONValue.parse(line) else { refuse(fallbackID, "not valid JSON"); continue }
-            guard case .object(let request) = value else { refuse(fallbackID, "not a JSON object"); continue }
+            let request: JSONObject
+            switch RecordReader.object(of: line) {
+            case .object(let object): request = object
+            case .refused(let error):
+                input.items.append(InputItem(seq: seq, id: fallbackID, record: nil, error: error))
+                continue
+            }
             let id: String
             switch request["custom_id"] {
             case .string(let s)? where !s.isEmpty: id = s

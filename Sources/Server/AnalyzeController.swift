@@ -187,6 +187,9 @@ struct ServerAnalyzer: PostAnalyzer {
     let log: CallLog?
     let shielded: Bool
     var gate: AdmissionGate? = nil
+    /// The server's image ceiling (`--max-image-tokens` in pixels) for items of jobs that may come from elsewhere
+    /// (`postlens jobs submit --options '{"max_pixels": …}'`): a job cannot raise it, as a request's `max_pixels` cannot.
+    var maxPixels: Int? = nil
 
     func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         guard let gate else { return try await analyzeNow(request) }
@@ -206,7 +209,8 @@ struct ServerAnalyzer: PostAnalyzer {
 
     private func analyzeNow(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
-                                                    parameters: request.parameters, maxPixels: request.maxPixels)
+                                                    parameters: request.parameters,
+                                                    maxPixels: maxPixels.map { min(request.maxPixels ?? $0, $0) } ?? request.maxPixels)
         let engine = self.engine
         let call: @Sendable () async throws -> GenerationResult = {
             var result: GenerationResult?

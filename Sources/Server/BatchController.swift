@@ -12,10 +12,12 @@ import Store
 ///
 /// The queue is SQLite by default (in the history file, so jobs survive a restart) or PostgreSQL with `--database`
 /// (then every server behind a load balancer sees every job, and `postlens worker`s run them too). Images of the
-/// records are checked by the same rules as chat and stored with the job, so no temporary file is written.
+/// records are checked by the same rules as chat (from their headers; not decoded here) and stored with the job, so no
+/// temporary file is written.
 ///
-/// An upload is bounded like any request (the body limit and `--client-timeout`, the JSON limits per line) and holds
-/// at most `maxBatchRecords` records; a server keeps at most `BatchService.maxOpenSubmissions` of the jobs it accepted
+/// An upload is bounded like any request: the body limit and `--client-timeout`, at most `maxBatchRecords` records
+/// (counted before any line is parsed), and a body's JSON limits (each line's depth, the values of all lines together,
+/// each line parsed once: `JSONLines`); a server keeps at most `BatchService.maxOpenSubmissions` of the jobs it accepted
 /// unfinished at once. Their items then wait for a place among the chat API's `--max-queue` (see `BatchService`).
 struct BatchController<Context: RequestContext>: Sendable {
     let host: ModelHost
@@ -40,16 +42,17 @@ struct BatchController<Context: RequestContext>: Sendable {
         if batches.mode != .off { _ = try host.readyEngine() }
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let query = request.uri.queryParameters
-        let limits = configuration.requestJSONLimits
+        let limits = JSONLines.Limits(perLine: configuration.requestJSONLimits, totalValues: configuration.maxJSONValues)
+        let recordLimits = BatchInput.Limits(maxRecords: configuration.maxBatchRecords, maxBytes: configuration.maxBodyBytes)
         let input = try await Offload.run { [task = query.get("task")] in
             let data = Data(buffer: body, byteTransferStrategy: .noCopy)
             guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
-            try Self.checkJSONLines(text, limits: limits)
-            return BatchInput.parseJSONL(text, task: task)
-        }
-        let recordLimits = BatchInput.Limits(maxRecords: configuration.maxBatchRecords, maxBytes: configuration.maxBodyBytes)
-        if let refusal = recordLimits.refusal(records: input.items.count, in: "the body") {
-            throw ServerError.limit(refusal, param: "body")
+            // Records are counted before any line is parsed; each line is then parsed once.
+            let raw = JSONLines.split(text)
+            if let refusal = recordLimits.refusal(records: raw.count, in: "the body") { throw ServerError.limit(refusal, param: "body") }
+            let lines = JSONLines.parse(raw, limits: limits)
+            try Self.checkJSONLines(lines)
+            return BatchInput.parseJSONL(lines, task: task)
         }
         // Options come from the query string, or from the requests themselves in OpenAI's format.
         var options: JSONObject = input.options ?? [:]
@@ -70,12 +73,14 @@ struct BatchController<Context: RequestContext>: Sendable {
         try await batches.checkRoomForSubmission()
         var submission = JobSubmission(spec: spec, source: "api")
         submission.idPrefix = "batch_"
-        let images = images, retryAfter = configuration.retryAfterSeconds
+        let images = images, retryAfter = configuration.retryAfterSeconds, maxPixels = configuration.maxRequestPixels
         let info = try await mapped {
             try await submission.submit(input.items, to: batches.queue, resolve: { reference in
-                // Same rules as chat and /v1/analyze; a refused image is that item's error.
+                // Same rules as chat and /v1/analyze, the header's pixels included (the image is not decoded here);
+                // a refused image is that item's error.
                 do {
-                    return .bytes(try images.bytes(reference, param: "image"))
+                    var allowance = ImageAllowance(maxImages: 1, maxPixels: maxPixels)
+                    return .bytes(try images.inspect(reference, param: "image", allowance: &allowance).bytes)
                 } catch {
                     throw TaskError("image: " + APIError(error, retryAfter: retryAfter).message)
                 }
@@ -169,29 +174,25 @@ struct BatchController<Context: RequestContext>: Sendable {
         }
     }
 
-    /// Lines that are not JSON objects make the whole upload a 400 naming the line (record-level problems, such as a
-    /// record with neither image nor text, are that item's error instead). Each line is parsed with the request
-    /// body's JSON limits (depth, values).
-    static func checkJSONLines(_ text: String, limits: JSONParser.Limits) throws {
-        var body = Substring(text)
-        if body.hasPrefix("\u{FEFF}") { body = body.dropFirst() }
-        for (index, raw) in body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
-            let problem: String
-            do {
-                guard case .object = try JSONValue.parse(line, limits: limits) else {
-                    throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not a JSON object; send one {id, image, text, meta} object per line",
-                                   param: "line \(index + 1)", code: "invalid_jsonl")
-                }
-                continue
-            } catch let error as APIError {
-                throw error
-            } catch {
-                problem = "\(error)"
+    /// Lines that are not JSON objects, or over the JSON limits of a body, make the whole upload a 400 naming the line,
+    /// and nothing is stored (record-level problems, such as a record with neither image nor text, are that item's
+    /// error instead).
+    static func checkJSONLines(_ lines: [JSONLines.Line]) throws {
+        for line in lines {
+            let param = "line \(line.number)"
+            switch line.value {
+            case .success(.object): continue
+            case .success:
+                throw APIError(status: .badRequest, message: "malformed JSONL: line \(line.number) is not a JSON object; send one {id, image, text, meta} object per line",
+                               param: param, code: "invalid_jsonl")
+            case .failure(let refusal) where refusal.totalExhausted:
+                throw ServerError.limit("the body is refused at line \(line.number): \(refusal.reason) (a server limit; see docs/api.md)", param: "body")
+            case .failure(let refusal) where refusal.isLimit:
+                throw ServerError.limit("line \(line.number) of the body is refused: \(refusal.reason) (a server limit; see docs/api.md)", param: param)
+            case .failure(let refusal):
+                throw APIError(status: .badRequest, message: "malformed JSONL: line \(line.number) is not valid JSON (\(refusal.reason))",
+                               param: param, code: "invalid_jsonl")
             }
-            throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not valid JSON (\(problem))",
-                           param: "line \(index + 1)", code: "invalid_jsonl")
         }
     }
 }

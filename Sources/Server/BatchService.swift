@@ -23,6 +23,8 @@ public final class BatchService: Sendable {
     /// it, and for KV-cache room, before it reaches the engine (`ServerAnalyzer`), where a chat request would get 429/503.
     let gate: AdmissionGate
     let concurrency: Int
+    /// The image ceiling every item is held to, whoever submitted its job (`--max-image-tokens` in pixels).
+    let maxPixels: Int
     let logger: Logger
 
     private struct State {
@@ -39,6 +41,7 @@ public final class BatchService: Sendable {
         self.queue = queue
         self.host = host
         gate = AdmissionGate(limit: configuration.maxQueue)
+        maxPixels = configuration.maxImageTokens * ServerConfiguration.pixelsPerImageToken
         let concurrency = max(0, configuration.batchConcurrency)
         self.concurrency = concurrency
         self.mode = concurrency == 0 ? .off : mode
@@ -119,7 +122,7 @@ public final class BatchService: Sendable {
             options.concurrency = concurrency
             options.exitWhenIdle = mode == .onDemand
             options.pollInterval = .milliseconds(500)
-            let worker = QueueWorker(queue: queue, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate),
+            let worker = QueueWorker(queue: queue, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate, maxPixels: maxPixels),
                                      baseParameters: engine.defaultParameters, options: options, logger: logger)
             s.worker = worker
             s.runner = Task { [self] in

@@ -153,6 +153,26 @@ import Testing
         #expect(list.stdout.isEmpty, "nothing was stored: \(list.stdout)")
     }
 
+    /// A line over the JSON limits of a request body (here: nesting deeper than 128) is that record's error, stored
+    /// with the job like any bad record; the other records are stored and nothing is lost.
+    @Test func submitRecordsALineOverTheJSONLimitsAsItsError() throws {
+        let dir = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let input = dir.appendingPathComponent("posts.jsonl")
+        let deep = #"{"id": "deep", "text": "x", "meta": "# + String(repeating: "[", count: 200) + String(repeating: "]", count: 200) + "}"
+        try ([#"{"id": "fine", "text": "好评"}"#, deep].joined(separator: "\n")).write(to: input, atomically: true, encoding: .utf8)
+        let database = "sqlite:" + dir.appendingPathComponent("jobs.sqlite").path
+        let submitted = try runBinary(["jobs", "submit", "--database", database, "--task", "sentiment", "--input", input.path])
+        #expect(submitted.status == 0, "\(submitted.stderr)")
+        let jobID = try #require(submitted.stdout.split(separator: "\n").last.map(String.init))
+        let status = try JSONValue.parse(try runBinary(["jobs", "status", "--database", database, jobID, "--json"]).stdout)
+        #expect(status["total"] == 2 && status["failed"] == 1 && status["queued"] == 1, "\(status)")
+        let results = try runBinary(["jobs", "results", "--database", database, jobID, "--partial"]).stdout
+        let line = try JSONValue.parse(try #require(results.split(separator: "\n").first.map(String.init)))
+        #expect(line["id"] == "line-2" && line["error"]?.stringValue == "line 2: refused: arrays and objects nest deeper than 128 levels",
+                "\(line)")
+    }
+
     @Test func openAIBatchInputKeepsCustomIDsAndWritesOpenAIOutput() throws {
         let dir = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
