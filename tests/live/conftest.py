@@ -63,13 +63,20 @@ def server():
             time.sleep(0.1)
         yield {"base": base, "port": port, "log": log.name, "process": process}
     finally:
+        stop_process(process, grace=10)
+        log.close()
+
+
+def stop_process(process, grace=20) -> int:
+    """SIGTERM (the server drains), SIGKILL if it is still running after `grace` seconds; returns the exit status."""
+    if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        log.close()
+    return process.returncode
 
 
 class Server:
@@ -100,12 +107,6 @@ class Server:
             time.sleep(0.1)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        status = stop_process(self.process)
         self.log.close()
-        return self.process.returncode
+        return status

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("POSTLENS_BINARY", REPO / ".build" / "debug" / "postlens"))
-MODEL = REPO / "Tests" / "Fixtures" / "models" / "tiny"
+from conftest import BINARY, MODEL, REPO, stop_process
+
 IMAGE = REPO / "Tests" / "Fixtures" / "images" / "tiny_20x30.png"
 SCRIPT = REPO / "scripts" / "test-postgres.sh"
 REQUIRED = os.environ.get("POSTLENS_REQUIRE_POSTGRES") == "1"
@@ -321,12 +320,7 @@ class Server:
         wait_until(ready, 90, f"{self.base}/health")
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        stop_process(self.process)
         self.log.close()
 
 
