@@ -362,6 +362,7 @@ http {{
     location / {{
       proxy_pass http://postlens;
       proxy_http_version 1.1;
+      proxy_set_header Host $host;  # the servers answer the page and /api only for allowed Host names
       proxy_set_header Connection "";
       proxy_buffering off;
       add_header X-Upstream $upstream_addr always;
