@@ -62,7 +62,9 @@ func tiledAttentionBF16(
         }
     }
     let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
-    Parallel.forRanges(heads * blocksPerHead) { range in
+    // (head, query block) items handed out one at a time: a thread slowed by the machine takes fewer.
+    let queue = WorkQueue(count: heads * blocksPerHead, grain: 1)
+    Parallel.forEachThread(limit: heads * blocksPerHead) {
         let queries = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * halfDim)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
         let probabilities = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * paddedKeys / 2)
@@ -71,7 +73,7 @@ func tiledAttentionBF16(
         defer {
             queries.deallocate(); scores.deallocate(); probabilities.deallocate(); output.deallocate(); inverseSums.deallocate()
         }
-        for item in range {
+        while let range = queue.claim() { for item in range {
             let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
             let g = h / group
             let rows = min(attentionQueryBlock, queryCount - start)
@@ -131,7 +133,7 @@ func tiledAttentionBF16(
                 let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
                 for d in 0..<hd { dst[d] = src[d] * inverse }
             }
-        }
+        } }
     }
 }
 #endif
