@@ -14,7 +14,9 @@ scripts/install-deps.sh --test
 # Runtime-format weight caches written by the tests go to a scratch folder, not the user's cache.
 export POSTLENS_CACHE="$(mktemp -d -t postlens-test-cache-XXXXXX)"
 trap 'rm -rf "$POSTLENS_CACHE"' EXIT
-eval "$(scripts/test-postgres.sh start)"
+# An assignment, so that `set -e` stops here if the cluster cannot start (eval of an empty output would not).
+postgres_env=$(scripts/test-postgres.sh start)
+eval "$postgres_env"
 export POSTLENS_REQUIRE_POSTGRES=1
 trap 'scripts/test-postgres.sh stop "$POSTLENS_TEST_PGDATA"; rm -rf "$POSTLENS_CACHE"' EXIT
 swift build --build-tests
