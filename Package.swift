@@ -81,7 +81,8 @@ let package = Package(
         .target(name: "KernelsSIMD512", swiftSettings: avx512Settings),
         .target(name: "KernelsAVX512", dependencies: ["KernelsSIMD512"], swiftSettings: avx512Settings),
         .target(name: "KernelsSIMD", swiftSettings: computeSettings),
-        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512"], swiftSettings: computeSettings),
+        .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512",
+                                               .product(name: "Logging", package: "swift-log")], swiftSettings: computeSettings),
         .target(name: "SafeTensors", dependencies: ["JSON", "Tensors"], swiftSettings: computeSettings),
         .target(name: "Tokenizer", dependencies: ["JSON"], swiftSettings: computeSettings),
         .target(name: "Imaging", dependencies: ["CImageCodecs"], swiftSettings: computeSettings),
@@ -90,6 +91,7 @@ let package = Package(
             dependencies: [
                 "JSON", "Tensors", "Kernels", "SafeTensors", "Tokenizer", "Imaging",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: computeSettings
         ),
@@ -167,6 +169,9 @@ let package = Package(
         ),
 
         // MARK: Tests
+        // Stand-ins shared by the test targets (FakeEngine behind the ChatEngine protocol, example answers): a module the
+        // product never links.
+        .target(name: "TestSupport", dependencies: ["Analysis", "Engine", "JSON", "Qwen3VL"], path: "Tests/Support"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "KernelsSIMD", "Tensors"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "Tensors"]),
@@ -176,9 +181,9 @@ let package = Package(
         .testTarget(name: "Qwen3VLTests", dependencies: ["Qwen3VL", "Kernels", "Tensors", "Tokenizer", "Imaging", "SafeTensors"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "JSON", "Qwen3VL", "Imaging", "Tokenizer"]),
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
-        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "JSON", "Engine", "Qwen3VL", "Imaging", "postlens"]),
+        .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "JSON", "Engine", "Qwen3VL", "Imaging", "TestSupport", "postlens"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "JSON", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "Store", "JSON", "Analysis"]),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "Store", "JSON", "Analysis", "TestSupport"]),
         .testTarget(
             name: "WebUITests",
             dependencies: ["WebUI", "Store", "JSON", .product(name: "HummingbirdTesting", package: "hummingbird")]

@@ -17,55 +17,77 @@ public struct AnalyzerRequest: Sendable {
     public var tile: DenseText.Tile?
 }
 
-/// What the model said.
-public struct AnalyzerResponse: Sendable {
+/// What the model said, with what it cost.
+public struct AnalyzerResponse: Sendable, Equatable {
     public var text: String
     public var finishReason: FinishReason
     public var usage: Usage
-    public init(text: String, finishReason: FinishReason = .stop, usage: Usage = Usage()) {
+    public var timings: Timings
+    public init(text: String, finishReason: FinishReason = .stop, usage: Usage = Usage(), timings: Timings = Timings()) {
         self.text = text
         self.finishReason = finishReason
         self.usage = usage
+        self.timings = timings
     }
 }
 
-/// The per-item model call, injectable: ``EngineAnalyzer`` runs the model; ``FakeAnalyzer`` answers
-/// deterministically for tests of the batch machinery.
+/// The per-item model call. The product has one: ``EngineAnalyzer``; tests plug in a stand-in engine behind it, or
+/// answer here directly.
 public protocol PostAnalyzer: Sendable {
     func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse
 }
 
-/// The model, through ``InferenceEngine``.
-public struct EngineAnalyzer: PostAnalyzer {
-    public let engine: InferenceEngine
-    public init(engine: InferenceEngine) { self.engine = engine }
-
-    public func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
-        let r = try await engine.complete(InferenceEngine.Request(messages: request.messages, images: request.images,
-                                                                  parameters: request.parameters, maxPixels: request.maxPixels))
-        return AnalyzerResponse(text: r.text, finishReason: r.finishReason, usage: r.usage)
-    }
+/// A limit on model calls in flight that a call waits for (the server's admission gate, `--max-queue`).
+public protocol AdmissionControl: Sendable {
+    /// A ticket held while the call runs (released when dropped), or nil when every place is taken.
+    func admit() -> (any Sendable)?
 }
 
-/// A deterministic stand-in for the model: answers each task with a fixed, schema-valid example
-/// (OCR tiles answer their own position), after an optional delay. For tests only.
-public struct FakeAnalyzer: PostAnalyzer {
-    public var delay: Duration
-    public init(delay: Duration = .zero) { self.delay = delay }
+/// The one analyzer: a task's model call over a ``ChatEngine``. `postlens analyze`, `postlens worker`, `/v1/analyze` and
+/// the server's batch worker all run their items through it; they differ only in the options below.
+public struct EngineAnalyzer: PostAnalyzer {
+    public let engine: any ChatEngine
+    /// A ceiling on each call's pixel budget, whatever the job asked for (`--max-image-tokens` of the server or worker:
+    /// a job submitted elsewhere cannot raise it, as a request's `max_pixels` cannot).
+    public var maxPixels: Int?
+    /// With an admission control (the server's batch worker), each call first waits for a place among the requests in
+    /// flight, and a call the engine turns away because the KV-cache budget is in use waits and tries again: batch
+    /// items share the chat API's limits, but wait for room where a chat request would be answered 429 or 503.
+    public var admission: (any AdmissionControl)?
+    /// The call runs in a task of its own, so that cancelling the caller (a batch being cancelled) lets the call in
+    /// flight finish, and the item stops before its next call.
+    public var shielded: Bool
 
-    public func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
-        if delay > .zero { try await Task.sleep(for: delay) }
-        if let tile = request.tile {
-            return AnalyzerResponse(text: #"{"lines": ["\#(Self.tileWord(tile))"]}"#)
-        }
-        return AnalyzerResponse(text: TaskExamples.modelOutput(for: request.task).sortedText)
+    public init(engine: any ChatEngine, maxPixels: Int? = nil, admission: (any AdmissionControl)? = nil, shielded: Bool = false) {
+        self.engine = engine
+        self.maxPixels = maxPixels
+        self.admission = admission
+        self.shielded = shielded
     }
 
-    static let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+    public func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        guard let admission else { return try await call(request) }
+        while true {
+            if let ticket = admission.admit() {
+                do {
+                    let response = try await call(request)
+                    withExtendedLifetime(ticket) {}
+                    return response
+                } catch AdmissionError.kvCacheFull {
+                    // Let the requests holding the budget finish; the ticket is released meanwhile.
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
 
-    /// A line unique to a tile's position ("alpha foxtrot" for row 0, column 0).
-    public static func tileWord(_ tile: DenseText.Tile) -> String {
-        words[tile.row % words.count] + " " + words[(tile.column + 5) % words.count]
+    private func call(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images, parameters: request.parameters,
+                                                    maxPixels: maxPixels.map { min(request.maxPixels ?? $0, $0) } ?? request.maxPixels)
+        let engine = self.engine
+        let result = shielded ? try await Task { try await engine.complete(engineRequest) }.value
+                              : try await engine.complete(engineRequest)
+        return AnalyzerResponse(text: result.text, finishReason: result.finishReason, usage: result.usage, timings: result.timings)
     }
 }
 
@@ -73,8 +95,9 @@ public struct FakeAnalyzer: PostAnalyzer {
 public struct RunOptions: Sendable {
     public var language: PromptLanguage = .zh
     public var maxTokens = 1024
-    /// Pixel budget per image for single-image calls (1 image token = 32×32 px); nil = the model's default.
-    public var maxPixels: Int? = 1024 * 1024
+    /// Pixel budget per image for single-image calls (`ImageTokenBudget`: the command line's `--max-image-tokens`);
+    /// nil = the model's default.
+    public var maxPixels: Int? = ImageTokenBudget.pixels(ImageTokenBudget.defaultMaximum)
     public enum DenseMode: String, Sendable, CaseIterable { case auto, on, off }
     /// `auto`: the ocr task tiles images larger than one tile; `on`: always tile; `off`: never.
     public var dense: DenseMode = .auto
@@ -103,6 +126,8 @@ public struct ItemOutcome: Sendable, Equatable {
     public var seconds: Double
     /// The error may go away on its own (an image server that timed out): a queue worker tries the item again.
     public var transient = false
+    /// Every model call the item made, in order (several for dense OCR): `/v1/analyze` reports their text and timings.
+    public var calls: [AnalyzerResponse] = []
     public var ok: Bool { error == nil }
 }
 
@@ -148,14 +173,34 @@ public struct TaskRunner: Sendable {
         return p
     }
 
-    public func run(_ record: PostRecord) async -> ItemOutcome { await run(record, imageData: nil) }
+    /// Where a record's image comes from.
+    enum ImageInput {
+        /// `record.image` names a file or URL, read under the guard of `RunOptions.trustInput`.
+        case reference
+        /// The bytes travel with a job; `record.image` only names them.
+        case bytes(Data)
+        /// Already decoded (and checked) by the caller, as `/v1/analyze` does; `record.image` only names it.
+        case decoded(RGBImage)
+    }
+
+    public func run(_ record: PostRecord) async -> ItemOutcome { await run(record, input: .reference) }
 
     /// `imageData`: the record's image bytes when they travel with a job (then `record.image` only names it).
     public func run(_ record: PostRecord, imageData: Data?) async -> ItemOutcome {
+        await run(record, input: imageData.map { .bytes($0) } ?? .reference)
+    }
+
+    /// The record's image decoded by the caller (nil: the record has none).
+    public func run(_ record: PostRecord, image: RGBImage?) async -> ItemOutcome {
+        var record = record
+        if image == nil { record.image = nil }
+        return await run(record, input: image.map { .decoded($0) } ?? .reference)
+    }
+
+    func run(_ record: PostRecord, input: ImageInput) async -> ItemOutcome {
         let clock = ContinuousClock()
         let start = clock.now
-        var usage = Usage()
-        var raw: String?
+        let calls = CallRecorder(analyzer)
         func seconds() -> Double {
             let d = clock.now - start
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
@@ -163,30 +208,28 @@ public struct TaskRunner: Sendable {
         do {
             var image: RGBImage? = nil
             if let reference = record.image {
-                if let imageData {
-                    image = try decodeImage(imageData, reference: reference)
-                } else {
-                    image = try await loadImage(reference)
+                switch input {
+                case .reference: image = try await loadImage(reference)
+                case .bytes(let data): image = try decodeImage(data, reference: reference)
+                case .decoded(let decoded): image = decoded
                 }
             }
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
             let result: JSONValue
             if task.kind == .ocr, let image, shouldTile(image) {
-                result = try await denseOCR(record, image: image, usage: &usage, raw: &raw)
+                result = try await denseOCR(record, image: image, calls: calls)
             } else {
                 let request = AnalyzerRequest(task: task, record: record,
                                               messages: task.messages(for: record, language: options.language, hasImage: image != nil),
                                               images: image.map { [$0] } ?? [], parameters: generationParameters(),
                                               maxPixels: image == nil ? nil : options.maxPixels, tile: nil)
-                let response = try await analyzer.analyze(request)
-                add(response.usage, to: &usage)
-                raw = response.text
-                result = try parse(response, context: context)
+                result = try parse(try await calls.analyze(request), context: context)
             }
-            return ItemOutcome(id: record.id, result: result, error: nil, raw: nil, usage: usage, seconds: seconds())
+            return ItemOutcome(id: record.id, result: result, error: nil, raw: nil, usage: calls.usage, seconds: seconds(),
+                               calls: calls.responses)
         } catch {
-            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds(),
-                               transient: error is any TransientError)
+            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: calls.responses.last?.text, usage: calls.usage,
+                               seconds: seconds(), transient: error is any TransientError, calls: calls.responses)
         }
     }
 
@@ -206,7 +249,7 @@ public struct TaskRunner: Sendable {
         }
     }
 
-    func denseOCR(_ record: PostRecord, image: RGBImage, usage: inout Usage, raw: inout String?) async throws -> JSONValue {
+    func denseOCR(_ record: PostRecord, image: RGBImage, calls: CallRecorder) async throws -> JSONValue {
         let plan = DenseText.plan(width: image.width, height: image.height, configuration: options.tiling)
         var perTile: [[String]] = []
         let context = PostContext(record: record, referenceYear: options.referenceYear)
@@ -219,9 +262,7 @@ public struct TaskRunner: Sendable {
                                           messages: task.messages(for: record, language: options.language, hasImage: true,
                                                                   tile: (index, plan.tiles.count)),
                                           images: [crop], parameters: generationParameters(), maxPixels: budget, tile: tile)
-            let response = try await analyzer.analyze(request)
-            add(response.usage, to: &usage)
-            raw = response.text
+            let response = try await calls.analyze(request)
             do {
                 let lines = try parse(response, context: context)["lines"]?.arrayValue?.compactMap(\.stringValue) ?? []
                 perTile.append(lines)
@@ -231,13 +272,6 @@ public struct TaskRunner: Sendable {
         }
         let merged = DenseText.merge(perTile, window: plan.columns > 1 ? 12 : 0)
         return PostProcessing.ocrResult(lines: merged, tiles: plan.tiles.count)
-    }
-
-    func add(_ u: Usage, to total: inout Usage) {
-        total.promptTokens += u.promptTokens
-        total.completionTokens += u.completionTokens
-        total.imageTokens += u.imageTokens
-        total.cachedPromptTokens += u.cachedPromptTokens
     }
 
     /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`,
@@ -271,6 +305,30 @@ public struct TaskRunner: Sendable {
         case .failed, .unresolvable: return DownloadError(description: message)
         case .httpStatus(let code) where code >= 500 || code == 429: return DownloadError(description: message)
         default: return TaskError(message)
+        }
+    }
+}
+
+/// The model calls of one item, in order, with their usage summed.
+final class CallRecorder: @unchecked Sendable {
+    // One item's calls run one after another, on the item's task.
+    private let analyzer: any PostAnalyzer
+    private(set) var responses: [AnalyzerResponse] = []
+
+    init(_ analyzer: any PostAnalyzer) { self.analyzer = analyzer }
+
+    func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
+        let response = try await analyzer.analyze(request)
+        responses.append(response)
+        return response
+    }
+
+    var usage: Usage {
+        responses.reduce(into: Usage()) { total, r in
+            total.promptTokens += r.usage.promptTokens
+            total.completionTokens += r.usage.completionTokens
+            total.imageTokens += r.usage.imageTokens
+            total.cachedPromptTokens += r.usage.cachedPromptTokens
         }
     }
 }

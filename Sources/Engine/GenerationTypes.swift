@@ -95,6 +95,15 @@ public struct GenerationResult: Sendable, Equatable {
     public var usage: Usage
     public var timings: Timings
     public var logprobs: [TokenLogprob]
+
+    public init(text: String, tokenIDs: [Int], finishReason: FinishReason, usage: Usage, timings: Timings, logprobs: [TokenLogprob] = []) {
+        self.text = text
+        self.tokenIDs = tokenIDs
+        self.finishReason = finishReason
+        self.usage = usage
+        self.timings = timings
+        self.logprobs = logprobs
+    }
 }
 
 /// What a generation stream yields.

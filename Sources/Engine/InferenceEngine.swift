@@ -42,8 +42,10 @@ public final class InferenceEngine: Sendable {
     }
 
     deinit { scheduler.stop() }
+
     /// Loads a model folder (config, weights, tokenizer, preprocessor).
-    public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat = .f32,
+    /// The format has no default here: the command line's is q8 (`RuntimeOptions`), the golden tests' f32.
+    public convenience init(directory: URL, contextLimit: Int? = nil, format: WeightFormat,
                             kvCacheBudgetBytes: Int? = nil) throws {
         let model = try Qwen3VLModel(directory: directory, format: format)
         let processor = try Qwen3VLProcessor(directory: directory, configuration: model.configuration)
@@ -88,15 +90,6 @@ public final class InferenceEngine: Sendable {
         }
     }
 
-    /// Runs a request to completion and returns the result (the CLI's and tests' convenience).
-    public func complete(_ request: Request) async throws -> GenerationResult {
-        var result: GenerationResult?
-        for try await event in generate(request) {
-            if case .finished(let r) = event { result = r }
-        }
-        guard let result else { throw CancellationError() }
-        return result
-    }
 
     /// Counters of the engine's caches and queue, for metrics.
     public struct Statistics: Sendable {

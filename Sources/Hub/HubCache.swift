@@ -163,7 +163,7 @@ final class FileLock {
     private init(descriptor: Int32) { self.descriptor = descriptor }
 
     /// Waits (without blocking a thread) until the lock is ours.
-    static func acquire(_ url: URL) async throws -> FileLock {
+    static func acquire(_ url: URL, waiting: (String) -> Void = { _ in }) async throws -> FileLock {
         try FileSystem.createDirectory(url.deletingLastPathComponent())
         let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -177,7 +177,7 @@ final class FileLock {
             }
             if !announced {
                 announced = true
-                FileHandle.standardError.write(Data("waiting for another download of the same file to finish (\(url.lastPathComponent))\n".utf8))
+                waiting("waiting for another download of the same file to finish (\(url.lastPathComponent))")
             }
             do {
                 try await Task.sleep(for: .milliseconds(200))

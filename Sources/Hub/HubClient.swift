@@ -300,7 +300,7 @@ final class HubSession: Sendable {
                     throw HubError.network("\(error.description) (while fetching \(what), after \(failures) tries)")
                 }
                 let delay = error.retryAfter ?? backoff(failures)
-                progress?.note("\(error.description); retrying in \(String(format: "%.1f", TerminalProgressReporter.seconds(delay)))s (\(failures)/\(allowed))")
+                progress?.note("\(error.description); retrying in \(String(format: "%.1f", durationSeconds(delay)))s (\(failures)/\(allowed))")
                 try await Task.sleep(for: delay)
             }
         }
@@ -309,8 +309,8 @@ final class HubSession: Sendable {
     /// initialBackoff × 2^(n-1), capped at maxBackoff, with ±20 % jitter so that many clients
     /// behind one proxy do not retry in lockstep.
     func backoff(_ failures: Int) -> Duration {
-        let base = TerminalProgressReporter.seconds(configuration.initialBackoff) * pow(2, Double(max(0, failures - 1)))
-        let capped = min(base, TerminalProgressReporter.seconds(configuration.maxBackoff))
+        let base = durationSeconds(configuration.initialBackoff) * pow(2, Double(max(0, failures - 1)))
+        let capped = min(base, durationSeconds(configuration.maxBackoff))
         let jittered = capped * Double.random(in: 0.8...1.2)
         return .nanoseconds(Int64(jittered * 1e9))
     }

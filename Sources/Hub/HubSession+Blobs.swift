@@ -32,7 +32,8 @@ extension HubSession {
         // Without a known etag the file gets a private temporary name and is named after its git
         // sha1 once complete; there is nothing to resume or lock in that case.
         let partialName = knownEtag ?? "tmp-\(UUID().uuidString.lowercased())"
-        let lock = knownEtag != nil ? try await FileLock.acquire(cache.lockFile(id, etag: partialName)) : nil
+        let lock = knownEtag != nil
+            ? try await FileLock.acquire(cache.lockFile(id, etag: partialName), waiting: { progress?.note($0) }) : nil
         defer { lock?.release() }
 
         if let etag = knownEtag, let present = FileSystem.fileSize(cache.blob(id, etag: etag)),

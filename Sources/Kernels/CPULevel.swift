@@ -1,5 +1,6 @@
 import CKernels
 import Foundation
+import Logging
 
 /// The instruction-set levels the kernels are written for, lowest first. A level includes everything
 /// below it: at `.avx512` the products run AVX-512 VNNI kernels and everything without an AVX-512
@@ -123,7 +124,8 @@ public enum KernelDispatch {
             chosen = level
             return level
         } catch {
-            FileHandle.standardError.write(Data("postlens: \(error)\n".utf8))
+            // The command line checks POSTLENS_ISA at start-up and says so itself; a library user gets it logged.
+            Logger(label: "postlens.kernels").critical("\(error)")
             exit(2)
         }
     }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -158,7 +159,7 @@ public enum RuntimeCache {
     }
 
     static func warn(_ line: String) {
-        FileHandle.standardError.write(Data("postlens: \(line)\n".utf8))
+        Logger(label: "postlens.runtime-cache").warning("\(line)")
     }
 
     /// 64-bit checksum (word-wise multiply-xorshift; not cryptographic, just cheap and well mixed).

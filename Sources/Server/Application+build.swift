@@ -1,5 +1,6 @@
 import Engine
 import Hummingbird
+import Qwen3VL
 import Store
 import WebUI
 import Logging
@@ -56,9 +57,10 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     })
     router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
     // One admission gate for the server: chat and analyze requests take a place in it or get 429, and the batch
-    // worker's items wait for a place in the same gate (`ServerAnalyzer`).
+    // worker's items wait for a place in the same gate (`EngineAnalyzer`'s admission control).
     let gate = batches.gate
-    HealthController<ServerContext>(host: host, gate: gate).register(on: router)
+    HealthController<ServerContext>(host: host, gate: gate, maxImagePixels: ImageTokenBudget.pixels(configuration.maxImageTokens))
+        .register(on: router)
     MetricsController<ServerContext>(metrics: metrics, host: host, gate: gate, batches: batches).register(on: router)
     let images = ImageSource(configuration: configuration)
     router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images, metrics: metrics,

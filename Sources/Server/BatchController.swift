@@ -57,7 +57,7 @@ struct BatchController<Context: RequestContext>: Sendable {
         // Options come from the query string, or from the requests themselves in OpenAI's format.
         var options: JSONObject = input.options ?? [:]
         if input.options == nil {
-            for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
+            for key in TaskSpec.clientOptionKeys { if let value = query.get(key) { options[key] = .string(value) } }
         }
         let taskName = query.get("task") ?? input.task
         let fromQuery = input.options == nil

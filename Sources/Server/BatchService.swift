@@ -1,6 +1,7 @@
 import Analysis
 import Foundation
 import Logging
+import Qwen3VL
 import Store
 import Synchronization
 
@@ -20,7 +21,7 @@ public final class BatchService: Sendable {
     public let mode: Mode
     let host: ModelHost
     /// The server's admission gate (`--max-queue`), shared with chat and analyze: each batch item waits for a place in
-    /// it, and for KV-cache room, before it reaches the engine (`ServerAnalyzer`), where a chat request would get 429/503.
+    /// it, and for KV-cache room, before it reaches the engine (`EngineAnalyzer` with the gate as its admission control), where a chat request would get 429/503.
     let gate: AdmissionGate
     let concurrency: Int
     /// The image ceiling every item is held to, whoever submitted its job (`--max-image-tokens` in pixels).
@@ -41,7 +42,7 @@ public final class BatchService: Sendable {
         self.queue = queue
         self.host = host
         gate = AdmissionGate(limit: configuration.maxQueue)
-        maxPixels = configuration.maxImageTokens * ServerConfiguration.pixelsPerImageToken
+        maxPixels = ImageTokenBudget.pixels(configuration.maxImageTokens)
         let concurrency = max(0, configuration.batchConcurrency)
         self.concurrency = concurrency
         self.mode = concurrency == 0 ? .off : mode
@@ -122,7 +123,7 @@ public final class BatchService: Sendable {
             options.concurrency = concurrency
             options.exitWhenIdle = mode == .onDemand
             options.pollInterval = .milliseconds(500)
-            let worker = QueueWorker(queue: queue, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate, maxPixels: maxPixels),
+            let worker = QueueWorker(queue: queue, analyzer: EngineAnalyzer(engine: engine, maxPixels: maxPixels, admission: gate, shielded: true),
                                      baseParameters: engine.defaultParameters, options: options, logger: logger)
             s.worker = worker
             s.runner = Task { [self] in

@@ -255,7 +255,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             try check(top == 0 || p.logprobs, "top_logprobs", "used with 'logprobs': true")
             p.topLogprobs = top
         }
-        if let v = chat.maxPixels { try check(v >= ServerConfiguration.pixelsPerImageToken, "max_pixels", "at least 1024") }
+        if let v = chat.maxPixels { try check(v >= ImageTokenBudget.pixelsPerToken, "max_pixels", "at least \(ImageTokenBudget.pixelsPerToken)") }
         if let v = chat.minPixels {
             try check(v >= 1, "min_pixels", "at least 1")
             if let maxPixels = chat.maxPixels { try check(v <= maxPixels, "min_pixels", "at most max_pixels") }

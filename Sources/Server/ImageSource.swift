@@ -177,7 +177,7 @@ struct ImageBudget: Sendable, Equatable {
     /// (`--max-image-tokens`): the server's ceiling is not the client's to lift.
     static func resolve(detail: ChatCompletionRequest.Detail?, requestMaxPixels: Int?, requestMinPixels: Int?,
                         preprocessor: PreprocessorConfiguration, configuration: ServerConfiguration) -> ImageBudget {
-        let perToken = ServerConfiguration.pixelsPerImageToken
+        let perToken = ImageTokenBudget.pixelsPerToken
         let high = min(preprocessor.maxPixels, configuration.maxImageTokens * perToken)
         var maxPixels = detail == .low ? min(high, configuration.lowDetailImageTokens * perToken) : high
         if let requestMaxPixels { maxPixels = min(requestMaxPixels, high) }

@@ -1,4 +1,5 @@
 import Foundation
+import Qwen3VL
 
 /// Everything `postlens serve` can be told, in one value that tests build too.
 public struct ServerConfiguration: Sendable {
@@ -46,9 +47,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBatchRecords = 10_000
     /// KV-cache memory all requests in flight may reserve together (`--kv-cache-budget-mb`); nil = unbounded.
     public var kvCacheBudgetBytes: Int? = 8192 << 20
-    /// Image-token budget for `detail` `high`/`auto`: caps the preprocessor's `max_pixels` (one token = 32×32 pixels).
-    /// 1,280 tokens keep one image's prefill within seconds on a 2-core CPU.
-    public var maxImageTokens = 1280
+    /// Image-token budget for `detail` `high`/`auto` and for analysis items: caps the preprocessor's `max_pixels`
+    /// (`--max-image-tokens`, the same budget as every model-running command's; `ImageTokenBudget`).
+    public var maxImageTokens = ImageTokenBudget.defaultMaximum
     /// Image-token budget for `detail: low`.
     public var lowDetailImageTokens = 256
     /// `max_tokens` when the request names none.
@@ -69,7 +70,4 @@ public struct ServerConfiguration: Sendable {
     public init(modelID: String) {
         self.modelID = modelID
     }
-
-    /// Pixels covered by one image token (a 2×2 merge of 16×16 patches).
-    static let pixelsPerImageToken = 32 * 32
 }

@@ -23,33 +23,47 @@ public struct SharedDatabase: Sendable {
     }
 }
 
-/// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
+/// Where the served model comes from. The command line finds the folder (a repo id is downloaded on first use, its
+/// progress reported to the host, hence to `/health` and the page) and loads it in the runtime format; the server
+/// listens from the start and answers 503 `loading` meanwhile.
+public struct ModelSource: Sendable {
+    /// Finds the model folder, downloading it when needed and reporting the download to the host.
+    public var locate: @Sendable (ModelHost) async throws -> URL
+    /// Loads the engine from the folder: seconds of blocking work, run on a thread of its own.
+    public var load: @Sendable (URL) throws -> any ChatEngine
+
+    public init(locate: @escaping @Sendable (ModelHost) async throws -> URL, load: @escaping @Sendable (URL) throws -> any ChatEngine) {
+        self.locate = locate
+        self.load = load
+    }
+}
+
+/// Runs `postlens serve`: listens at once, finds (or downloads) and loads the model meanwhile, serves until stopped.
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
     /// `database`: conversations and batch jobs in a database shared with other servers and workers (`--database`);
     /// without it they live in the SQLite file `historyDatabase` (memory only when nil).
-    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, format: WeightFormat = .q8,
-                           historyDatabase: String?, logLevel: String, database: SharedDatabase? = nil) async throws {
+    public static func run(configuration: ServerConfiguration, model: ModelSource, historyDatabase: String?, logLevel: String,
+                           database: SharedDatabase? = nil) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let host = ModelHost(modelID: configuration.modelID)
-        // Reading and converting weights is seconds of blocking work: keep it off Swift's cooperative pool,
-        // which also runs the HTTP server (so /health answers "loading" meanwhile).
         let loadLogger = logger
-        Thread.detachNewThread {
+        Task {
             let start = Date()
             do {
-                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: format,
-                                                 kvCacheBudgetBytes: configuration.kvCacheBudgetBytes)
+                let folder = try await model.locate(host)
+                host.readingWeights()
+                let engine = try await onThreadOfItsOwn { try model.load(folder) }
                 host.setReady(engine)
                 loadLogger.info("model ready", metadata: [
-                    "model": "\(configuration.modelID)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
+                    "model": "\(configuration.modelID)", "folder": "\(folder.path)",
+                    "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
                 ])
             } catch {
                 host.setFailed("\(error)")
-                loadLogger.critical("model failed to load", metadata: ["error": "\(error)"])
-                FileHandle.standardError.write(Data("error: the model in \(modelFolder.path) failed to load: \(error)\n".utf8))
+                loadLogger.critical("the model failed to load; stopping", metadata: ["model": "\(configuration.modelID)", "error": "\(error)"])
                 exit(1)
             }
         }
@@ -94,6 +108,14 @@ public enum ServerRunner {
             break
         }
         logger.info("stopped")
+    }
+
+    /// Reading and converting weights is seconds of blocking work: it runs on a plain thread, off Swift's cooperative
+    /// pool, which also runs the HTTP server (so `/health` answers meanwhile).
+    private static func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+        }
     }
 
     private static func waitUntilIdle(_ engine: any ChatEngine, upTo limit: Duration) async {

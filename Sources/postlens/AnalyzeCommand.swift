@@ -1,9 +1,7 @@
 import Analysis
 import ArgumentParser
-import Engine
 import Foundation
 import JSON
-import Kernels
 
 /// `postlens analyze`: a task over a batch of posts, resumable, with per-item errors.
 struct AnalyzeCommand: AsyncParsableCommand {
@@ -53,24 +51,12 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 1024
 
-    @Option(name: .customLong("max-pixels"), help: "Pixel budget per image (1 image token = 32x32 px).")
-    var maxPixels = 1024 * 1024
-
-    @Option(help: "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use).")
-    var model: String?
-
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Print the summary as JSON on stderr.")
     var jsonSummary = false
 
     @OptionGroup var trust: InputTrustOptions
-
-    /// TEST ONLY: answer every item with a fixed, schema-valid example after this many milliseconds, without
-    /// loading a model (the batch, resume and error-accounting tests use it).
-    @Option(name: .customLong("fake-delay-ms"), help: .hidden)
-    var fakeDelayMs: Int?
 
     func validate() throws {
         guard TaskKind(rawValue: task) != nil else {
@@ -78,7 +64,6 @@ struct AnalyzeCommand: AsyncParsableCommand {
         }
         guard PromptLanguage(rawValue: lang) != nil else { throw ValidationError("--lang must be zh or en") }
         guard RunOptions.DenseMode(rawValue: dense) != nil else { throw ValidationError("--dense must be auto, on or off") }
-        if model == nil && fakeDelayMs == nil { throw ValidationError("--model is required") }
         if let output, !["jsonl", "json", "csv", "ndjson"].contains(URL(fileURLWithPath: output).pathExtension.lowercased()) {
             throw ValidationError("--output must end in .jsonl or .csv")
         }
@@ -118,25 +103,16 @@ struct AnalyzeCommand: AsyncParsableCommand {
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!
         options.maxTokens = maxTokens
-        options.maxPixels = maxPixels
+        options.maxPixels = modelOptions.runtime.maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!
         options.trustInput = trust.trustInput
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: inputURL.path, isDirectory: &isDirectory)
         options.baseDirectory = isDirectory.boolValue ? inputURL : inputURL.deletingLastPathComponent()
 
-        let analyzer: any PostAnalyzer
-        var base = GenerationParameters()
-        if let fakeDelayMs {
-            analyzer = FakeAnalyzer(delay: .milliseconds(fakeDelayMs))
-        } else {
-            if let threads { Parallel.setThreadCount(threads) } else { Parallel.setThreadCount(Parallel.threadCount) }
-            let folder = try await resolveModelFolder(model!)
-            let engine = try InferenceEngine(directory: folder)
-            base = GenerationParameters.defaults(for: engine.model)
-            analyzer = EngineAnalyzer(engine: engine)
-        }
-        let runner = TaskRunner(task: analysisTask, analyzer: analyzer, options: options, baseParameters: base)
+        let engine = try await modelOptions.loadEngine()
+        let runner = TaskRunner(task: analysisTask, analyzer: EngineAnalyzer(engine: engine), options: options,
+                                baseParameters: engine.defaultParameters)
 
         let statePath = state ?? (output.map { $0 + ".state.sqlite" } ?? inputURL.path + ".\(analysisTask.name).state.sqlite")
         let store = try JobStore(path: statePath)

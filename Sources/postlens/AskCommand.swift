@@ -35,9 +35,6 @@ struct AskCommand: AsyncParsableCommand {
     @Option(help: "Seed for reproducible sampling.")
     var seed: UInt64?
 
-    @Option(name: .customLong("max-pixels"), help: "Pixel budget per image (default: the preprocessor config's).")
-    var maxPixels: Int?
-
     @Flag(help: "Print one JSON object (text, token_ids, finish_reason, usage, timings) instead of streaming.")
     var json = false
 
@@ -60,8 +57,7 @@ struct AskCommand: AsyncParsableCommand {
             guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read image \(path)") }
             do { return try ImageDecoder.decode(data) } catch { throw CLIError("\(path): \(error)") }
         }
-        let folder = try await modelOptions.prepare()
-        let engine = try InferenceEngine(directory: folder, format: modelOptions.weightFormat)
+        let engine = try await modelOptions.loadEngine()
 
         var messages: [ChatMessage] = []
         if let system { messages.append(ChatMessage(role: .system, text: system)) }
@@ -74,7 +70,8 @@ struct AskCommand: AsyncParsableCommand {
         if let topK { parameters.sampling.topK = topK }
         parameters.sampling.seed = seed
 
-        let request = InferenceEngine.Request(messages: messages, images: decoded, parameters: parameters, maxPixels: maxPixels)
+        let request = InferenceEngine.Request(messages: messages, images: decoded, parameters: parameters,
+                                                maxPixels: modelOptions.runtime.maxPixels)
         var result: GenerationResult?
         for try await event in engine.generate(request) {
             switch event {

@@ -16,23 +16,19 @@ struct BenchCommand: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "Model folder to time.")
+    @Option(help: ModelOptions.modelHelp)
     var model: String?
 
-    @Option(help: "Time a random checkpoint with real shapes: \(RandomCheckpoint.names.joined(separator: ", ")).")
+    @Option(help: "Time a random checkpoint with real shapes instead: \(RandomCheckpoint.names.joined(separator: ", ")).")
     var random: String?
 
-    @Option(help: "Compute threads (default: all cores).")
-    var threads: Int?
+    @OptionGroup var runtime: RuntimeOptions
 
     @Option(name: .customLong("image-size"), help: "Side of the square test image in pixels.")
     var imageSize: Int = 512
 
     @Option(name: .customLong("decode-tokens"), help: "Tokens to decode.")
     var decodeTokens: Int = 64
-
-    @Option(help: "Runtime weight format: f32, q8 or q4.")
-    var format: String = "q8"
 
     @Flag(name: .customLong("no-runtime-cache"), help: "Convert the weights on both loads (no runtime-format weight cache).")
     var noRuntimeCache = false
@@ -50,7 +46,7 @@ struct BenchCommand: AsyncParsableCommand {
     }
 
     func measure() async throws {
-        Parallel.setThreadCount(threads ?? Parallel.threadCount)
+        runtime.applyThreads()
         let folder: URL
         if let random {
             guard RandomCheckpoint.names.contains(random) else { throw CLIError("unknown random model '\(random)'; known: \(RandomCheckpoint.names)") }
@@ -65,8 +61,8 @@ struct BenchCommand: AsyncParsableCommand {
             throw CLIError("give --model DIR or --random qwen3-vl-2b")
         }
 
-        guard let weightFormat = WeightFormat(rawValue: format) else { throw CLIError("unknown format '\(format)'; use f32, q8 or q4") }
-        var report: [String: Any] = ["format": format, "threads": Parallel.threadCount]
+        let weightFormat = runtime.format
+        var report: [String: Any] = ["format": weightFormat.rawValue, "threads": Parallel.threadCount, "max_image_tokens": runtime.maxImageTokens]
         let level = KernelDispatch.level
         let cpu = CPUFeatures.host
         report["cpu"] = cpu.brand
@@ -121,7 +117,7 @@ struct BenchCommand: AsyncParsableCommand {
         let question = "What does this post advertise, and at what price? Answer briefly in one sentence please."
         let messages = [ChatMessage(role: .user, content: [.image, .text(question)])]
         start = Date()
-        let prompt = try engine.processor.prepare(messages, images: [image])
+        let prompt = try engine.processor.prepare(messages, images: [image], maxPixels: runtime.maxPixels)
         let preprocessMs = ms(since: start)
         report["preprocess_ms"] = preprocessMs
         report["prompt_tokens"] = prompt.tokens.count
@@ -131,7 +127,8 @@ struct BenchCommand: AsyncParsableCommand {
         parameters.maxTokens = decodeTokens
         log("running vision + prefill + \(decodeTokens) decode steps through the scheduler")
         // Random weights rarely emit EOS; the tokens actually decoded are reported.
-        let result = try await engine.complete(InferenceEngine.Request(messages: messages, images: [image], parameters: parameters))
+        let result = try await engine.complete(InferenceEngine.Request(messages: messages, images: [image], parameters: parameters,
+                                                                      maxPixels: runtime.maxPixels))
         let t = result.timings
         report["vision_ms"] = t.visionMs
         report["prefill_ms"] = t.prefillMs
@@ -159,7 +156,8 @@ struct BenchCommand: AsyncParsableCommand {
         followParameters.maxTokens = 8
         let follow = messages + [ChatMessage(role: .assistant, text: result.text),
                                  ChatMessage(role: .user, text: "And what is the original price?")]
-        let second = try await engine.complete(InferenceEngine.Request(messages: follow, images: [image], parameters: followParameters))
+        let second = try await engine.complete(InferenceEngine.Request(messages: follow, images: [image], parameters: followParameters,
+                                                                      maxPixels: runtime.maxPixels))
         report["followup_ttft_ms"] = second.timings.timeToFirstTokenMs
         report["followup_cached_prompt_tokens"] = second.usage.cachedPromptTokens
         report["followup_vision_ms"] = second.timings.visionMs

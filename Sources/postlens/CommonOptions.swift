@@ -1,27 +1,5 @@
 import ArgumentParser
 import Foundation
-import Hub
-import Kernels
-
-/// Options every model-running command shares.
-struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use).")
-    var model: String
-
-    @Option(name: .long, help: "Compute threads (default: all cores).")
-    var threads: Int?
-
-    @Option(name: .long, help: "Runtime weight format: q8 (default; 8-bit blocks, ≈1.1 bytes/weight), q4, or f32 (reference).")
-    var format: WeightFormat = .q8
-
-    var weightFormat: WeightFormat { format }
-
-    /// Applies the thread count and returns the model folder.
-    func prepare() async throws -> URL {
-        if let threads { Parallel.setThreadCount(threads) } else { Parallel.setThreadCount(Parallel.threadCount) }
-        return try await resolveModelFolder(model)
-    }
-}
 
 /// Which fields of the input records hold the id, the text and the image (`analyze`, `jobs submit`).
 struct InputColumnOptions: ParsableArguments {
@@ -42,23 +20,15 @@ struct InputTrustOptions: ParsableArguments {
     var trustInput = false
 }
 
-/// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) is
-/// found in the Hugging Face cache or downloaded on first use (with progress on stderr) unless
-/// `HF_HUB_OFFLINE=1`.
-func resolveModelFolder(_ argument: String) async throws -> URL {
-    try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: true,
-                                   progress: TerminalProgressReporter())
-}
-
 /// An error whose message is printed as is.
 struct CLIError: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 }
 
-/// Writes to standard error.
-func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+/// Writes to standard error (a line, unless `newline` is false).
+func printError(_ message: String, newline: Bool = true) {
+    FileHandle.standardError.write(Data((newline ? message + "\n" : message).utf8))
 }
 
 /// Writes to standard output without buffering (streamed answers appear as they are generated).
@@ -72,4 +42,3 @@ func jsonString(_ object: Any) -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
-extension WeightFormat: ExpressibleByArgument {}

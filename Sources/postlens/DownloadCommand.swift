@@ -34,7 +34,7 @@ struct DownloadCommand: AsyncParsableCommand {
         }
         let client = HubClient(configuration: configuration)
         do {
-            let folder = try await client.snapshot(repo: repo, revision: revision, progress: TerminalProgressReporter())
+            let folder = try await client.snapshot(repo: repo, revision: revision, progress: TerminalDownloadProgress())
             print(folder.path)
         } catch let error as HubError {
             FileHandle.standardError.write(Data("error: \(error.description)\n".utf8))

@@ -59,8 +59,8 @@ struct JobsListCommand: AsyncParsableCommand {
                 printError("no jobs yet; submit one with: postlens jobs submit --task T --input posts.jsonl")
                 return
             }
-            writeOut(JobReport.tableHeader + "\n")
-            for job in jobs { writeOut(JobReport.tableRow(job) + "\n") }
+            writeOut(JobLines.tableHeader + "\n")
+            for job in jobs { writeOut(JobLines.tableRow(job) + "\n") }
         }
     }
 }

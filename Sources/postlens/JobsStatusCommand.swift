@@ -35,29 +35,26 @@ struct JobsStatusCommand: AsyncParsableCommand {
         try await withJobQueue(database) { queue in
             var info = try await queue.job(id: job)
             if live || wait {
-                var lastPlain = Date.distantPast
+                // Live: redrawn in place on stdout; --wait without a terminal: a plain line on stderr every 10 s.
+                let progress = live ? ProgressLine(isTerminal: true, write: { writeOut($0) })
+                                    : ProgressLine(isTerminal: false, plainInterval: .seconds(10), write: { printError($0, newline: false) })
                 while !info.state.isFinal {
-                    if live {
-                        writeOut("\r\u{1B}[2K" + JobReport.line(info, bar: true))
-                    } else if Date().timeIntervalSince(lastPlain) >= 10 {
-                        printError(JobReport.line(info, bar: false))
-                        lastPlain = Date()
-                    }
+                    progress.show(JobLines.line(info, bar: live))
                     try await Task.sleep(for: .milliseconds(Int64(max(0.1, interval) * 1000)))
                     // A database restarting under a live view is waited out, not fatal.
                     do {
                         info = try await queue.job(id: job)
                     } catch StoreError.unavailable(let reason) {
-                        if live { writeOut("\r\u{1B}[2K" + "database unreachable, retrying: \(reason)") } else { printError("retrying: \(reason)") }
+                        progress.show("database unreachable, retrying: \(reason)", force: true)
                         try await Task.sleep(for: .seconds(1))
                     }
                 }
-                if live { writeOut("\r\u{1B}[2K") }
+                progress.finish()
             }
             if json {
                 writeOut(JobReport.json(info).sortedText + "\n")
             } else {
-                writeOut(JobReport.details(info).joined(separator: "\n") + "\n")
+                writeOut(JobLines.details(info).joined(separator: "\n") + "\n")
             }
             if wait && info.state != .completed { throw ExitCode.failure }
         }

@@ -19,6 +19,7 @@ enum Entry {
         // the first large free, after which a freed model's matrices stayed in the heap and a reload
         // (bench's cold-then-warm load, a model swap) raised the resident set by hundreds of MB.
         setMallocMmapThreshold(1 << 20)
+        checkRequestedLevel()
         chooseOpenBLASCore()
         await PostLens.main()
     }
@@ -31,6 +32,17 @@ private func setMallocMmapThreshold(_ bytes: Int32) {
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
     _ = unsafeBitCast(symbol, to: Mallopt.self)(mMmapThreshold, bytes)
+}
+
+/// A `POSTLENS_ISA` this machine cannot run stops the program at once, with the reason: running another level than
+/// the one asked for would make a benchmark or a test lie.
+private func checkRequestedLevel() {
+    do {
+        _ = try KernelDispatch.resolve(ProcessInfo.processInfo.environment["POSTLENS_ISA"])
+    } catch {
+        FileHandle.standardError.write(Data("postlens: \(error)\n".utf8))
+        exit(2)
+    }
 }
 
 /// OpenBLAS chose generic kernels for a CPU it does not know (`BLASCore`): start this program again, once,

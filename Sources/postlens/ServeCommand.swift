@@ -1,13 +1,18 @@
 import ArgumentParser
 import Foundation
+import Hub
 import Server
+import Synchronization
 
 /// `postlens serve`: the OpenAI-compatible HTTP server (docs/api.md).
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve the model over an OpenAI-compatible HTTP API (POST /v1/chat/completions).",
-        discussion: "The server listens at once; GET /health says 'loading' until the model is ready. See docs/api.md."
+        discussion: """
+        The server listens at once. While a repo id is downloaded (first use) and the weights are read, GET /health \
+        answers 503 with status 'loading' and how far it has come (the page shows it too); then 'ready'. See docs/api.md.
+        """
     )
 
     @OptionGroup var modelOptions: ModelOptions
@@ -41,9 +46,6 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Flag(name: .customLong("allow-remote-images"), help: "Fetch http(s) image URLs (size-capped, 10 s timeout, ≤ 3 redirects; private, loopback and link-local hosts refused).")
     var allowRemoteImages = false
-
-    @Option(name: .customLong("max-image-tokens"), help: "Image-token cap per image for detail high/auto (1 token = 32x32 pixels).")
-    var maxImageTokens = 1280
 
     @Option(name: .customLong("max-images"), help: "Most images in one request.")
     var maxImages = 16
@@ -80,7 +82,6 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (1...65535).contains(port) || port == 0 else { throw ValidationError("--port must be 0...65535") }
         guard maxQueue >= 1 else { throw ValidationError("--max-queue must be at least 1") }
-        guard maxImageTokens >= 4 else { throw ValidationError("--max-image-tokens must be at least 4") }
         guard maxImages >= 0 else { throw ValidationError("--max-images must be 0 or more") }
         guard kvCacheBudgetMB >= 1 else { throw ValidationError("--kv-cache-budget-mb must be at least 1") }
         guard clientTimeout >= 0.1, clientTimeout <= 86_400 else { throw ValidationError("--client-timeout must be between 0.1 and 86400 seconds") }
@@ -99,16 +100,11 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let folder: URL
-        do {
-            folder = try await modelOptions.prepare()
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode.failure
-        }
+        modelOptions.runtime.applyThreads()
         // A repo id names the model better than its snapshot folder (a commit hash).
-        let isFolder = FileManager.default.fileExists(atPath: (modelOptions.model as NSString).expandingTildeInPath)
-        let defaultID = isFolder ? folder.lastPathComponent : modelOptions.model
+        let defaultID = modelOptions.isFolder
+            ? URL(fileURLWithPath: (modelOptions.model as NSString).expandingTildeInPath).standardizedFileURL.lastPathComponent
+            : modelOptions.model
         var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
         configuration.host = host
         configuration.port = port
@@ -118,7 +114,7 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.apiKeys.append(key)
         }
         configuration.maxQueue = maxQueue
-        configuration.maxImageTokens = maxImageTokens
+        configuration.maxImageTokens = modelOptions.runtime.maxImageTokens
         configuration.maxImagesPerRequest = maxImages
         configuration.allowedHosts = allowedHosts
         configuration.corsOrigins = corsOrigins
@@ -145,9 +141,39 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         defer { opened?.close() }
-        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat,
-                                   historyDatabase: historyPath, logLevel: logLevel,
+        let (model, runtime, contextLimit, kvBudget) = (modelOptions.model, modelOptions.runtime, contextLimit, configuration.kvCacheBudgetBytes)
+        let source = ModelSource(
+            locate: { host in try await resolveModelFolder(model, progress: HostDownloadProgress(host: host)) },
+            load: { folder in try runtime.loadEngine(folder, contextLimit: contextLimit, kvCacheBudgetBytes: kvBudget) })
+        try await ServerRunner.run(configuration: configuration, model: source, historyDatabase: historyPath, logLevel: logLevel,
                                    database: opened.map { SharedDatabase(conversations: $0.conversations, jobs: $0.jobs, isShared: $0.isShared,
                                                                          description: $0.description) })
+    }
+}
+
+/// A download while `serve` is already listening: on `/health` (and so on the page) and on the terminal.
+final class HostDownloadProgress: DownloadProgressReporter {
+    let host: ModelHost
+    let terminal = TerminalDownloadProgress()
+    private let total = Mutex<Int64>(0)
+
+    init(host: ModelHost) { self.host = host }
+
+    func started(repo: String, fileCount: Int, totalBytes: Int64, completedBytes: Int64) {
+        total.withLock { $0 = totalBytes }
+        host.downloading(completedBytes: completedBytes, totalBytes: totalBytes, file: nil)
+        terminal.started(repo: repo, fileCount: fileCount, totalBytes: totalBytes, completedBytes: completedBytes)
+    }
+
+    func progressed(completedBytes: Int64, currentFile: String) {
+        host.downloading(completedBytes: completedBytes, totalBytes: total.withLock { $0 }, file: currentFile)
+        terminal.progressed(completedBytes: completedBytes, currentFile: currentFile)
+    }
+
+    func note(_ message: String) { terminal.note(message) }
+
+    func finished(completedBytes: Int64) {
+        host.downloading(completedBytes: completedBytes, totalBytes: total.withLock { $0 }, file: nil)
+        terminal.finished(completedBytes: completedBytes)
     }
 }

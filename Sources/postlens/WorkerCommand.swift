@@ -51,10 +51,10 @@ struct WorkerCommand: AsyncParsableCommand {
         let engine: InferenceEngine
         do {
             opened = try await OpenedDatabase.open(try database.requiredURL(), maximumConnections: 4, logger: logger)
-            let folder = try await modelOptions.prepare()
             let start = Date()
-            engine = try InferenceEngine(directory: folder, format: modelOptions.weightFormat)
-            logger.info("model ready", metadata: ["model": "\(folder.lastPathComponent)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
+            engine = try await modelOptions.loadEngine()
+            logger.info("model ready", metadata: ["model": "\(engine.model.directory.lastPathComponent)",
+                                                  "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
                                                   "database": "\(opened.description)"])
         } catch {
             printError("\(error)".hasPrefix("error:") ? "\(error)" : "error: \(error)")
@@ -67,8 +67,10 @@ struct WorkerCommand: AsyncParsableCommand {
         options.lease = .milliseconds(Int64(leaseSeconds * 1000))
         options.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
         options.exitWhenIdle = exitWhenIdle
-        let worker = QueueWorker(queue: opened.jobs, analyzer: EngineAnalyzer(engine: engine),
-                                 baseParameters: GenerationParameters.defaults(for: engine.model), options: options, logger: logger)
+        // Items are held to this worker's image budget, whatever their job asked for (as the server holds its own).
+        let analyzer = EngineAnalyzer(engine: engine, maxPixels: modelOptions.runtime.maxPixels)
+        let worker = QueueWorker(queue: opened.jobs, analyzer: analyzer, baseParameters: engine.defaultParameters, options: options,
+                                 logger: logger)
         let signals = StopSignals { first in
             if first {
                 logger.notice("stopping: finishing the items in flight (signal again to hand them back now)", metadata: ["worker": "\(worker.id)"])

@@ -1,6 +1,7 @@
 @testable import Analysis
 import JSON
 import Testing
+import TestSupport
 
 /// A price case: text → amount and currency.
 struct PriceCase: Sendable, CustomStringConvertible {

@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Testing
 @testable import Analysis
+import TestSupport
 
 /// Every built-in task's schema compiles for the constrained decoder, keeps the look → extract →
 /// reason key order, and the task's generation parameters carry it.
@@ -10,7 +11,7 @@ func taskSchemasCompileForConstrainedDecoding(_ kind: TaskKind) throws {
     let task = try AnalysisTask.builtIn(kind)
     let schema = try JSONSchema.parse(task.schema.orderedSchemaValue)
     _ = schema
-    let runner = TaskRunner(task: task, analyzer: FakeAnalyzer(delay: .zero), options: .init())
+    let runner = TaskRunner(task: task, analyzer: FakeEngine.analyzer(), options: .init())
     guard case .jsonSchema(let name, _, let strict)? = runner.generationParameters().responseFormat else {
         Issue.record("no response format for \(kind)")
         return

@@ -31,10 +31,11 @@ enum Paths {
 /// Runs the binary to completion.
 struct ProcessOutput { let status: Int32; let stdout: String; let stderr: String }
 
-func runBinary(_ arguments: [String]) throws -> ProcessOutput {
+func runBinary(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutput {
     let process = Process()
     process.executableURL = Paths.binary
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe(), err = Pipe()
     process.standardOutput = out
     process.standardError = err

@@ -2,6 +2,7 @@
 import Foundation
 import JSON
 import Testing
+import TestSupport
 
 @Test func jsonRoundTripAndLenientExtraction() throws {
     let value = try JSONValue.parse(#"{"b": [1, 2.5, true, null], "a": "x\"y\u00e9\ud83d\ude00", "c": {}}"#)
@@ -116,7 +117,7 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
 @Test func generationParametersAreGreedyWithTheBudget() throws {
     var options = RunOptions()
     options.maxTokens = 77
-    let runner = TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeAnalyzer(), options: options)
+    let runner = TaskRunner(task: try AnalysisTask.builtIn(.ocr), analyzer: FakeEngine.analyzer(), options: options)
     let p = runner.generationParameters()
     #expect(p.maxTokens == 77)
     #expect(p.sampling.isGreedy)

@@ -7,7 +7,7 @@ import Qwen3VL
 enum TinyModel {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/models/tiny")
-    static let engine: InferenceEngine = try! InferenceEngine(directory: directory)
+    static let engine: InferenceEngine = try! InferenceEngine(directory: directory, format: .f32)
 
     static func referenceCase(_ name: String) throws -> [String: Any] {
         let data = try Data(contentsOf: directory.appendingPathComponent("reference/cases.json"))

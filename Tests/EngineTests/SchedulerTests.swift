@@ -29,7 +29,7 @@ import Qwen3VL
 
 /// A follow-up question about the same image reuses the image's KV and never re-encodes it.
 @Test func followUpReusesPrefixAndVisionCaches() async throws {
-    let engine = try InferenceEngine(directory: TinyModel.directory)  // fresh caches
+    let engine = try InferenceEngine(directory: TinyModel.directory, format: .f32)  // fresh caches
     let image = try TinyModel.image("img_a.png")
     let first = [ChatMessage(role: .user, content: [.image, .text("Describe this image.")])]
     let r1 = try await engine.complete(InferenceEngine.Request(messages: first, images: [image], parameters: TinyModel.greedy(6)))
@@ -56,7 +56,7 @@ import Qwen3VL
 
 /// Two different pictures of the same size produce identical token ids; their keys must never be shared.
 @Test func differentImagesOfTheSameSizeDoNotShareKV() async throws {
-    let engine = try InferenceEngine(directory: TinyModel.directory)
+    let engine = try InferenceEngine(directory: TinyModel.directory, format: .f32)
     let a = try TinyModel.image("img_a.png")
     var b = a
     for i in stride(from: 0, to: b.pixels.count, by: 7) { b.pixels[i] = 255 &- b.pixels[i] }

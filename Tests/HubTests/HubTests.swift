@@ -34,8 +34,7 @@ struct HubDownloadTests {
         let hub = try FakeHub(fixture: fixture, scratch: tmp.url, options: redirectLFS ? ["--redirect-lfs"] : [])
         defer { hub.stop() }
         let cache = tmp.sub("cache")
-        let output = CapturedOutput()
-        let reporter = TerminalProgressReporter(isTerminal: false, plainInterval: .zero, write: { output.append($0) })
+        let reporter = RecordedProgress()
         let client = HubClient(configuration: testConfiguration(endpoint: hub.endpoint, cache: cache))
 
         let folder = try await client.snapshot(repo: Fixture.repo, progress: reporter)
@@ -57,12 +56,13 @@ struct HubDownloadTests {
         #expect(!blobs.contains { $0.hasSuffix(".incomplete") })
         #expect(blobs.count == fixture.files.count)
 
-        // Progress: plain lines (not a TTY) with percent, bytes, speed and ETA, and a summary.
-        let text = output.text
-        #expect(text.contains("Downloading test-org/tiny-model: 5 files"))
-        #expect(text.contains("%") && text.contains("/s") && text.contains("ETA"))
-        #expect(text.contains("Downloaded"))
-        #expect(!text.contains("\r"))
+        // Progress: started with every file and byte, rising byte counts up to the total, then finished.
+        let events = reporter.events
+        let total = fixture.files.values.reduce(0) { $0 + $1.count }
+        #expect(events.first == "started \(Fixture.repo) \(fixture.files.count) \(total) 0")
+        let counts = events.filter { $0.hasPrefix("progressed ") }.compactMap { Int($0.split(separator: " ")[1]) }
+        #expect(!counts.isEmpty && counts == counts.sorted() && counts.last == total, "\(counts)")
+        #expect(events.last == "finished \(total)")
 
         // A second run finds everything cached: only the file list is fetched.
         let before = try hub.fileRequests().count
@@ -115,8 +115,7 @@ struct HubDownloadTests {
                               options: ["--drop-after", "\(Fixture.bigSize / 3)", "--fail-first", "2",
                                         "--drop-wait-for", partialPath(tmp.sub("cache"), fixture)])
         defer { hub.stop() }
-        let output = CapturedOutput()
-        let reporter = TerminalProgressReporter(isTerminal: true, write: { output.append($0) })
+        let reporter = RecordedProgress()
         let folder = try await HubClient(configuration: testConfiguration(endpoint: hub.endpoint, cache: tmp.sub("cache")))
             .snapshot(repo: Fixture.repo, progress: reporter)
         #expect(try readTree(folder) == fixture.files)
@@ -125,8 +124,7 @@ struct HubDownloadTests {
         let served = stats.bytes_by_path[Fixture.bigFile] ?? 0  // resumed: (almost) nothing fetched twice
         #expect(served >= Fixture.bigSize && Double(served) < 1.1 * Double(Fixture.bigSize),
                 "served \(served) bytes: \(stats.requests.filter { $0.path == Fixture.bigFile }.map { "\($0.status) \($0.range ?? "-") \($0.bytes)" })")
-        #expect(output.text.contains("retrying"))
-        #expect(output.text.contains("\r"))
+        #expect(reporter.events.contains { $0.hasPrefix("note ") && $0.contains("retrying") }, "\(reporter.events)")
     }
 
     @Test("a server that ignores Range gets the file restarted, and the result is still right")
@@ -447,17 +445,10 @@ struct HubUnitTests {
         #expect(ModelLocator.splitRevision("org/name") == ("org/name", "main"))
     }
 
-    @Test("progress lines show percent, bytes, speed and ETA")
-    func progressLine() {
-        let line = TerminalProgressReporter.render(
-            completed: 1_000_000_000, total: 4_000_000_000, bytesPerSecond: 50_000_000, file: "model.safetensors", bar: true)
-        #expect(line.contains("[######------------------]"))
-        #expect(line.contains(" 25.0%"))
-        #expect(line.contains("1.00 GB / 4.00 GB"))
-        #expect(line.contains("50.00 MB/s"))
-        #expect(line.contains("ETA 1:00"))
-        #expect(TerminalProgressReporter.formatDuration(3725) == "1:02:05")
+    @Test("byte counts read as people write them")
+    func byteCounts() {
         #expect(ByteCount.format(999) == "999 B")
+        #expect(ByteCount.format(1_500_000) == "1.50 MB")
     }
 
     @Test("proxy settings follow HTTPS_PROXY and NO_PROXY")

@@ -144,12 +144,20 @@ func testConfiguration(endpoint: String, cache: URL, token: String? = nil, offli
     return configuration
 }
 
-/// Collects what a `TerminalProgressReporter` writes.
-final class CapturedOutput: @unchecked Sendable {
+/// Records the progress a download reports, one line per call: `started REPO FILES TOTAL DONE`,
+/// `progressed DONE FILE`, `note MESSAGE`, `finished DONE`.
+final class RecordedProgress: DownloadProgressReporter, @unchecked Sendable {
     private let lock = NSLock()
-    private var chunks: [String] = []
-    func append(_ text: String) { lock.lock(); chunks.append(text); lock.unlock() }
-    var text: String { lock.lock(); defer { lock.unlock() }; return chunks.joined() }
+    private var lines: [String] = []
+    private func add(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+    var events: [String] { lock.lock(); defer { lock.unlock() }; return lines }
+
+    func started(repo: String, fileCount: Int, totalBytes: Int64, completedBytes: Int64) {
+        add("started \(repo) \(fileCount) \(totalBytes) \(completedBytes)")
+    }
+    func progressed(completedBytes: Int64, currentFile: String) { add("progressed \(completedBytes) \(currentFile)") }
+    func note(_ message: String) { add("note \(message)") }
+    func finished(completedBytes: Int64) { add("finished \(completedBytes)") }
 }
 
 /// Runs a program to completion and returns (exit status, stdout, stderr).

@@ -5,8 +5,9 @@ import Logging
 import Store
 import Synchronization
 import Testing
+import TestSupport
 
-/// Answers like `FakeAnalyzer`, but fails transiently the first `failures[id]` times an item is tried (a flaky image
+/// Answers like `FakeEngine`, but fails transiently the first `failures[id]` times an item is tried (a flaky image
 /// host), or always for ids in `alwaysFailing`; counts calls and the most calls in flight at once.
 final class FlakyAnalyzer: PostAnalyzer {
     let failures: [String: Int]
@@ -33,7 +34,7 @@ final class FlakyAnalyzer: PostAnalyzer {
         defer { state.withLock { $0.inFlight -= 1 } }
         try await Task.sleep(for: delay)
         if alwaysFailing.contains(id) || call <= failures[id, default: 0] { throw Unreachable() }
-        return try await FakeAnalyzer().analyze(request)
+        return try await FakeEngine.analyzer().analyze(request)
     }
 
     var calls: [String: Int] { state.withLock { $0.calls } }

@@ -68,7 +68,7 @@ import Qwen3VL
     /// server's image ceiling, as a request's `max_pixels` is.
     @Test func queueItemsCannotRaiseTheServersImageCeiling() async throws {
         let engine = PixelBudgetEngine()
-        let analyzer = ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: AdmissionGate(limit: 1), maxPixels: 1_000_000)
+        let analyzer = EngineAnalyzer(engine: engine, maxPixels: 1_000_000, admission: AdmissionGate(limit: 1), shielded: true)
         for asked in [nil, 50_000_000, 200_000] as [Int?] {
             let request = AnalyzerRequest(task: try AnalysisTask.builtIn(.sentiment), record: PostRecord(id: "x", text: "好评"),
                                           messages: [ChatMessage(role: .user, text: "hi")], images: [], parameters: GenerationParameters(),
@@ -98,7 +98,7 @@ import Qwen3VL
         let engine = CountingEngine()
         let gate = AdmissionGate(limit: 1)
         var held: AdmissionGate.Ticket? = try #require(gate.enter())  // a chat request holds the only place
-        let analyzer = ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate)
+        let analyzer = EngineAnalyzer(engine: engine, admission: gate, shielded: true)
         let request = AnalyzerRequest(task: try AnalysisTask.builtIn(.sentiment), record: PostRecord(id: "x", text: "好评"),
                                       messages: [ChatMessage(role: .user, text: "hi")], images: [], parameters: GenerationParameters(),
                                       maxPixels: nil, tile: nil)

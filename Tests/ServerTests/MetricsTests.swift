@@ -110,7 +110,7 @@ import Qwen3VL
 
     /// A dedicated engine, so the cache counters are this test's alone (the shared fixture engine serves every test).
     @Test func cacheGaugesSeeASecondRequestAboutTheSameImage() async throws {
-        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit)
+        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit, format: .f32)
         try await runApp(engine: engine) { client in
             let start = Samples(try await client.get("/metrics").raw)
             #expect(start[#"postlens_cache_hits{cache="prefix"}"#] == 0)

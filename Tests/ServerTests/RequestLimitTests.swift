@@ -155,7 +155,7 @@ import Qwen3VL
 
     @Test func aRequestBiggerThanTheKVBudgetIsRefused() async throws {
         // The tiny model stores 2,048 bytes per token; a budget of 64 tokens.
-        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit,
+        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit, format: .f32,
                                          kvCacheBudgetBytes: 64 * 2048)
         try await runApp(engine: engine) { client in
             let response = try await client.post(json: ["max_tokens": 500, "messages": [user("hi")]])
@@ -168,7 +168,7 @@ import Qwen3VL
 
     @Test func aFullKVBudgetGives503WithRetryAfter() async throws {
         // Room for one request of ~330 tokens at a time; six at once: the others find the budget in use.
-        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit,
+        let engine = try InferenceEngine(directory: Fixture.modelFolder, contextLimit: Fixture.contextLimit, format: .f32,
                                          kvCacheBudgetBytes: 400 * 2048)
         try await runApp(Fixture.configuration { $0.maxQueue = 16 }, engine: engine) { client in
             struct Outcome: Sendable {

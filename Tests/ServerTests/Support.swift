@@ -16,7 +16,7 @@ enum Fixture {
     /// A short context so the "prompt too long" case stays cheap.
     static let contextLimit = 2048
 
-    private static let loaded = Result { try InferenceEngine(directory: modelFolder, contextLimit: contextLimit) }
+    private static let loaded = Result { try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: .f32) }
     static func engine() throws -> InferenceEngine { try loaded.get() }
 
     static func file(_ path: String) throws -> Data { try Data(contentsOf: root.appendingPathComponent(path)) }

@@ -330,10 +330,16 @@ def test_the_cli_guards_image_references_unless_told_to_trust_them(tmp_path):
                {"id": "absolute", "image": str(outside)}, {"id": "metadata", "image": "http://169.254.169.254/x.png"}]
     (inside / "posts.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
 
+    # The real tiny engine on a task whose answer is one boolean: its constrained answer always closes, so an item
+    # whose image was read ends "ok" and one whose image was refused ends "error".
+    schema = json.dumps({"type": "object", "properties": {"food": {"type": "boolean"}}, "required": ["food"]})
+
     def run(*extra: str) -> dict[str, dict]:
         out = tmp_path / f"out{len(extra)}.jsonl"
-        subprocess.run([str(BINARY), "analyze", "--task", "describe", "--input", str(inside / "posts.jsonl"), "--output", str(out),
-                        "--fake-delay-ms", "0", *extra], capture_output=True, text=True, timeout=120, cwd=REPO)
+        done = subprocess.run([str(BINARY), "analyze", "--task", "custom", "--instruction", "Food?", "--schema", schema,
+                               "--model", str(MODEL), "--max-image-tokens", "4", "--input", str(inside / "posts.jsonl"),
+                               "--output", str(out), *extra], capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert done.returncode == 0, done.stderr[-2000:]
         return {line["id"]: line for line in map(json.loads, out.read_text().splitlines())}
 
     guarded = run()

@@ -1,6 +1,8 @@
+import Analysis
 import JSON
 
-/// One example answer per task: what the fake analyzer returns and what docs/tasks.md shows.
+/// One example answer per task: what `FakeEngine` answers, and what docs/tasks.md shows. Test data, so it lives in the
+/// test targets, never in the product.
 public enum TaskExamples {
     public static func modelOutput(for task: AnalysisTask) -> JSONValue {
         switch task.kind {
