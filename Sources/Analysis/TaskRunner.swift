@@ -148,9 +148,12 @@ public struct TaskRunner: Sendable {
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         }
         do {
+            if task.kind == .detect && record.image == nil { throw TaskError("the detect task needs an image") }
             var image: RGBImage? = nil
             if let reference = record.image { image = try await loadImage(reference) }
-            let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
+            // Grounding boxes are mapped into the image as decoded (upright, full size), see `ImageFrame`.
+            let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear),
+                                      image: image.map { ImageFrame(width: $0.width, height: $0.height) })
             let result: JSONValue
             if task.kind == .ocr, let image, shouldTile(image) {
                 result = try await denseOCR(record, image: image, usage: &usage, raw: &raw)
@@ -223,6 +226,11 @@ public struct TaskRunner: Sendable {
     /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`,
     /// within the guard of `RunOptions.trustInput`.
     func loadImage(_ reference: String) async throws -> RGBImage {
+        try await loadImageWithBytes(reference).image
+    }
+
+    /// The decoded image and the bytes it came from (`AnnotationWriter` keeps a JPEG a JPEG).
+    func loadImageWithBytes(_ reference: String) async throws -> (image: RGBImage, bytes: Data) {
         let data: Data
         if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
             let fetcher = RemoteImageFetcher(maxBytes: options.maxImageBytes, allowPrivateAddresses: options.trustInput)
@@ -254,7 +262,7 @@ public struct TaskRunner: Sendable {
             data = contents
         }
         do {
-            return try ImageDecoder.decode(data)
+            return (try ImageDecoder.decode(data), data)
         } catch {
             throw TaskError("cannot decode image \(reference): \(error)")
         }

@@ -12,10 +12,14 @@ public enum ChatRole: String, Sendable, Codable {
 public struct ChatMessage: Sendable, Equatable {
     public var role: ChatRole
     public var content: [ContentPart]
+    /// An assistant turn's reasoning (OpenAI-compatible servers' `reasoning_content`). Thinking templates render it
+    /// only for turns after the last user question; the Instruct template never does.
+    public var reasoning: String?
 
-    public init(role: ChatRole, content: [ContentPart]) {
+    public init(role: ChatRole, content: [ContentPart], reasoning: String? = nil) {
         self.role = role
         self.content = content
+        self.reasoning = reasoning
     }
 
     public init(role: ChatRole, text: String) {
@@ -35,13 +39,20 @@ public enum PromptPiece: Sendable, Equatable {
     case image(index: Int)
 }
 
-/// The Qwen3-VL Instruct chat template (spec §6), rendered natively: the same output as the model's
-/// Jinja `chat_template` under `apply_chat_template` (trim_blocks, lstrip_blocks) for system, user,
-/// assistant and tool turns, without a Jinja engine.
+/// The Qwen3-VL chat templates (spec §6), rendered natively: the same output as the model's Jinja
+/// `chat_template` under `apply_chat_template` (trim_blocks, lstrip_blocks) for system, user, assistant and tool
+/// turns, without a Jinja engine. `.instruct` is the Instruct models' template; `.thinking` the Thinking models'
+/// (`ChatTemplateKind`, `ThinkingTemplate.swift`).
 public enum ChatTemplate {
     /// Renders `messages` to pieces. `addVisionID` prefixes images with "Picture n: " (the template's
     /// `add_vision_id`). A system message counts only in first position, as in the reference template.
-    public static func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, addVisionID: Bool = false) -> [PromptPiece] {
+    /// `thinking` (thinking template only): false closes the think block at once (`<think>\n\n</think>\n\n`), so the
+    /// model answers without reasoning.
+    public static func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true, addVisionID: Bool = false,
+                              kind: ChatTemplateKind = .instruct, thinking: Bool = true) -> [PromptPiece] {
+        if kind == .thinking {
+            return renderThinking(messages, addGenerationPrompt: addGenerationPrompt, addVisionID: addVisionID, thinking: thinking)
+        }
         var out = PieceBuilder()
         if let first = messages.first, first.role == .system {
             out.control("<|im_start|>")
@@ -117,7 +128,7 @@ public enum ChatTemplate {
 
 /// Appends pieces, merging adjacent text so that BPE sees the same spans the reference tokenizer sees
 /// between special tokens.
-private struct PieceBuilder {
+struct PieceBuilder {
     var pieces: [PromptPiece] = []
 
     mutating func text(_ text: String) {

@@ -225,8 +225,12 @@ struct TaskSpec: Sendable {
             do { _ = try JSONSchema.parse(task.schema.orderedSchemaValue) } catch {
                 throw fail("schema", "is not supported: \(error)")
             }
+        } else if kind == .detect {
+            // detect's instruction names what to look for (optional).
+            if schema != nil { throw fail("schema", "is only used by the custom task") }
+            task = AnalysisTask.detect(instruction: instruction)
         } else {
-            if instruction != nil { throw fail("instruction", "is only used by the custom task") }
+            if instruction != nil { throw fail("instruction", "is only used by the custom and detect tasks") }
             if schema != nil { throw fail("schema", "is only used by the custom task") }
             task = try AnalysisTask.builtIn(kind)
         }

@@ -29,12 +29,13 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
         let defaults = engine.defaultParameters
+        let template = engine.chatTemplate
         let (chat, parameters) = try await Offload.run { [self] in
             // Parsed once; the request and its response_format are read from the same value.
             let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
             let chat: ChatCompletionRequest
             do { chat = try ChatCompletionRequest(root) } catch let error as JSONReadError { throw ServerError(error) }
-            var parameters = try generationParameters(chat, defaults: defaults)
+            var parameters = try generationParameters(chat, defaults: defaults, template: template)
             parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
             return (chat, parameters)
         }
@@ -91,7 +92,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         metrics.record(result, stream: false)
         let completion = ChatCompletion(
             id: meta.id, created: meta.created, model: meta.model,
-            choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
+            choices: [.init(index: 0, message: .init(content: result.text, reasoningContent: result.reasoning),
+                            finishReason: openAIFinishReason(result.finishReason),
                             logprobs: wantsLogprobs ? ChoiceLogprobs(result.logprobs) : nil)],
             usage: UsageBody(result))
         let data = try makeJSONEncoder().encode(completion)
@@ -136,6 +138,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                         if !text.isEmpty || (wantsLogprobs && !logprobs.isEmpty) {
                             try await send(chunk(.init(content: text), logprobs: wantsLogprobs ? logprobs : nil))
                         }
+                    case let .reasoning(text, _):
+                        // vLLM's and llama.cpp's shape: the think block's text in `delta.reasoning_content`.
+                        if !text.isEmpty { try await send(chunk(.init(reasoningContent: text))) }
                     case let .finished(result):
                         log(result, logger: logger)
                         metrics.record(result, stream: true)
@@ -182,7 +187,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
 
     // MARK: - Request → engine
 
-    func generationParameters(_ chat: ChatCompletionRequest, defaults: GenerationParameters) throws -> GenerationParameters {
+    func generationParameters(_ chat: ChatCompletionRequest, defaults: GenerationParameters,
+                              template: ChatTemplateKind = .instruct) throws -> GenerationParameters {
         if let model = chat.model, !model.isEmpty, model != configuration.modelID { throw ServerError.unknownModel(model) }
         if let n = chat.n, n != 1 { throw ServerError.unsupportedN(n) }
         guard !chat.messages.isEmpty else { throw ServerError.invalidRequest("'messages' must not be empty", param: "messages") }
@@ -255,12 +261,42 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             try check(top == 0 || p.logprobs, "top_logprobs", "used with 'logprobs': true")
             p.topLogprobs = top
         }
+        p.thinking = try thinkingParameters(chat, template: template)
         if let v = chat.maxPixels { try check(v >= ServerConfiguration.pixelsPerImageToken, "max_pixels", "at least 1024") }
         if let v = chat.minPixels {
             try check(v >= 1, "min_pixels", "at least 1")
             if let maxPixels = chat.maxPixels { try check(v <= maxPixels, "min_pixels", "at most max_pixels") }
         }
         return p
+    }
+
+    /// `enable_thinking` and `max_reasoning_tokens` against what the served model's template can do: an Instruct
+    /// template has no think block, so asking it to think, or to budget its reasoning, is refused rather than ignored.
+    func thinkingParameters(_ chat: ChatCompletionRequest, template: ChatTemplateKind) throws -> ThinkingParameters {
+        var thinking = ThinkingParameters()
+        if template == .instruct {
+            if chat.enableThinking == true {
+                throw ServerError.invalidRequest(
+                    "model '\(configuration.modelID)' has no thinking mode (its chat template never opens a <think> block); "
+                        + "serve a Qwen3-VL Thinking model (e.g. Qwen/Qwen3-VL-4B-Thinking) to get reasoning_content",
+                    param: chat.enableThinkingParam)
+            }
+            if chat.maxReasoningTokens != nil {
+                throw ServerError.invalidRequest(
+                    "'max_reasoning_tokens' applies to thinking models; '\(configuration.modelID)' answers without a think block",
+                    param: "max_reasoning_tokens")
+            }
+            return thinking
+        }
+        thinking.enabled = chat.enableThinking ?? true
+        if let budget = chat.maxReasoningTokens {
+            guard budget >= 0 else {
+                throw ServerError.invalidRequest("'max_reasoning_tokens' must be 0 or more (0 answers without reasoning)",
+                                                 param: "max_reasoning_tokens")
+            }
+            thinking.maxReasoningTokens = budget
+        }
+        return thinking
     }
 
     struct PreparedMessages: Sendable {
@@ -338,7 +374,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                     }
                 }
             }
-            out.messages.append(ChatMessage(role: role, content: parts))
+            out.messages.append(ChatMessage(role: role, content: parts, reasoning: role == .assistant ? message.reasoningContent : nil))
         }
         // Every header is in and within the limits: now decode, one image at a time.
         for (image, budget) in zip(inspected, budgets) { out.images.append(try images.decode(image, budget: budget, factor: factor)) }

@@ -15,13 +15,17 @@ public protocol ChatEngine: Sendable {
     func generate(_ request: InferenceEngine.Request) -> AsyncThrowingStream<GenerationEvent, Error>
     /// Cache and queue counters for `/metrics`; nil when the engine keeps none (the default, for stand-ins).
     var engineStatistics: InferenceEngine.Statistics? { get }
+    /// The model's chat template: whether requests may think (`reasoning_content`).
+    var chatTemplate: ChatTemplateKind { get }
 }
 
 extension ChatEngine {
     public var engineStatistics: InferenceEngine.Statistics? { nil }
+    public var chatTemplate: ChatTemplateKind { .instruct }
 }
 
 extension InferenceEngine: ChatEngine {
+    public var chatTemplate: ChatTemplateKind { processor.template }
     public var defaultParameters: GenerationParameters { .defaults(for: model) }
     public var preprocessor: PreprocessorConfiguration { processor.imageProcessor.configuration }
     public var engineStatistics: InferenceEngine.Statistics? { statistics() }
@@ -37,11 +41,15 @@ public final class ModelHost: Sendable {
     }
 
     public let modelID: String
+    /// What is served (family member, thinking or not, shapes), read from the folder before the weights load;
+    /// nil when the server was built without a folder (tests with a stand-in engine).
+    public let description: ModelDescription?
     public let startedAt = Date()
     private let state: Mutex<State>
 
-    public init(modelID: String, engine: (any ChatEngine)? = nil) {
+    public init(modelID: String, engine: (any ChatEngine)? = nil, description: ModelDescription? = nil) {
         self.modelID = modelID
+        self.description = description
         state = Mutex(engine.map { .ready($0) } ?? .loading)
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import Qwen3VL
 import ServiceLifecycle
 import Store
 
@@ -14,7 +15,10 @@ public enum ServerRunner {
                            historyDatabase: String?, logLevel: String) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let host = ModelHost(modelID: configuration.modelID)
+        // config.json and the chat template are read now (no weights), so /v1/models and /health say what is
+        // served while it loads; a folder that is no Qwen3-VL model fails here, before the listener starts.
+        let description = try ModelDescription.read(from: modelFolder)
+        let host = ModelHost(modelID: configuration.modelID, description: description)
         // Reading and converting weights is seconds of blocking work: keep it off Swift's cooperative pool,
         // which also runs the HTTP server (so /health answers "loading" meanwhile).
         let loadLogger = logger
@@ -37,6 +41,7 @@ public enum ServerRunner {
         logger.info("listening", metadata: [
             "address": "http://\(configuration.host):\(configuration.port)", "model": "\(configuration.modelID)",
             "auth": "\(configuration.apiKeys.isEmpty ? "off" : "bearer")", "max_queue": "\(configuration.maxQueue)",
+            "family": "\(description.name)", "thinking": "\(description.thinking)",
         ])
         // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
         let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()

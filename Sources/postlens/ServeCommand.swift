@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Qwen3VL
 import Server
 
 /// `postlens serve`: the OpenAI-compatible HTTP server (docs/api.md).
@@ -98,7 +99,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         // A repo id names the model better than its snapshot folder (a commit hash).
         let isFolder = FileManager.default.fileExists(atPath: (modelOptions.model as NSString).expandingTildeInPath)
-        let defaultID = isFolder ? folder.lastPathComponent : modelOptions.model
+        let defaultID = isFolder ? folder.lastPathComponent : (Qwen3VLFamily.member(named: modelOptions.model)?.repo ?? modelOptions.model)
         var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
         configuration.host = host
         configuration.port = port
