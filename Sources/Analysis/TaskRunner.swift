@@ -73,6 +73,9 @@ public struct FakeAnalyzer: PostAnalyzer {
 public struct RunOptions: Sendable {
     public var language: PromptLanguage = .zh
     public var maxTokens = 1024
+    /// Thinking models: reasoning tokens before the think block is closed and the JSON answer must begin; nil = half
+    /// of `maxTokens`, so a model that keeps thinking still leaves room for its answer.
+    public var maxReasoningTokens: Int? = nil
     /// Pixel budget per image for single-image calls (1 image token = 32×32 px); nil = the model's default.
     public var maxPixels: Int? = 1024 * 1024
     public enum DenseMode: String, Sendable, CaseIterable { case auto, on, off }
@@ -129,6 +132,8 @@ public struct TaskRunner: Sendable {
         p.maxTokens = options.maxTokens
         p.sampling.temperature = 0
         p.sampling.repetitionPenalty = baseParameters.sampling.repetitionPenalty
+        // A thinking model reasons first; the schema constrains the answer after its think block.
+        p.thinking.maxReasoningTokens = options.maxReasoningTokens ?? options.maxTokens / 2
         // The answer is constrained to the task's schema (keys in look → extract → reason order), so a
         // `.stop` answer always parses; lenient parsing + SchemaValidator in
         // `AnalysisTask.result(fromModelOutput:context:)` stay as a double check (and catch `.length`).

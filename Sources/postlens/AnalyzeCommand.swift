@@ -66,6 +66,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 1024
 
+    @Option(name: .customLong("max-reasoning-tokens"), help: "Thinking models: reasoning tokens before the answer must begin (default: half of --max-tokens).")
+    var maxReasoningTokens: Int?
+
     @Option(name: .customLong("max-pixels"), help: "Pixel budget per image (1 image token = 32x32 px).")
     var maxPixels = 1024 * 1024
 
@@ -136,6 +139,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!
         options.maxTokens = maxTokens
+        options.maxReasoningTokens = maxReasoningTokens
         options.maxPixels = maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!
         options.trustInput = trustInput

@@ -150,3 +150,30 @@ func groundingSchemasAreBoundedAndPutTheBoxFirst(_ kind: TaskKind) throws {
     let back = try ImageDecoder.decode(jpeg)
     #expect(back.width == 37 && back.height == 23 && ImageDecoder.sniff(jpeg) == .jpeg)
 }
+
+@Test(arguments: [TaskKind.detect, .moderation])
+func theConstrainedDecoderAcceptsAGroundedAnswer(_ kind: TaskKind) throws {
+    let engine = try InferenceEngine(directory: Paths.tinyModel)
+    let task = try AnalysisTask.builtIn(kind)
+    let runner = TaskRunner(task: task, analyzer: FakeAnalyzer(), options: RunOptions())
+    let format = try #require(runner.generationParameters().responseFormat)
+    let matcher = try engine.generator.makeMatcher(format)
+    let answer = TaskExamples.modelOutput(for: task)
+    // The example in the schema's key order, compact, as the constrained decoder writes it.
+    let text = JSONWriter().string(reorder(answer, like: task.schema.orderedSchemaValue))
+    #expect(matcher.accept(bytes: Array(text.utf8)), "\(text)")
+    #expect(matcher.isComplete)
+}
+
+/// `value` with object keys in the order of `schema`'s properties.
+func reorder(_ value: JSONValue, like schema: JSONValue) -> JSONValue {
+    switch value {
+    case .object(let o):
+        let properties = schema["properties"]?.objectValue ?? [:]
+        return .object(JSONObject(properties.keys.compactMap { key in o[key].map { (key, reorder($0, like: properties[key]!)) } }))
+    case .array(let a):
+        return .array(a.map { reorder($0, like: schema["items"] ?? [:]) })
+    default:
+        return value
+    }
+}
