@@ -53,65 +53,22 @@ public enum ChatTemplate {
         if kind == .thinking {
             return renderThinking(messages, addGenerationPrompt: addGenerationPrompt, addVisionID: addVisionID, thinking: thinking)
         }
-        var out = PieceBuilder()
-        if let first = messages.first, first.role == .system {
-            out.control("<|im_start|>")
-            out.text("system\n")
-            for case .text(let text) in first.content { out.text(text) }
-            out.control("<|im_end|>")
-            out.text("\n")
-        }
-        var imageCount = 0
-        func renderContent(_ content: [ContentPart]) {
-            for part in content {
-                switch part {
-                case .text(let text):
-                    out.text(text)
-                case .image:
-                    imageCount += 1
-                    if addVisionID { out.text("Picture \(imageCount): ") }
-                    out.image(imageCount - 1)
-                }
-            }
-        }
+        var out = TemplateWriter(addVisionID: addVisionID)
+        out.firstSystem(messages)
         for (index, message) in messages.enumerated() {
             switch message.role {
             case .system:
                 continue
             case .user:
-                out.control("<|im_start|>")
-                out.text("user\n")
-                renderContent(message.content)
-                out.control("<|im_end|>")
-                out.text("\n")
+                out.turn("user", message.content)
             case .assistant:
-                out.control("<|im_start|>")
-                out.text("assistant\n")
-                for case .text(let text) in message.content { out.text(text) }
-                out.control("<|im_end|>")
-                out.text("\n")
+                out.turn("assistant", message.content.filter { if case .text = $0 { return true } else { return false } })
             case .tool:
-                if index == 0 || messages[index - 1].role != .tool {
-                    out.control("<|im_start|>")
-                    out.text("user")
-                }
-                out.text("\n")
-                out.control("<tool_response>")
-                out.text("\n")
-                renderContent(message.content)
-                out.text("\n")
-                out.control("</tool_response>")
-                if index == messages.count - 1 || messages[index + 1].role != .tool {
-                    out.control("<|im_end|>")
-                    out.text("\n")
-                }
+                out.tool(messages, at: index)
             }
         }
-        if addGenerationPrompt {
-            out.control("<|im_start|>")
-            out.text("assistant\n")
-        }
-        return out.pieces
+        if addGenerationPrompt { out.openAssistant() }
+        return out.pieces.pieces
     }
 
     /// The prompt as one string, each image as a single `<|image_pad|>` — what `apply_chat_template` returns.
@@ -123,6 +80,71 @@ public enum ChatTemplate {
             case .image: return "<|vision_start|><|image_pad|><|vision_end|>"
             }
         }.joined()
+    }
+}
+
+/// What the Instruct and Thinking templates write alike: the first system message, a plain turn, content parts
+/// (images counted across the conversation for `add_vision_id`), grouped tool responses, the assistant header.
+struct TemplateWriter {
+    var pieces = PieceBuilder()
+    let addVisionID: Bool
+    private var imageCount = 0
+
+    init(addVisionID: Bool) { self.addVisionID = addVisionID }
+
+    mutating func control(_ token: String) { pieces.control(token) }
+    mutating func text(_ text: String) { pieces.text(text) }
+
+    /// A system message in first position: its text parts only.
+    mutating func firstSystem(_ messages: [ChatMessage]) {
+        guard let first = messages.first, first.role == .system else { return }
+        turn("system", first.content.filter { if case .text = $0 { return true } else { return false } })
+    }
+
+    /// `<|im_start|>role\n` content `<|im_end|>\n`.
+    mutating func turn(_ role: String, _ content: [ContentPart]) {
+        control("<|im_start|>")
+        text(role + "\n")
+        self.content(content)
+        control("<|im_end|>")
+        text("\n")
+    }
+
+    mutating func content(_ parts: [ContentPart]) {
+        for part in parts {
+            switch part {
+            case .text(let t):
+                text(t)
+            case .image:
+                imageCount += 1
+                if addVisionID { text("Picture \(imageCount): ") }
+                pieces.image(imageCount - 1)
+            }
+        }
+    }
+
+    /// A tool message: consecutive ones share one user turn, each wrapped in `<tool_response>`.
+    mutating func tool(_ messages: [ChatMessage], at index: Int) {
+        if index == 0 || messages[index - 1].role != .tool {
+            control("<|im_start|>")
+            text("user")
+        }
+        text("\n")
+        control("<tool_response>")
+        text("\n")
+        content(messages[index].content)
+        text("\n")
+        control("</tool_response>")
+        if index == messages.count - 1 || messages[index + 1].role != .tool {
+            control("<|im_end|>")
+            text("\n")
+        }
+    }
+
+    /// The generation prompt's header, `<|im_start|>assistant\n`.
+    mutating func openAssistant() {
+        control("<|im_start|>")
+        text("assistant\n")
     }
 }
 

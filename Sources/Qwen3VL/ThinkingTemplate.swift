@@ -37,14 +37,8 @@ extension ChatTemplate {
     /// - the generation prompt opens the think block: `<|im_start|>assistant\n<think>\n`.
     /// `thinking: false` continues that prompt with `\n</think>\n\n`: an empty think block, the model answers at once.
     static func renderThinking(_ messages: [ChatMessage], addGenerationPrompt: Bool, addVisionID: Bool, thinking: Bool) -> [PromptPiece] {
-        var out = PieceBuilder()
-        if let first = messages.first, first.role == .system {
-            out.control("<|im_start|>")
-            out.text("system\n")
-            for case .text(let text) in first.content { out.text(text) }
-            out.control("<|im_end|>")
-            out.text("\n")
-        }
+        var out = TemplateWriter(addVisionID: addVisionID)
+        out.firstSystem(messages)
         // The last user message that is not a tool response wrapped by hand.
         var lastQuery = messages.count - 1
         for (index, message) in messages.enumerated().reversed() where message.role == .user {
@@ -57,29 +51,12 @@ extension ChatTemplate {
                 break
             }
         }
-        var imageCount = 0
-        func renderContent(_ content: [ContentPart]) {
-            for part in content {
-                switch part {
-                case .text(let text):
-                    out.text(text)
-                case .image:
-                    imageCount += 1
-                    if addVisionID { out.text("Picture \(imageCount): ") }
-                    out.image(imageCount - 1)
-                }
-            }
-        }
         for (index, message) in messages.enumerated() {
             switch message.role {
             case .system where index == 0:
                 continue
             case .user, .system:
-                out.control("<|im_start|>")
-                out.text(message.role.rawValue + "\n")
-                renderContent(message.content)
-                out.control("<|im_end|>")
-                out.text("\n")
+                out.turn(message.role.rawValue, message.content)
             case .assistant:
                 var content = message.content.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined()
                 var reasoning = message.reasoning ?? ""
@@ -88,8 +65,7 @@ extension ChatTemplate {
                     reasoning = parts[0].trimmingTrailing("\n").components(separatedBy: "<think>").last!.trimmingLeading("\n")
                     content = parts.last!.trimmingLeading("\n")
                 }
-                out.control("<|im_start|>")
-                out.text("assistant\n")
+                out.openAssistant()
                 if index > lastQuery && (index == messages.count - 1 || !reasoning.isEmpty) {
                     out.control("<think>")
                     out.text("\n" + reasoning.trimmingLeading("\n").trimmingTrailing("\n") + "\n")
@@ -101,25 +77,11 @@ extension ChatTemplate {
                 out.control("<|im_end|>")
                 out.text("\n")
             case .tool:
-                if index == 0 || messages[index - 1].role != .tool {
-                    out.control("<|im_start|>")
-                    out.text("user")
-                }
-                out.text("\n")
-                out.control("<tool_response>")
-                out.text("\n")
-                renderContent(message.content)
-                out.text("\n")
-                out.control("</tool_response>")
-                if index == messages.count - 1 || messages[index + 1].role != .tool {
-                    out.control("<|im_end|>")
-                    out.text("\n")
-                }
+                out.tool(messages, at: index)
             }
         }
         if addGenerationPrompt {
-            out.control("<|im_start|>")
-            out.text("assistant\n")
+            out.openAssistant()
             out.control("<think>")
             out.text("\n")
             if !thinking {
@@ -128,7 +90,7 @@ extension ChatTemplate {
                 out.text("\n\n")
             }
         }
-        return out.pieces
+        return out.pieces.pieces
     }
 }
 

@@ -5,35 +5,13 @@ import Tokenizer
 
 /// The Qwen3-VL Thinking template, rendered natively, against transformers' `apply_chat_template` with the real
 /// template (`tools/fixtures/make_template_fixtures.py` → `chat_template/thinking_cases.json`).
-struct ThinkingCase: Sendable, CustomTestStringConvertible {
-    let name: String
-    let messages: [ChatMessage]
-    let addGenerationPrompt: Bool
-    let addVisionID: Bool
-    let rendered: String
-    let ids: [Int]
-    var testDescription: String { name }
 
-    static func all() throws -> [ThinkingCase] {
-        let root = try Fixtures.json("chat_template/thinking_cases.json") as! [String: Any]
-        return (root["cases"] as! [[String: Any]]).map { c in
-            ThinkingCase(
-                name: c["name"] as! String,
-                messages: (c["messages"] as! [[String: Any]]).map { object in
-                    var message = chatMessage(fromHF: object)
-                    message.reasoning = object["reasoning_content"] as? String
-                    return message
-                },
-                addGenerationPrompt: c["add_generation_prompt"] as! Bool,
-                addVisionID: c["add_vision_id"] as! Bool,
-                rendered: c["rendered"] as! String,
-                ids: c["ids_max_rank_4000"] as! [Int])
-        }
-    }
+extension TemplateCase {
+    static func thinking() throws -> [TemplateCase] { try all(file: "chat_template/thinking_cases.json") }
 }
 
-@Test("Native Thinking template equals the reference apply_chat_template", arguments: try ThinkingCase.all())
-func thinkingTemplateMatchesReference(_ c: ThinkingCase) throws {
+@Test("Native Thinking template equals the reference apply_chat_template", arguments: try TemplateCase.thinking())
+func thinkingTemplateMatchesReference(_ c: TemplateCase) throws {
     let pieces = ChatTemplate.render(c.messages, addGenerationPrompt: c.addGenerationPrompt, addVisionID: c.addVisionID, kind: .thinking)
     #expect(ChatTemplate.text(of: pieces) == c.rendered)
     // And the ids: `<think>` / `</think>` are the template's own tokens, never text.
@@ -46,7 +24,7 @@ func thinkingTemplateMatchesReference(_ c: ThinkingCase) throws {
 }
 
 @Test func thinkingCasesCoverTheTemplatesRules() throws {
-    let names = Set(try ThinkingCase.all().map(\.name))
+    let names = Set(try TemplateCase.thinking().map(\.name))
     #expect(names.isSuperset(of: ["history_reasoning_in_text", "history_reasoning_content_field", "continue_last_answer_with_reasoning",
                                   "system_after_first_turn", "tool_turns"]))
 }

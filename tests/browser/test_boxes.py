@@ -19,8 +19,10 @@ from selenium.webdriver.common.by import By
 from conftest import http
 from test_web_ui import answers, attach_via_input, current_id, open_page, wait, wait_idle
 
-RED_BLOCK = (100, 50, 200, 150)      # x1, y1, x2, y2 (edges) in the 333×217 image
-SIZE = (333, 217)
+# An odd-sized image that the page shows scaled down (at most 420 px high), so a box placed in image pixels instead of
+# in percent of the displayed image would miss the block.
+RED_BLOCK = (300, 150, 600, 450)     # x1, y1, x2, y2 (edges) in the 991×653 image
+SIZE = (991, 653)
 # The block in Qwen3-VL's frame: round(v / side · 1000).
 FRAME = [round(RED_BLOCK[0] / SIZE[0] * 1000), round(RED_BLOCK[1] / SIZE[1] * 1000),
          round(RED_BLOCK[2] / SIZE[0] * 1000), round(RED_BLOCK[3] / SIZE[1] * 1000)]
@@ -103,6 +105,7 @@ def test_boxes_are_drawn_over_the_right_image_at_the_right_place(browser, server
     wait(browser, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", figure_img))
     assert second_sha in figure_img.get_attribute("src") or figure_img.get_attribute("src").startswith("data:")
     assert browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", figure_img) == list(SIZE)
+    assert browser.execute_script("return arguments[0].getBoundingClientRect().height", figure_img) < SIZE[1] * 0.8  # shown scaled
     boxes = replies[1].find_elements(By.CSS_SELECTOR, ".box")
     assert len(boxes) == 1 and "red block" in boxes[0].get_attribute("textContent")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", figure_img)
@@ -134,9 +137,10 @@ def test_boxes_are_drawn_over_the_right_image_at_the_right_place(browser, server
     ox1, oy1 = min(x for x, _ in outline), min(y for _, y in outline)
     ox2, oy2 = max(x for x, _ in outline) + 1, max(y for _, y in outline) + 1
     # The outline (2 px, drawn inside the box) encloses the visible red block and hugs it: the red shows from just
-    # inside the outline to its far side.
-    assert ox1 <= rx1 <= ox1 + 4 and oy1 <= ry1 <= oy1 + 4, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
-    assert ox2 - 4 <= rx2 <= ox2 and oy2 - 4 <= ry2 <= oy2, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
+    # inside the outline to its far side. One pixel of slack: the frame is integers (±0.5/1000 of a side) and the
+    # browser blends the edge pixels of the scaled image and of the fractional box.
+    assert ox1 - 1 <= rx1 <= ox1 + 4 and oy1 - 1 <= ry1 <= oy1 + 4, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
+    assert ox2 - 4 <= rx2 <= ox2 + 1 and oy2 - 4 <= ry2 <= oy2 + 1, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
     browser.execute_script("for (const t of document.querySelectorAll('.box-tag')) t.style.visibility = ''")
 
     # Hover: the box, its legend entry and the words that name it light up together.
@@ -203,7 +207,7 @@ def test_streamed_reasoning_is_collapsed_and_boxes_are_exported(browser, server,
     stats = stored["messages"][1]["stats"]
     assert stats["reasoning"] == "The user asks where the red block is.\nIt is on the left."
     [saved] = stats["boxes"]
-    assert saved["bbox_2d"] == FRAME and saved["bbox_px"] == list(RED_BLOCK)
+    assert saved["bbox_2d"] == FRAME and saved["bbox_px"] == list(RED_BLOCK)  # frame → pixels undoes pixels → frame here
     assert saved["image"] == stored["messages"][0]["images"][0]["sha256"] and saved["image_size"] == list(SIZE)
     for old in downloads.glob("*"):
         old.unlink()
@@ -225,7 +229,7 @@ def test_streamed_reasoning_is_collapsed_and_boxes_are_exported(browser, server,
     time.sleep(0.3)
     csv = next(downloads.glob("*.csv")).read_text()
     assert "boxes_2d" in csv and "boxes_px" in csv
-    assert "red block [%s]" % ",".join(map(str, FRAME)) in csv and "red block [100,50,200,150]" in csv
+    assert "red block [%s]" % ",".join(map(str, FRAME)) in csv and "red block [%s]" % ",".join(map(str, RED_BLOCK)) in csv
     browser.execute_script("window.fetch = window.__realFetch")
 
 
