@@ -76,7 +76,8 @@ let package = Package(
         // CPU feature detection (cpuid, xgetbv, arch_prctl) and the AMX tile kernels: C because Swift cannot
         // issue those instructions; AMX code carries function-level target attributes.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
-        .target(name: "KernelsAVX512", swiftSettings: avx512Settings),
+        .target(name: "KernelsSIMD512", swiftSettings: avx512Settings),
+        .target(name: "KernelsAVX512", dependencies: ["KernelsSIMD512"], swiftSettings: avx512Settings),
         .target(name: "KernelsSIMD", swiftSettings: computeSettings),
         .target(name: "Kernels", dependencies: ["Tensors", "CBLAS", "CKernels", "KernelsSIMD", "KernelsAVX512"], swiftSettings: computeSettings),
         .target(name: "SafeTensors", dependencies: ["JSON", "Tensors"], swiftSettings: computeSettings),
@@ -173,7 +174,7 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Imaging", "Store", "RemoteImages",
+            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Kernels", "Imaging", "Store", "RemoteImages",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             exclude: ["image_host.py"]
         ),

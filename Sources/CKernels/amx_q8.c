@@ -18,7 +18,7 @@ struct tile_config {
 
 AMX_TARGET
 static void configure(void) {
-    struct tile_config cfg;
+    struct tile_config cfg __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     cfg.rows[0] = 16; cfg.colsb[0] = 64;
@@ -68,7 +68,7 @@ void postlens_amx_q8_tile(const int8_t *a, const float *a_scales, const int32_t 
 }
 AMX_TARGET
 int32_t postlens_amx_peak_loop(int64_t iterations) {
-    struct tile_config cfg;
+    struct tile_config cfg __attribute__((aligned(64)));
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
     for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }

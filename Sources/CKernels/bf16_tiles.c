@@ -46,7 +46,28 @@ void postlens_bf16_tile(int32_t rows, int32_t groups, const uint32_t *a, int64_t
         }
     }
 }
+BF16_TARGET
+void postlens_bf16_convert(const float *src, uint16_t *dst, int64_t count) {
+    int64_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + i + 16), _mm512_loadu_ps(src + i));
+        _mm512_storeu_si512(dst + i, (__m512i)v);
+    }
+    if (i < count) {
+        const __mmask16 lo = (__mmask16)((count - i) >= 16 ? 0xFFFF : ((1u << (count - i)) - 1));
+        const __mmask16 hi = (__mmask16)((count - i) <= 16 ? 0 : ((1u << (count - i - 16)) - 1));
+        const __m512 a = _mm512_maskz_loadu_ps(lo, src + i), b = _mm512_maskz_loadu_ps(hi, src + i + 16);
+        const __m512i v = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+        _mm512_mask_storeu_epi16(dst + i, (__mmask32)(((uint64_t)1 << (count - i)) - 1), v);
+    }
+}
+
 #else
+void postlens_bf16_convert(const float *src, uint16_t *dst, int64_t count) {
+    (void)src; (void)dst; (void)count;
+    __builtin_trap();
+}
+
 void postlens_bf16_tile(int32_t rows, int32_t groups, const uint32_t *a, int64_t lda,
                         const uint32_t *b0, const uint32_t *b1, int64_t pairs, float *c, int64_t ldc) {
     (void)rows; (void)groups; (void)a; (void)lda; (void)b0; (void)b1; (void)pairs; (void)c; (void)ldc;

@@ -170,9 +170,11 @@ extension QuantizedGEMM {
         let n = w.rows, blocks = w.blocks
         let panels = (n + 15) / 16
         withExtendedLifetime(a) {
-            Parallel.forRanges(panels) { range in
+            // Panels handed out two at a time: a thread slowed by the machine takes fewer.
+            let queue = WorkQueue(count: panels, grain: 2)
+            Parallel.forEachThread(limit: panels) {
                 let work = PanelWorkspace(blocks: blocks, tiles: a.tiles)
-                for panelIndex in range {
+                while let range = queue.claim() { for panelIndex in range {
                     let n0 = panelIndex * 16
                     w.packPanel(panelIndex, panel: work.panel, panelScales: work.panelScales, work: work)
                     work.results.update(repeating: 0, count: work.resultCount)
@@ -194,7 +196,7 @@ extension QuantizedGEMM {
                             dst[c] = accumulate ? dst[c] + value : value
                         }
                     }
-                }
+                } }
             }
         }
     }

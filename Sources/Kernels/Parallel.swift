@@ -133,3 +133,36 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 }
+
+/// Items handed out a few at a time to whichever thread asks next: for loops whose threads may run at
+/// different speeds (a shared or busy machine, one core also serving the OS), where equal static ranges
+/// leave every thread waiting for the slowest. Use with `Parallel.forEachThread`.
+public final class WorkQueue: Sendable {
+    private let next = Atomic<Int>(0)
+    public let count: Int
+    public let grain: Int
+
+    public init(count: Int, grain: Int) {
+        self.count = count
+        self.grain = max(1, grain)
+    }
+
+    /// The next items not yet taken, or nil when all are.
+    @inlinable
+    public func claim() -> Range<Int>? {
+        let start = take()
+        return start < count ? start..<min(count, start + grain) : nil
+    }
+
+    @usableFromInline
+    func take() -> Int { next.add(grain, ordering: .relaxed).oldValue }
+}
+
+extension Parallel {
+    /// Runs `body` once on each compute thread (at most `limit`), for loops that pull their work from a
+    /// `WorkQueue` and set up per-thread scratch once.
+    @inlinable
+    public static func forEachThread(limit: Int = .max, _ body: () -> Void) {
+        forRanges(min(threadCount, max(1, limit))) { range in for _ in range { body() } }
+    }
+}

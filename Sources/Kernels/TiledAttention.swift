@@ -84,7 +84,9 @@ func tiledAttention(
         #endif
         tile6x16(a, lda: lda, b0, ldb: 16, count: count, c, ldc: ldc)
     }
-    Parallel.forRanges(heads * blocksPerHead) { range in
+    // (head, query block) items handed out one at a time: a thread slowed by the machine takes fewer.
+    let queue = WorkQueue(count: heads * blocksPerHead, grain: 1)
+    Parallel.forEachThread(limit: heads * blocksPerHead) {
         let queries = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
         let output = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * hd)
@@ -95,7 +97,7 @@ func tiledAttention(
             output.deallocate()
             inverseSums.deallocate()
         }
-        for item in range {
+        while let range = queue.claim() { for item in range {
             let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
             let g = h / group
             let rows = min(attentionQueryBlock, queryCount - start)
@@ -148,7 +150,7 @@ func tiledAttention(
                 let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
                 for d in 0..<hd { dst[d] = src[d] * inverse }
             }
-        }
+        } }
     }
 }
 

@@ -14,17 +14,6 @@ import CKernels
 // - values, per KV head and group of 16 dims: `[pair u of keys][16 dims]` = (v[2u][d], v[2u+1][d]);
 // - queries (scaled) and probabilities: rows of pairs along the summed dimension, broadcast by the kernel.
 
-/// BF16 bits of `x`, rounded to nearest even (finite inputs).
-@inline(__always)
-func bf16Bits(_ x: Float) -> UInt32 {
-    let bits = x.bitPattern
-    return (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
-}
-
-/// Two values as one BF16 pair.
-@inline(__always)
-func bf16Pair(_ low: Float, _ high: Float) -> UInt32 { bf16Bits(low) | bf16Bits(high) << 16 }
-
 /// Same contract as `attention` for `headDim % 16 == 0`, with BF16 products.
 func tiledAttentionBF16(
     q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
@@ -43,30 +32,39 @@ func tiledAttentionBF16(
     let kp = UnsafeMutableRawPointer(keyBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
     let vp = UnsafeMutableRawPointer(valueBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
     Parallel.forRanges(kvHeads * keyBlocks, minimumPerThread: 4) { range in
+        // Each key row and value row is rounded 32 values at a time into scratch, then its BF16 values are
+        // moved into the packed order (a 32-bit pair or a 16-bit value each) instead of rounded one by one.
+        let row0 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd), row1 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
+        defer { row0.deallocate(); row1.deallocate() }
+        let pairsOfRow0 = UnsafeRawPointer(row0).assumingMemoryBound(to: UInt32.self)
         for item in range {
             let g = item / keyBlocks, jb = item % keyBlocks
             let keys = kp + g * perHead + jb * halfDim * 16
             for jj in 0..<16 {
                 let j = jb * 16 + jj
-                let kRow = k + j * ldkv + g * hd
-                for t in 0..<halfDim { keys[t * 16 + jj] = j < keyCount ? bf16Pair(kRow[2 * t], kRow[2 * t + 1]) : 0 }
+                if j < keyCount {
+                    postlens_bf16_convert(k + j * ldkv + g * hd, row0, Int64(hd))
+                    for t in 0..<halfDim { keys[t * 16 + jj] = pairsOfRow0[t] }
+                } else {
+                    for t in 0..<halfDim { keys[t * 16 + jj] = 0 }
+                }
             }
             // Values: this block's 8 key pairs for every group of 16 dims.
             for u in (jb * 8)..<(jb * 8 + 8) {
                 let j0 = 2 * u, j1 = 2 * u + 1
-                let row0 = v + j0 * ldkv + g * hd, row1 = v + j1 * ldkv + g * hd
+                if j0 < keyCount { postlens_bf16_convert(v + j0 * ldkv + g * hd, row0, Int64(hd)) } else { row0.update(repeating: 0, count: hd) }
+                if j1 < keyCount { postlens_bf16_convert(v + j1 * ldkv + g * hd, row1, Int64(hd)) } else { row1.update(repeating: 0, count: hd) }
                 for dg in 0..<dimGroups {
                     let dst = vp + g * perHead + (dg * (paddedKeys / 2) + u) * 16
-                    for dd in 0..<16 {
-                        let d = dg * 16 + dd
-                        dst[dd] = bf16Pair(j0 < keyCount ? row0[d] : 0, j1 < keyCount ? row1[d] : 0)
-                    }
+                    for dd in 0..<16 { dst[dd] = UInt32(row0[dg * 16 + dd]) | UInt32(row1[dg * 16 + dd]) << 16 }
                 }
             }
         }
     }
     let blocksPerHead = (queryCount + attentionQueryBlock - 1) / attentionQueryBlock
-    Parallel.forRanges(heads * blocksPerHead) { range in
+    // (head, query block) items handed out one at a time: a thread slowed by the machine takes fewer.
+    let queue = WorkQueue(count: heads * blocksPerHead, grain: 1)
+    Parallel.forEachThread(limit: heads * blocksPerHead) {
         let queries = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * halfDim)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * paddedKeys)
         let probabilities = UnsafeMutablePointer<UInt32>.allocate(capacity: attentionQueryBlock * paddedKeys / 2)
@@ -75,7 +73,7 @@ func tiledAttentionBF16(
         defer {
             queries.deallocate(); scores.deallocate(); probabilities.deallocate(); output.deallocate(); inverseSums.deallocate()
         }
-        for item in range {
+        while let range = queue.claim() { for item in range {
             let h = item / blocksPerHead, start = (item % blocksPerHead) * attentionQueryBlock
             let g = h / group
             let rows = min(attentionQueryBlock, queryCount - start)
@@ -85,8 +83,10 @@ func tiledAttentionBF16(
             for r in 0..<paddedRows {
                 let dst = queries + r * halfDim
                 if r < rows {
-                    let src = q + (start + r) * ldq + h * hd
-                    for t in 0..<halfDim { dst[t] = bf16Pair(src[2 * t] * scale, src[2 * t + 1] * scale) }
+                    // Scaled into the output row (free until the end), then rounded 32 values at a time.
+                    let src = q + (start + r) * ldq + h * hd, scaled = output + r * hd
+                    for d in 0..<hd { scaled[d] = src[d] * scale }
+                    postlens_bf16_convert(scaled, UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self), Int64(hd))
                 } else {
                     dst.update(repeating: 0, count: halfDim)
                 }
@@ -114,7 +114,7 @@ func tiledAttentionBF16(
                 } else {
                     row.update(repeating: 0, count: visiblePadded)
                 }
-                for u in 0..<(visiblePadded / 2) { pairs[u] = bf16Pair(row[2 * u], row[2 * u + 1]) }
+                postlens_bf16_convert(row, UnsafeMutableRawPointer(pairs).assumingMemoryBound(to: UInt16.self), Int64(visiblePadded))
             }
             r0 = 0
             while r0 < paddedRows {
@@ -133,7 +133,7 @@ func tiledAttentionBF16(
                 let dst = out + (start + r) * ldo + h * hd, src = output + r * hd, inverse = inverseSums[r]
                 for d in 0..<hd { dst[d] = src[d] * inverse }
             }
-        }
+        } }
     }
 }
 #endif

@@ -12,14 +12,15 @@ import KernelsAVX512
 // - lower levels (a matrix made for avx512 run after a test forced a lower level): the portable twin.
 // The weights need no packing at run time: their stored order is the order every kernel reads.
 
-/// Rows per AVX-512 microkernel call (8 rows × 2 panels = 16 zmm accumulators).
-let vnniTileRows = 8
+/// Rows per AVX-512 microkernel call (6 rows × 2 panels: 12 int32 and 12 F32 accumulators in registers).
+let vnniTileRows = 6
 
-/// 16-row tiles that share each pass over the blocks (32 rows). Variables for the tuning benchmark.
-nonisolated(unsafe) var vnniGroupTiles = 2
+/// 16-row tiles that share each pass over the blocks. Variables for the tuning benchmark (`vnniTuning`: on
+/// Zen 4 one tile and passes of 8 blocks were as good as any grouping measured, within the noise).
+nonisolated(unsafe) var vnniGroupTiles = 1
 
-/// Blocks per pass (16 blocks × 2 panels × 512 bytes of weights = 16 KiB).
-nonisolated(unsafe) var vnniPassBlocks = 16
+/// Blocks per pass (8 blocks × 2 panels × 512 bytes of weights = 8 KiB, in L1 with the tile's operands).
+nonisolated(unsafe) var vnniPassBlocks = 8
 
 
 extension QuantizedGEMM {
@@ -122,7 +123,9 @@ extension QuantizedGEMM {
         let quants = UnsafeRawPointer(w.quants).assumingMemoryBound(to: UInt8.self)
         let stride = QuadActivations.rowsPerBlock
         let groupRows = 16 * vnniGroupTiles, passBlocks = vnniPassBlocks
-        Parallel.forRanges(pairs) { range in
+        // Pairs are handed out two at a time: a thread slowed by the machine takes fewer.
+        let queue = WorkQueue(count: pairs, grain: 2)
+        Parallel.forEachThread(limit: pairs) {
             let results = alignedZeroed(Float.self, count: groupRows * 32)
             let panelPointers = UnsafeMutablePointer<UnsafePointer<UInt8>>.allocate(capacity: 2)
             let scalePointers = UnsafeMutablePointer<UnsafePointer<Float>>.allocate(capacity: 2)
@@ -130,7 +133,7 @@ extension QuantizedGEMM {
                 UnsafeMutableRawPointer(results).deallocate()
                 panelPointers.deallocate(); scalePointers.deallocate()
             }
-            for pair in range {
+            while let range = queue.claim() { for pair in range {
                 let first = pair * 2, panels = min(2, w.panels - first)
                 for p in 0..<panels {
                     panelPointers[p] = quants + (first + p) * blocks * Q8Matrix.panelBlockBytes
@@ -174,7 +177,7 @@ extension QuantizedGEMM {
                     }
                     g0 += groupCount
                 }
-            }
+            } }
         }
     }
     #endif
@@ -224,3 +227,4 @@ func vnniTileEntry(rows: Int, panels: Int, a: UnsafePointer<Int8>, aScales: Unsa
              weights: weights, weightScales: weightScales, blocks: blocks, c: c, ldc: ldc)
 }
 #endif
+

@@ -1,5 +1,6 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import KernelsSIMD512
 
 // The FMA microkernel of many-query attention (both products: queries·keysᵀ and probabilities·values)
 // on 16-lane zmm vectors; the driver and the packed key/value layout are `Kernels/TiledAttention.swift`.

@@ -1,5 +1,6 @@
 #if arch(x86_64)
 import _Builtin_intrinsics.intel
+import KernelsSIMD512
 
 // The instruction limits `postlens bench` compares the AVX-512 kernels with: loops of the instructions
 // those kernels are made of, with enough independent accumulators to reach the issue rate.

@@ -45,7 +45,8 @@ public func larger(_ a: Floats8, _ b: Floats8) -> Floats8 {
     #if POSTLENS_AVX2
     return _mm256_max_ps(a, b)
     #else
-    return a.replacing(with: b, where: b .> a)
+    // maxps semantics: the second operand when either is NaN (exp's clamp relies on it).
+    return b.replacing(with: a, where: a .> b)
     #endif
 }
 
@@ -54,7 +55,8 @@ public func smaller(_ a: Floats8, _ b: Floats8) -> Floats8 {
     #if POSTLENS_AVX2
     return _mm256_min_ps(a, b)
     #else
-    return a.replacing(with: b, where: b .< a)
+    // minps semantics: the second operand when either is NaN.
+    return b.replacing(with: a, where: a .< b)
     #endif
 }
 
@@ -73,7 +75,11 @@ public func roundToInts(_ v: Floats8) -> Ints8 {
     return unsafeBitCast(_mm256_cvtps_epi32(v), to: Ints8.self)
     #else
     var out = Ints8()
-    for i in 0..<8 { out[i] = Int32(v[i].rounded(.toNearestOrEven)) }
+    // cvtps2dq semantics: NaN and out-of-range lanes give Int32.min ("integer indefinite") instead of trapping.
+    for i in 0..<8 {
+        let r = v[i].rounded(.toNearestOrEven)
+        out[i] = r >= -2147483648 && r < 2147483648 ? Int32(r) : Int32.min
+    }
     return out
     #endif
 }

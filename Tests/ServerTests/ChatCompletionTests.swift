@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import Hummingbird
 import HummingbirdTesting
 import Testing
@@ -227,6 +228,8 @@ import Qwen3VL
             #expect(health.json["status"] as? String == "ready")
             #expect(health.json["model"] as? String == "tiny")
             #expect(health.json["uptime_s"] is Double)
+            // The level the kernels run at, as `postlens cpu` names it.
+            #expect(health.json["isa_level"] as? String == KernelDispatch.level.description)
             let auth: HTTPFields = [.authorization: "Bearer secret"]
             let models = try await client.get("/v1/models", headers: auth)
             #expect(models.json["object"] as? String == "list")

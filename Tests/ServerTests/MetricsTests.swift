@@ -23,6 +23,7 @@ import Qwen3VL
         ("postlens_engine_active_requests", "gauge"),
         ("postlens_engine_queued_requests", "gauge"),
         ("postlens_model_ready", "gauge"),
+        ("postlens_cpu_isa_info", "gauge"),
         ("postlens_uptime_seconds", "gauge"),
         ("postlens_cache_hits", "gauge"),
         ("postlens_cache_misses", "gauge"),

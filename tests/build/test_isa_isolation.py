@@ -19,7 +19,7 @@ BINARY = Path(os.environ.get("POSTLENS_BINARY", REPO / ".build" / "debug" / "pos
 # Registers only AVX-512 has: zmm, ymm/xmm 16–31, opmasks; and embedded broadcasts.
 AVX512 = re.compile(r"%zmm\d|%[xy]mm(1[6-9]|2\d|3[01])\b|%k[1-7]\b|\{1to\d+\}")
 FUNCTION = re.compile(r"^[0-9a-f]+ <(.+)>:$")
-ALLOWED_OURS = ("13KernelsAVX512", "postlens_amx_", "postlens_bf16_")
+ALLOWED_OURS = ("13KernelsAVX512", "14KernelsSIMD512", "postlens_amx_", "postlens_bf16_")
 
 
 def functions_with_avx512(binary: Path) -> dict:
@@ -51,14 +51,17 @@ def test_avx512_code_only_behind_the_dispatch():
         f"{name}: {line}" for name, line in sorted(leaks.items())[:20])
 
 
-GENERIC_SIMD_CALL = re.compile(r"call\s+\w+ <(\$ss(12pointwiseM|5SIMD[0-9]+V|4SIMDP|25FloatingPointRoundingRule)[^>]*)>")
+# Generic standard-library SIMD code, and our own vector words (`KernelsSIMD`, `KernelsSIMD512`) when a build
+# failed to inline them (a word called out of line costs more than the instruction it wraps).
+GENERIC_SIMD_CALL = re.compile(r"call\s+\w+ <(\$s(s12pointwiseM|s5SIMD[0-9]+V|s4SIMDP|s25FloatingPointRoundingRule|11KernelsSIMD|14KernelsSIMD512)[^>]*)>")
 
 
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86-64 only")
 def test_kernels_never_call_generic_simd_code():
     """The vector words must compile to instructions: the standard library's generic `pointwiseMax` or
     rounding conversions, when not inlined, are an out-of-line call per vector (once made the vector exp, and
-    so softmax, GELU and SiLU, several times slower without any test failing)."""
+    so softmax, GELU and SiLU, several times slower without any test failing), and so are our own words when
+    a debug build compiles file by file (once made the AVX-512 attention tiles 50× slower in `swift test`)."""
     if not BINARY.exists():
         pytest.fail(f"{BINARY} does not exist: run `swift build` first", pytrace=False)
     out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(BINARY)], capture_output=True, text=True, check=True).stdout
@@ -69,6 +72,7 @@ def test_kernels_never_call_generic_simd_code():
             current = m.group(1)
             continue
         call = GENERIC_SIMD_CALL.search(line)
-        if call and current and ("7Kernels" in current or "11KernelsSIMD" in current or "13KernelsAVX512" in current):
+        # The instruction probes of `postlens bench` are loops of their own, called on purpose.
+        if call and "PeakLoop" not in call.group(1) and current and ("7Kernels" in current or "11KernelsSIMD" in current or "13KernelsAVX512" in current or "14KernelsSIMD512" in current):
             offenders.add(f"{current} calls {call.group(1)}")
     assert not offenders, "kernels call generic SIMD code:\n" + "\n".join(sorted(offenders)[:20])

@@ -10,3 +10,7 @@
 /// (queries or probabilities, pairs along the summed dimension); `b0`/`b1` are packed `[pairs][16 lanes]`.
 void postlens_bf16_tile(int32_t rows, int32_t groups, const uint32_t *a, int64_t lda,
                         const uint32_t *b0, const uint32_t *b1, int64_t pairs, float *c, int64_t ldc);
+
+/// `dst[i]` = BF16 bits of `src[i]`, rounded to nearest even (`vcvtne2ps2bf16`, 32 values per instruction),
+/// for `count` values. Probabilities and queries become the broadcast operand of `postlens_bf16_tile` this way.
+void postlens_bf16_convert(const float *src, uint16_t *dst, int64_t count);
