@@ -29,7 +29,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
     }
 
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
-        let engine = try host.readyEngine()
+        let (engine, served) = try host.ready()
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let limits = configuration.requestJSONLimits
         let object = try await Offload.run { try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: limits) }
@@ -77,11 +77,11 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         let logger = context.logger
         return try await connections.cancellingOnDisconnect(of: context) { [self] in
             defer { withExtendedLifetime(ticket) {} }
-            return try await run(spec, text: text, imageURL: urls.first, engine: engine, logger: logger)
+            return try await run(spec, text: text, imageURL: urls.first, engine: engine, served: served, logger: logger)
         }
     }
 
-    private func run(_ spec: TaskSpec, text: String?, imageURL: String?, engine: any ChatEngine,
+    private func run(_ spec: TaskSpec, text: String?, imageURL: String?, engine: any ChatEngine, served: String,
                      logger: Logger) async throws -> Response {
         // The image is checked here (same forms and rules as chat: data: URLs, local files under --allow-image-dir) so
         // an undecodable one is a 422; the task runner then reads it from a private temporary copy.
@@ -103,7 +103,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         }
 
         let calls = CallLog()
-        let analyzer = ServerAnalyzer(engine: engine, log: calls, shielded: false)
+        let analyzer = ServerAnalyzer(engine: { engine }, log: calls, shielded: false)
         // The image is the private copy made above, after ImageSource's checks: a path the server wrote itself.
         var options = spec.options
         options.trustInput = true
@@ -114,7 +114,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
         var out: JSONObject = [:]
         out["task"] = .string(spec.task.versionTag)
-        out["model"] = .string(configuration.modelID)
+        out["model"] = .string(served)
         out["result"] = outcome.result ?? .null
         out["error"] = .optional(outcome.error.map { scrub($0, imageFile: imageFile) })
         out["raw"] = results.isEmpty ? .null : .string(results.map(\.text).joined(separator: "\n"))
@@ -252,7 +252,9 @@ final class CallLog: Sendable {
 /// call the engine turns away because the KV budget is in use waits and tries again: batch items share the chat
 /// API's admission limits, but wait for room where a chat request would be answered 429 or 503.
 struct ServerAnalyzer: PostAnalyzer {
-    let engine: any ChatEngine
+    /// The engine to run each call on: the request's own, or for a batch job the host's served one (a job keeps no
+    /// engine alive once it has finished, so a later model switch can free it).
+    let engine: @Sendable () throws -> any ChatEngine
     let log: CallLog?
     let shielded: Bool
     var gate: AdmissionGate? = nil
@@ -276,7 +278,7 @@ struct ServerAnalyzer: PostAnalyzer {
     private func analyzeNow(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
                                                     parameters: request.parameters, maxPixels: request.maxPixels)
-        let engine = self.engine
+        let engine = try self.engine()
         let call: @Sendable () async throws -> GenerationResult = {
             var result: GenerationResult?
             for try await event in engine.generate(engineRequest) {

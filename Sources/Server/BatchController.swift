@@ -41,7 +41,8 @@ struct BatchController<Context: RequestContext>: Sendable {
     // MARK: - Handlers
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
-        let engine = try host.readyEngine()
+        // The job pins the served model until it ends (no model switch meanwhile: its results come from one model).
+        let (engine, lease) = try host.leaseForBatch()
         let query = request.uri.queryParameters
         var options: JSONObject = [:]
         for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
@@ -83,12 +84,12 @@ struct BatchController<Context: RequestContext>: Sendable {
             // The records' images are the copies made above, checked by ImageSource: paths the server wrote itself.
             var options = spec.options
             options.trustInput = true
-            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate),
+            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: { [host] in try host.readyEngine() }, log: nil, shielded: true, gate: gate),
                                     options: options, baseParameters: engine.defaultParameters)
             let job = BatchJob(id: id, task: spec.task, total: items.count, directory: directory,
                                pipeline: BatchPipeline(runner: runner, store: store))
             try registry.add(job)
-            job.start(items)
+            job.start(items, lease: lease)
             context.logger.info("batch started", metadata: ["batch": "\(id)", "task": "\(spec.task.versionTag)", "total": "\(items.count)"])
             return jsonResponse(job.json)
         } catch {
@@ -264,9 +265,11 @@ final class BatchJob: BatchProgressReporter, Sendable {
 
     var status: Status { state.withLock { $0.status } }
 
-    func start(_ items: [InputItem]) {
+    /// Runs the items in the background; `lease` (the served model's pin) is held until the job ends.
+    func start(_ items: [InputItem], lease: ModelHost.BatchLease) {
         worker.withLock { worker in
             worker = Task { [self] in
+                defer { withExtendedLifetime(lease) {} }
                 do {
                     let summary = try await pipeline.run(items, input: id, resume: false, progress: self)
                     finish(.completed, summary: summary.json, error: nil)

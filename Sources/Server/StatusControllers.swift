@@ -3,47 +3,6 @@ import Kernels
 import Qwen3VL
 import Hummingbird
 
-/// `GET /v1/models` and `GET /v1/models/{id}`: the one served model, in OpenAI's list shape.
-struct ModelsController<Context: RequestContext>: Sendable {
-    let host: ModelHost
-
-    var routes: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("/models", use: list)
-        routes.get("/models/{id}", use: show)
-        return routes
-    }
-
-    struct Model: ResponseEncodable {
-        let id: String
-        let object = "model"
-        let created: Int
-        let ownedBy = "postlens"
-        /// PostLens's description of the served checkpoint (`ServedModel`); absent for a stand-in engine.
-        let postlens: ServedModel?
-        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by", postlens }
-    }
-
-    struct ModelList: ResponseEncodable {
-        let object = "list"
-        let data: [Model]
-    }
-
-    private var model: Model {
-        Model(id: host.modelID, created: Int(host.startedAt.timeIntervalSince1970), postlens: host.description.map(ServedModel.init))
-    }
-
-    @Sendable func list(_ request: Request, context: Context) async throws -> ModelList {
-        ModelList(data: [model])
-    }
-
-    @Sendable func show(_ request: Request, context: Context) async throws -> Model {
-        let id = try context.parameters.require("id")
-        guard id == host.modelID else { throw ServerError.unknownModel(id) }
-        return model
-    }
-}
-
 /// `GET /health`: whether the model is loaded, without authentication (for load balancers and scripts).
 struct HealthController<Context: RequestContext>: Sendable {
     let host: ModelHost
@@ -60,11 +19,13 @@ struct HealthController<Context: RequestContext>: Sendable {
         let isaLevel: String
         let cpu: String
         let error: String?
+        /// Why the last model switch did not happen (the picked model failed to load; the previous one is served again).
+        let switchError: String?
         /// What is served (for the page, which may not hold the API key /v1/models wants).
         let modelInfo: ServedModel?
         enum CodingKeys: String, CodingKey {
             case status, model, error, cpu, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue",
-                 isaLevel = "isa_level", modelInfo = "model_info"
+                 isaLevel = "isa_level", modelInfo = "model_info", switchError = "switch_error"
         }
     }
 
@@ -74,15 +35,17 @@ struct HealthController<Context: RequestContext>: Sendable {
 
     @Sendable func health(_ request: Request, context: Context) async throws -> Response {
         let status: String, error: String?
-        switch host.current {
+        let (served, state) = host.snapshot
+        switch state {
         case .loading: (status, error) = ("loading", nil)
         case .ready: (status, error) = ("ready", nil)
         case .failed(let reason): (status, error) = ("failed", reason)
         }
-        let body = Health(status: status, model: host.modelID,
+        let body = Health(status: status, model: served.id,
                           uptimeSeconds: (Date().timeIntervalSince(host.startedAt) * 10).rounded() / 10,
                           inFlight: gate.inFlight, maxQueue: gate.limit, isaLevel: KernelDispatch.level.description,
-                          cpu: CPUFeatures.host.brand, error: error, modelInfo: host.description.map(ServedModel.init))
+                          cpu: CPUFeatures.host.brand, error: error, switchError: host.switchError,
+                          modelInfo: served.description.map(ServedModel.init))
         // 200 only when ready, so `curl -f` and load balancers can wait on it; the body says why otherwise.
         var response = try body.response(from: request, context: context)
         if status != "ready" { response.status = .serviceUnavailable }

@@ -13,8 +13,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the folder's name).")
+    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the repo id, or the folder's name).")
     var modelID: String?
+
+    @Option(name: .customLong("offer"), help: ArgumentHelp("Also offer this model (folder, repo id or alias; repeatable): /v1/models lists it and the operator switches to it with the web page's model picker or POST /v1/models/load. One model is loaded at a time; --model is the first.", valueName: "model"))
+    var offered: [String] = []
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -97,10 +100,18 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode.failure
         }
-        // A repo id names the model better than its snapshot folder (a commit hash).
-        let isFolder = FileManager.default.fileExists(atPath: (modelOptions.model as NSString).expandingTildeInPath)
-        let defaultID = isFolder ? folder.lastPathComponent : (Qwen3VLFamily.member(named: modelOptions.model)?.repo ?? modelOptions.model)
-        var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
+        // Offered models are resolved (and downloaded when missing) now, so a typo fails before the server starts.
+        var offers: [(id: String, folder: URL)] = []
+        do {
+            for argument in offered {
+                let offer = try await resolveModelFolder(argument)
+                offers.append((Self.defaultID(argument, folder: offer), offer))
+            }
+        } catch {
+            printError("error: --offer: \(error)")
+            throw ExitCode.failure
+        }
+        var configuration = ServerConfiguration(modelID: modelID ?? Self.defaultID(modelOptions.model, folder: folder))
         configuration.host = host
         configuration.port = port
         configuration.allowRemoteImages = allowRemoteImages
@@ -125,7 +136,14 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowedImageDirectory = url
         }
 
-        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat,
-                                   historyDatabase: historyPath, logLevel: logLevel)
+        try await ServerRunner.run(configuration: configuration, modelFolder: folder, offered: offers, contextLimit: contextLimit,
+                                   format: modelOptions.weightFormat, historyDatabase: historyPath, logLevel: logLevel)
+    }
+
+    /// The id a model is served under: a repo id names it better than its snapshot folder (a commit hash); an alias
+    /// (`8b-thinking`) becomes its repo id; a folder is named by its last component.
+    static func defaultID(_ argument: String, folder: URL) -> String {
+        if FileManager.default.fileExists(atPath: (argument as NSString).expandingTildeInPath) { return folder.lastPathComponent }
+        return Qwen3VLFamily.member(named: argument)?.repo ?? argument
     }
 }

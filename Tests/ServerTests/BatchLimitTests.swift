@@ -40,7 +40,7 @@ import Qwen3VL
         let engine = CountingEngine()
         let gate = AdmissionGate(limit: 1)
         var held: AdmissionGate.Ticket? = try #require(gate.enter())  // a chat request holds the only place
-        let analyzer = ServerAnalyzer(engine: engine, log: nil, shielded: true, gate: gate)
+        let analyzer = ServerAnalyzer(engine: { engine }, log: nil, shielded: true, gate: gate)
         let request = AnalyzerRequest(task: try AnalysisTask.builtIn(.sentiment), record: PostRecord(id: "x", text: "好评"),
                                       messages: [ChatMessage(role: .user, text: "hi")], images: [], parameters: GenerationParameters(),
                                       maxPixels: nil, tile: nil)
