@@ -7,6 +7,7 @@ import { PRESETS, presetPrompt } from './presets.js';
 import { extractJSON, renderCard, toCSV } from './structured.js';
 import { extractBoxes, renderBoxedImage, toPixels } from './boxes.js';
 import { renderReasoning } from './reasoning.js';
+import { fillPicker, listModels, loadModel, modelLabel, modelName } from './models.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -68,9 +69,15 @@ async function pollHealth() {
     if (h.max_image_pixels > 0) state.maxPixels = h.max_image_pixels;
     showModel(h);
     document.body.dataset.health = h.status;
+    // A switch whose model failed to load (the previous one is back): said once.
+    const switchFailed = h.switch_error && h.switch_error !== state.shownSwitchError;
+    if (switchFailed) {
+      state.shownSwitchError = h.switch_error;
+      showStatus(t('switchFailed', { reason: h.switch_error }), 'error', true);
+    }
     if (h.status === 'ready') {
       const el = $('status');
-      if (el.dataset.kind === 'warn' || el.textContent === t('statusUnreachable')) clearStatus();
+      if (!switchFailed && (el.dataset.kind === 'warn' || el.textContent === t('statusUnreachable'))) clearStatus();
       return;
     }
     if (h.status === 'failed') { showStatus(t('statusFailed', { reason: h.error || '' }), 'error', true); return; }
@@ -83,16 +90,56 @@ async function pollHealth() {
   healthTimer = setTimeout(pollHealth, 2000);
 }
 
-/** The served model in the top bar (from /health: its id and, when known, family member and thinking mode). */
+/**
+ * The served model in the top bar (from /health: its id and, when known, family member and thinking mode): a plain
+ * badge, or a picker when the server offers several models and this page may list them (/v1/models, with its key).
+ */
 function showModel(h) {
-  const badge = $('model-badge');
+  const badge = $('model-badge'), picker = $('model-picker');
   const info = h.model_info || null;
   state.modelInfo = info;
-  const name = info && info.name && info.name !== 'Qwen3-VL' ? info.name : (h.model || '');
-  badge.hidden = !name;
-  badge.textContent = name + (info && info.thinking && !/thinking/i.test(name) ? ` · ${t('thinkingModel')}` : '');
-  badge.title = t('servedModel', { name: h.model || name });
+  badge.textContent = modelLabel(h.model, info);
+  badge.title = t('servedModel', { name: h.model || '' });
+  picker.title = badge.title;
   document.body.dataset.thinking = info && info.thinking ? 'true' : 'false';
+  document.body.dataset.model = h.model || '';
+  // The list is asked for again whenever the served model or its state changes (a switch, the end of loading).
+  const key = `${h.model}|${h.status}`;
+  if (key !== state.modelKey) {
+    state.modelKey = key;
+    refreshPicker(h);
+  }
+  picker.disabled = h.status !== 'ready';
+  picker.hidden = !state.offered;
+  badge.hidden = state.offered || !badge.textContent;
+}
+
+async function refreshPicker(h) {
+  let models = null;
+  try { models = (await listModels()).data; } catch { /* no key for /v1/models, or not reachable: the badge stays */ }
+  state.offered = fillPicker($('model-picker'), models, h.model);
+  $('model-picker').hidden = !state.offered;
+  $('model-badge').hidden = state.offered || !$('model-badge').textContent;
+}
+
+/** The operator picked another model: confirm, ask the server to switch, follow /health while it loads. */
+async function pickModel() {
+  const picker = $('model-picker');
+  const id = picker.value, served = state.health.model;
+  if (id === served) return;
+  const entry = [...picker.options].find((o) => o.value === id);
+  if (!confirm(t('switchConfirm', { name: entry ? entry.textContent : id, current: modelName(served, state.modelInfo) }))) {
+    picker.value = served;
+    return;
+  }
+  try {
+    await loadModel(id);
+    showStatus(t('switching', { name: entry ? entry.textContent : id }), 'warn', true);
+  } catch (error) {
+    picker.value = served;
+    showError(error);
+  }
+  pollHealth();
 }
 
 // ---- Sidebar ----
@@ -750,6 +797,7 @@ function wire() {
     state.searchTimer = setTimeout(refreshList, 200);
   });
   $('rename-button').addEventListener('click', renameCurrent);
+  $('model-picker').addEventListener('change', pickModel);
   $('delete-button').addEventListener('click', deleteCurrent);
   $('export-button').addEventListener('click', exportCurrent);
   $('csv-button').addEventListener('click', exportCSV);
