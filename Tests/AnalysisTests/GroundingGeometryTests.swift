@@ -130,5 +130,7 @@ func rotatedJPEGsRoundTripThroughTheProcessor(_ name: String) throws {
             #expect(Double(abs(back.values[i] - truth[i])) <= tolerance[i % 2],
                     "\(name) at \(rw)x\(rh): \(back.values) vs \(truth) (tolerance \(tolerance))")
         }
+        let worst = (0..<4).map { abs(back.values[$0] - truth[$0]) }.max()!
+        print("[grounding] \(name) seen at \(rw)x\(rh): box back in the original \(back.values) vs \(truth), worst |Δ| \(worst) px")
     }
 }

@@ -139,6 +139,7 @@ def test_boxes_are_drawn_over_the_right_image_at_the_right_place(browser, server
     # The outline (2 px, drawn inside the box) encloses the visible red block and hugs it: the red shows from just
     # inside the outline to its far side. One pixel of slack: the frame is integers (±0.5/1000 of a side) and the
     # browser blends the edge pixels of the scaled image and of the fractional box.
+    print(f"[boxes] on screen: outline {(ox1, oy1, ox2, oy2)}, red block {(rx1, ry1, rx2, ry2)} (image shown {w}x{h})")
     assert ox1 - 1 <= rx1 <= ox1 + 4 and oy1 - 1 <= ry1 <= oy1 + 4, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
     assert ox2 - 4 <= rx2 <= ox2 + 1 and oy2 - 4 <= ry2 <= oy2 + 1, ((ox1, oy1, ox2, oy2), (rx1, ry1, rx2, ry2))
     browser.execute_script("for (const t of document.querySelectorAll('.box-tag')) t.style.visibility = ''")
