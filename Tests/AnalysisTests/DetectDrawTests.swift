@@ -130,5 +130,6 @@ struct SampledEngineAnalyzer: PostAnalyzer {
             pixelsChecked += 1
         }
     }
+    print("[detect] \(boxes) boxes checked in range and consistent in both frames; \(pixelsChecked) drawn outlines found where bbox_px says")
     #expect(boxes > 0 && pixelsChecked > 0, "no seed gave a drawable box: the geometry and drawing checks saw nothing")
 }
