@@ -133,3 +133,43 @@ struct SampledEngineAnalyzer: PostAnalyzer {
     print("[detect] \(boxes) boxes checked in range and consistent in both frames; \(pixelsChecked) drawn outlines found where bbox_px says")
     #expect(boxes > 0 && pixelsChecked > 0, "no seed gave a drawable box: the geometry and drawing checks saw nothing")
 }
+
+/// `postlens analyze --task moderation --draw` end to end (the binary, its stand-in analyzer answering the moderation
+/// example: two evidence boxes): every post with an image is drawn at its original size, each evidence box outlined in
+/// its colour where `bbox_px` says, and the JSON lines carry both frames.
+@Test(.timeLimit(.minutes(3))) func analyzeModerationDrawsTheEvidence() throws {
+    let dir = try Paths.temporaryDirectory()
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let input = try writeDetectInput(dir)
+    let drawings = dir.appendingPathComponent("drawn")
+    let output = dir.appendingPathComponent("results.jsonl")
+    let r = try runBinary(["analyze", "--task", "moderation", "--fake-delay-ms", "0", "--input", input.path, "--draw", drawings.path,
+                           "--output", output.path])
+    #expect(r.status == 0, "\(r.stderr)")
+    #expect(r.stderr.contains("drew 4 image(s)"), "\(r.stderr)")
+    let lines = try String(contentsOf: output, encoding: .utf8).split(separator: "\n").map { try JSONValue.parse(String($0)) }
+    #expect(lines.count == 4)
+    for line in lines {
+        let id = try #require(line["id"]?.stringValue)
+        let result = try #require(line["result"])
+        let size = try uprightSize(input.appendingPathComponent(id))
+        let evidence = result["evidence"]?.arrayValue ?? []
+        #expect(evidence.count == 2, "\(id)")
+        let frame = ImageFrame(width: size[0], height: size[1])
+        for item in evidence {
+            let b = item["bbox_2d"]?.arrayValue?.compactMap(\.intValue) ?? []
+            #expect(b.count == 4, "\(id): \(item)")
+            guard b.count == 4 else { continue }
+            #expect(item["bbox_px"]?.arrayValue?.compactMap(\.intValue) == frame.pixelBox(FrameBox(b.map(Double.init))!).values)
+        }
+        let name = (id as NSString).deletingPathExtension + (id.hasSuffix(".png") ? ".png" : ".jpg")
+        let drawn = try ImageDecoder.decode(Data(contentsOf: drawings.appendingPathComponent(name)))
+        #expect([drawn.width, drawn.height] == size, "\(name)")
+        // Lossless drawings: each box's left edge, half-way down, is its palette colour.
+        guard id.hasSuffix(".png") else { continue }
+        for (index, item) in AnnotatedImage.items(in: result).enumerated() where item.box.x2 - item.box.x1 > 4 && item.box.y2 - item.box.y1 > 4 {
+            let y = (item.box.y1 + item.box.y2) / 2, i = (y * drawn.width + item.box.x1) * 3
+            #expect(RGBColor(drawn.pixels[i], drawn.pixels[i + 1], drawn.pixels[i + 2]) == AnnotatedImage.palette[index], "\(id) box \(index)")
+        }
+    }
+}
