@@ -13,13 +13,17 @@ THINKING = REPO / "Tests" / "Fixtures" / "models" / "thinking"
 
 
 @pytest.fixture(scope="module")
-def offering_server():
+def offering_server(browser):
     if server_kind() != "real":
         pytest.skip("switching models needs the real server (POSTLENS_BROWSER_SERVER=real)")
     info = _start_real(["--offer", str(THINKING)])
     try:
         yield info
     finally:
+        # Leave the page and drop its console log: the 503s of /health while a model loads are expected here, and the
+        # browser is shared with tests that require a clean log.
+        browser.get("about:blank")
+        browser.get_log("browser")
         info["stop"]()
 
 
