@@ -65,7 +65,7 @@ public struct TextDecoder: Sendable {
         for (l, layer) in weights.layers.enumerated() {
             cosTable.withUnsafeBufferPointer { cp in
                 sinTable.withUnsafeBufferPointer { sp in
-                    runLayer(layer, index: l, x: x, scratch: s, cache: cache, past: past,
+                    runLayer(layer, index: l, x: x, scratch: s, segments: [CacheSegment(rows: 0..<t, cache: cache, past: past)],
                              cos: cp.baseAddress!, sin: sp.baseAddress!)
                 }
             }
@@ -102,26 +102,41 @@ public struct TextDecoder: Sendable {
         }
     }
 
-    func runLayer(_ w: DecoderLayerWeights, index l: Int, x: Tensor, scratch s: DecoderScratch, cache: KVCache, past: Int,
+    /// Rows `rows` of a layer's input belong to the sequence whose keys and values live in `cache`, after its
+    /// first `past` positions. A prefill chunk is one segment; a batched decode step has one row per sequence.
+    struct CacheSegment {
+        let rows: Range<Int>
+        let cache: KVCache
+        let past: Int
+    }
+
+    /// One decoder layer over all rows of `x` — the projections run once for every row, so each weight is read
+    /// once per step however many sequences share it — with each segment's rows attending to its own cache.
+    /// Used by `forward` (prefill, single decode) and `decodeBatch` alike.
+    func runLayer(_ w: DecoderLayerWeights, index l: Int, x: Tensor, scratch s: DecoderScratch, segments: [CacheSegment],
                   cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
         let c = configuration
         let t = x.shape[0], h = c.hiddenSize, hd = c.headDim
-        let kvWidth = c.kvHeadCount * hd
+        let kvWidth = c.kvHeadCount * hd, qWidth = c.headCount * hd
         rmsNorm(x.data, rows: t, width: h, weight: w.inputNorm.data, eps: c.rmsNormEps, s.normed.data)
         w.qProj.forward(s.normed.data, rows: t, into: s.q.data)
         w.kProj.forward(s.normed.data, rows: t, into: s.k.data)
         w.vProj.forward(s.normed.data, rows: t, into: s.v.data)
         rmsNorm(s.q.data, rows: t * c.headCount, width: hd, weight: w.qNorm.data, eps: c.rmsNormEps, s.q.data)
         rmsNorm(s.k.data, rows: t * c.kvHeadCount, width: hd, weight: w.kNorm.data, eps: c.rmsNormEps, s.k.data)
-        applyRotary(s.q.data, rows: t, heads: c.headCount, headDim: hd, rowStride: c.headCount * hd, cos: cos, sin: sin)
+        applyRotary(s.q.data, rows: t, heads: c.headCount, headDim: hd, rowStride: qWidth, cos: cos, sin: sin)
         applyRotary(s.k.data, rows: t, heads: c.kvHeadCount, headDim: hd, rowStride: kvWidth, cos: cos, sin: sin)
-        cache.keyRow(layer: l, position: past).update(from: s.k.data, count: t * kvWidth)
-        cache.valueRow(layer: l, position: past).update(from: s.v.data, count: t * kvWidth)
-        attention(q: s.q.data, ldq: c.headCount * hd, queryCount: t,
-                  k: cache.keyRow(layer: l, position: 0), v: cache.valueRow(layer: l, position: 0), ldkv: kvWidth,
-                  keyCount: past + t, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: hd,
-                  scale: 1 / Float(hd).squareRoot(), causalOffset: past, out: s.attention.data, ldo: c.headCount * hd,
-                  precision: w.qProj.format == .f32 ? .f32 : .reduced)
+        for segment in segments {
+            let first = segment.rows.lowerBound, count = segment.rows.count, cache = segment.cache
+            cache.keyRow(layer: l, position: segment.past).update(from: s.k.data + first * kvWidth, count: count * kvWidth)
+            cache.valueRow(layer: l, position: segment.past).update(from: s.v.data + first * kvWidth, count: count * kvWidth)
+            attention(q: s.q.data + first * qWidth, ldq: qWidth, queryCount: count,
+                      k: cache.keyRow(layer: l, position: 0), v: cache.valueRow(layer: l, position: 0), ldkv: kvWidth,
+                      keyCount: segment.past + count, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: hd,
+                      scale: 1 / Float(hd).squareRoot(), causalOffset: segment.past,
+                      out: s.attention.data + first * qWidth, ldo: qWidth,
+                      precision: w.qProj.format == .f32 ? .f32 : .reduced)
+        }
         w.oProj.forward(s.attention.data, rows: t, into: x.data, accumulate: true)
         rmsNorm(x.data, rows: t, width: h, weight: w.postAttentionNorm.data, eps: c.rmsNormEps, s.normed.data)
         w.gateProj.forward(s.normed.data, rows: t, into: s.gate.data)

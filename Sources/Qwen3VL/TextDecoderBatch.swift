@@ -6,10 +6,10 @@ extension TextDecoder {
     /// One decode step for several sequences at once (continuous batching): `tokens[b]` is appended to
     /// `caches[b]` at position `caches[b].count + caches[b].ropeDelta`. The projections run as one
     /// `[B, ·]` product, so every weight is read once for all sequences; attention runs per sequence
-    /// against its own cache. Returns logits `[B, V]`.
+    /// against its own cache (the same `runLayer` as `forward`, one segment per sequence). Returns logits `[B, V]`.
     public func decodeBatch(tokens: [Int], caches: [KVCache]) -> Tensor {
         let c = configuration
-        let b = tokens.count, h = c.hiddenSize, hd = c.headDim
+        let b = tokens.count, h = c.hiddenSize
         precondition(b == caches.count && b > 0, "one cache per token")
         let x = Tensor(shape: [b, h])
         for (i, id) in tokens.enumerated() {
@@ -24,35 +24,13 @@ extension TextDecoder {
         }
         let (cosTable, sinTable) = rotary.tables(positions)
         let s = DecoderScratch(tokens: b, configuration: c)
-        let kvWidth = c.kvHeadCount * hd, qWidth = c.headCount * hd
-        for (l, w) in weights.layers.enumerated() {
-            rmsNorm(x.data, rows: b, width: h, weight: w.inputNorm.data, eps: c.rmsNormEps, s.normed.data)
-            w.qProj.forward(s.normed.data, rows: b, into: s.q.data)
-            w.kProj.forward(s.normed.data, rows: b, into: s.k.data)
-            w.vProj.forward(s.normed.data, rows: b, into: s.v.data)
-            rmsNorm(s.q.data, rows: b * c.headCount, width: hd, weight: w.qNorm.data, eps: c.rmsNormEps, s.q.data)
-            rmsNorm(s.k.data, rows: b * c.kvHeadCount, width: hd, weight: w.kNorm.data, eps: c.rmsNormEps, s.k.data)
-            cosTable.withUnsafeBufferPointer { cp in
-                sinTable.withUnsafeBufferPointer { sp in
-                    applyRotary(s.q.data, rows: b, heads: c.headCount, headDim: hd, rowStride: qWidth, cos: cp.baseAddress!, sin: sp.baseAddress!)
-                    applyRotary(s.k.data, rows: b, heads: c.kvHeadCount, headDim: hd, rowStride: kvWidth, cos: cp.baseAddress!, sin: sp.baseAddress!)
+        let segments = caches.enumerated().map { CacheSegment(rows: $0.offset..<($0.offset + 1), cache: $0.element, past: $0.element.count) }
+        cosTable.withUnsafeBufferPointer { cp in
+            sinTable.withUnsafeBufferPointer { sp in
+                for (l, w) in weights.layers.enumerated() {
+                    runLayer(w, index: l, x: x, scratch: s, segments: segments, cos: cp.baseAddress!, sin: sp.baseAddress!)
                 }
             }
-            for (i, cache) in caches.enumerated() {
-                let past = cache.count
-                cache.keyRow(layer: l, position: past).update(from: s.k.data + i * kvWidth, count: kvWidth)
-                cache.valueRow(layer: l, position: past).update(from: s.v.data + i * kvWidth, count: kvWidth)
-                attention(q: s.q.data + i * qWidth, ldq: qWidth, queryCount: 1,
-                          k: cache.keyRow(layer: l, position: 0), v: cache.valueRow(layer: l, position: 0), ldkv: kvWidth,
-                          keyCount: past + 1, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: hd,
-                          scale: 1 / Float(hd).squareRoot(), causalOffset: past, out: s.attention.data + i * qWidth, ldo: qWidth)
-            }
-            w.oProj.forward(s.attention.data, rows: b, into: x.data, accumulate: true)
-            rmsNorm(x.data, rows: b, width: h, weight: w.postAttentionNorm.data, eps: c.rmsNormEps, s.normed.data)
-            w.gateProj.forward(s.normed.data, rows: b, into: s.gate.data)
-            w.upProj.forward(s.normed.data, rows: b, into: s.up.data)
-            siluMultiply(s.gate.data, s.up.data, count: b * c.intermediateSize)
-            w.downProj.forward(s.gate.data, rows: b, into: x.data, accumulate: true)
         }
         for (i, cache) in caches.enumerated() { cache.commit([tokens[i]]) }
         let normed = Tensor(shape: [b, h])

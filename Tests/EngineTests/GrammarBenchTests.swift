@@ -86,6 +86,7 @@ enum QwenVocabulary {
     }
     report.append(String(format: "  %-32@ %7.3f ms", "apply mask to logits" as NSString, applyMs))
     print("grammar mask cost, 151,936-token vocabulary (vocabulary index built in \(Int(buildMs)) ms):\n" + report.joined(separator: "\n"))
-    // Target: < 8 ms (10% of an ~80 ms decode step of the 2B model). Loose here: the CI CPU is shared.
-    #expect(worst < 40)
+    // Printed, not asserted: timing belongs to `postlens bench` (`grammar_mask_ms_max`, and its fraction of a
+    // decode step), which measures it on the machine it reports; a shared CI CPU would only make this flaky.
+    print(String(format: "grammar mask, worst position: %.3f ms", worst))
 }
