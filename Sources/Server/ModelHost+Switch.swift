@@ -10,14 +10,8 @@ import Logging
 /// `/health` reports the failure as `switch_error`. Batch jobs pin the served engine (`BatchLease`); a switch is
 /// refused while one runs, so a job's results never mix two models.
 extension ModelHost {
-    /// Whether another model can be picked: more than one offered, and a loader to read it.
-    public var canSwitch: Bool { loader != nil && choices.count > 1 }
-
     /// Why the last switch failed, if it did (cleared when the next one starts).
     public var switchError: String? { slot.withLock { $0.switchError } }
-
-    /// Whether a switch is under way.
-    public var isSwitching: Bool { slot.withLock { $0.switching } }
 
     public enum SwitchOutcome: Sendable, Equatable { case alreadyServed, started }
 
