@@ -55,6 +55,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: System libraries
@@ -130,9 +132,17 @@ let package = Package(
             dependencies: ["Store", .product(name: "Hummingbird", package: "hummingbird")],
             resources: [.copy("Assets")]
         ),
+        // The shared backend: conversations and batch jobs in PostgreSQL (`--database postgres://…`).
+        .target(
+            name: "PostgresStore",
+            dependencies: ["JSON", "Store", .product(name: "PostgresNIO", package: "postgres-nio")]
+        ),
         .target(
             name: "Analysis",
-            dependencies: ["JSON", "Engine", "Qwen3VL", "Imaging", "RemoteImages", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "JSON", "Engine", "Qwen3VL", "Imaging", "RemoteImages", "Store", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // MARK: Server
         .target(
@@ -151,6 +161,7 @@ let package = Package(
             name: "postlens",
             dependencies: [
                 "JSON", "Engine", "Qwen3VL", "SafeTensors", "Tokenizer", "Imaging", "Kernels", "Hub", "Server", "Analysis",
+                "Store", "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -167,6 +178,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["postlens"]),
         .testTarget(name: "AnalysisTests", dependencies: ["Analysis", "JSON", "Engine", "Qwen3VL", "Imaging", "postlens"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "JSON", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "Store", "JSON", "Analysis"]),
         .testTarget(
             name: "WebUITests",
             dependencies: ["WebUI", "Store", "JSON", .product(name: "HummingbirdTesting", package: "hummingbird")]

@@ -4,14 +4,24 @@
 #  2. Python tests that drive the built binary like users do: the official openai SDK against
 #     `postlens serve` (tests/live) and a real browser against the web page (tests/browser).
 #  3. A fuzz smoke run (libFuzzer, 60 s each) of the JSON reader and the image decoders (scripts/fuzz.sh).
-# First installs what the tests need when it is missing (chromium, chromium-driver, Noto CJK fonts; the Python
-# packages of tests/requirements.txt) — a no-op when they are there.
+# First installs what the tests need when it is missing (chromium, chromium-driver, Noto CJK fonts, PostgreSQL, nginx;
+# the Python packages of tests/requirements.txt) — a no-op when they are there.
+# The tests that need PostgreSQL use a throwaway cluster (scripts/test-postgres.sh: initdb in a temporary folder,
+# loopback port), started here; POSTLENS_REQUIRE_POSTGRES=1 makes them fail rather than skip if it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
+# Every `python3` from here on — the Python tests and the Swift tests that call it (JSON Schema validation, the
+# fake hub) — is the virtual environment's, with the packages of tests/requirements.txt.
+export PATH="$PWD/.venv/bin:$PATH"
 # Runtime-format weight caches written by the tests go to a scratch folder, not the user's cache.
 export POSTLENS_CACHE="$(mktemp -d -t postlens-test-cache-XXXXXX)"
 trap 'rm -rf "$POSTLENS_CACHE"' EXIT
+# An assignment, so that `set -e` stops here if the cluster cannot start (eval of an empty output would not).
+postgres_env=$(scripts/test-postgres.sh start)
+eval "$postgres_env"
+export POSTLENS_REQUIRE_POSTGRES=1
+trap 'scripts/test-postgres.sh stop "$POSTLENS_TEST_PGDATA"; rm -rf "$POSTLENS_CACHE"' EXIT
 swift build --build-tests
 swift test
 # The kernels and the golden/quantization tests again at every other CPU level this machine runs (the run

@@ -30,6 +30,25 @@ public struct BatchSummary: Sendable, Equatable {
         public var error: String
     }
 
+    /// Counts over finished items: (id, ok, output line), in input order.
+    public init(task: String, lines: [(id: String, ok: Bool, line: String)]) {
+        self.task = task
+        for item in lines {
+            total += 1
+            let line = try? JSONValue.parse(item.line)
+            if item.ok {
+                succeeded += 1
+                if let v = line?["result"]?["verdict"]?.stringValue { byVerdict[v, default: 0] += 1 }
+                if let p = line?["result"]?["polarity"]?.stringValue { byPolarity[p, default: 0] += 1 }
+            } else {
+                failed += 1
+                failures.append(.init(id: item.id, error: line?["error"]?.stringValue ?? "error"))
+            }
+        }
+    }
+
+    public init(task: String) { self.task = task }
+
     /// Human-readable lines for the end of a run.
     public var lines: [String] {
         var out = ["\(task): \(total) items, \(succeeded) ok, \(failed) failed"
@@ -119,50 +138,15 @@ public struct BatchPipeline: Sendable {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    func base(id: String) -> JSONObject {
-        ["id": .string(id), "task": .string(runner.task.name), "task_version": JSONValue(Double(runner.task.version))]
-    }
-
     func outputLine(_ outcome: ItemOutcome, record: PostRecord) -> JSONValue {
-        var o = base(id: record.id)
-        o["status"] = outcome.ok ? "ok" : "error"
-        o["result"] = outcome.result ?? .null
-        o["error"] = .optional(outcome.error)
-        if let raw = outcome.raw, !outcome.ok { o["raw"] = .string(raw) }
-        if let meta = record.meta { o["meta"] = meta }
-        o["usage"] = [
-            "prompt_tokens": JSONValue(Double(outcome.usage.promptTokens)),
-            "completion_tokens": JSONValue(Double(outcome.usage.completionTokens)),
-            "image_tokens": JSONValue(Double(outcome.usage.imageTokens)),
-        ]
-        o["seconds"] = JSONValue((outcome.seconds * 1000).rounded() / 1000)
-        return .object(o)
+        ResultLines.outcome(outcome, record: record, task: runner.task)
     }
 
-    func errorLine(id: String, error: String) -> JSONValue {
-        var o = base(id: id)
-        o["status"] = "error"
-        o["result"] = .null
-        o["error"] = .string(error)
-        return .object(o)
-    }
+    func errorLine(id: String, error: String) -> JSONValue { ResultLines.error(id: id, error: error, task: runner.task) }
 
     /// Counts over every stored item.
     public func summarize() throws -> BatchSummary {
-        var s = BatchSummary(task: runner.task.versionTag)
-        for item in try store.items() {
-            s.total += 1
-            let line = try? JSONValue.parse(item.line)
-            if item.ok {
-                s.succeeded += 1
-                if let v = line?["result"]?["verdict"]?.stringValue { s.byVerdict[v, default: 0] += 1 }
-                if let p = line?["result"]?["polarity"]?.stringValue { s.byPolarity[p, default: 0] += 1 }
-            } else {
-                s.failed += 1
-                s.failures.append(.init(id: item.id, error: line?["error"]?.stringValue ?? "error"))
-            }
-        }
-        return s
+        BatchSummary(task: runner.task.versionTag, lines: try store.items().map { ($0.id, $0.ok, $0.line) })
     }
 
     /// Writes every stored item, in input order, as JSON lines or (for a `.csv` path) CSV; atomically.

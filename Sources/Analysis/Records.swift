@@ -25,6 +25,13 @@ public struct InputItem: Sendable, Equatable {
     public var id: String
     public var record: PostRecord?
     public var error: String?
+
+    public init(seq: Int, id: String, record: PostRecord?, error: String?) {
+        self.seq = seq
+        self.id = id
+        self.record = record
+        self.error = error
+    }
 }
 
 public enum RecordReaderError: Error, CustomStringConvertible {
@@ -70,28 +77,38 @@ public enum RecordReader {
         }
     }
 
-    /// One JSON object per line; blank lines are skipped; ids default to `line-N`.
-    public static func readJSONL(_ text: String, columns: Columns = Columns()) -> [InputItem] {
-        var items: [InputItem] = []
-        var body = text
-        if body.hasPrefix("\u{FEFF}") { body.removeFirst() }
-        for (index, rawLine) in body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
-            let lineNumber = index + 1
-            let fallbackID = "line-\(lineNumber)"
-            let seq = items.count
-            guard let value = try? JSONValue.parse(line) else {
-                items.append(InputItem(seq: seq, id: fallbackID, record: nil, error: "line \(lineNumber): not valid JSON"))
-                continue
+    /// One JSON object per line; blank lines are skipped; ids default to `line-N`. A line that is not a JSON object,
+    /// or over `limits`, is that item's error.
+    public static func readJSONL(_ text: String, columns: Columns = Columns(), limits: JSONLines.Limits = .input) -> [InputItem] {
+        records(JSONLines.parse(text, limits: limits), columns: columns)
+    }
+
+    /// Parsed lines as records, in order (`seq` counts the lines that were not blank).
+    static func records(_ lines: [JSONLines.Line], columns: Columns) -> [InputItem] {
+        lines.enumerated().map { seq, line in
+            switch object(of: line) {
+            case .object(let object):
+                item(from: object, seq: seq, fallbackID: "line-\(line.number)", columns: columns, location: "line \(line.number)")
+            case .refused(let error):
+                InputItem(seq: seq, id: "line-\(line.number)", record: nil, error: error)
             }
-            guard case .object(let object) = value else {
-                items.append(InputItem(seq: seq, id: fallbackID, record: nil, error: "line \(lineNumber): not a JSON object"))
-                continue
-            }
-            items.append(item(from: object, seq: seq, fallbackID: fallbackID, columns: columns, location: "line \(lineNumber)"))
         }
-        return items
+    }
+
+    /// A parsed line's object, or the item's error for a line that has none (`line 3: not valid JSON`,
+    /// `line 3: not a JSON object`, `line 3: refused: <the limit>`).
+    static func object(of line: JSONLines.Line) -> LineObject {
+        switch line.value {
+        case .success(.object(let object)): .object(object)
+        case .success: .refused("line \(line.number): not a JSON object")
+        case .failure(let refusal) where refusal.isLimit: .refused("line \(line.number): refused: \(refusal.reason)")
+        case .failure: .refused("line \(line.number): not valid JSON")
+        }
+    }
+
+    enum LineObject {
+        case object(JSONObject)
+        case refused(String)
     }
 
     static func item(from object: JSONObject, seq: Int, fallbackID: String, columns: Columns, location: String) -> InputItem {

@@ -104,7 +104,17 @@ public struct ItemOutcome: Sendable, Equatable {
     public var raw: String?
     public var usage: Usage
     public var seconds: Double
+    /// The error may go away on its own (an image server that timed out): a queue worker tries the item again.
+    public var transient = false
     public var ok: Bool { error == nil }
+}
+
+/// An error that may not happen again if the item is tried later (network trouble, a server's 5xx or 429).
+public protocol TransientError: Error {}
+
+/// An image download that failed in a way worth retrying.
+public struct DownloadError: TransientError, CustomStringConvertible {
+    public let description: String
 }
 
 /// Runs one task on one record: loads the image, builds the prompt and the generation parameters
@@ -143,7 +153,10 @@ public struct TaskRunner: Sendable {
         return p
     }
 
-    public func run(_ record: PostRecord) async -> ItemOutcome {
+    public func run(_ record: PostRecord) async -> ItemOutcome { await run(record, imageData: nil) }
+
+    /// `imageData`: the record's image bytes when they travel with a job (then `record.image` only names it).
+    public func run(_ record: PostRecord, imageData: Data?) async -> ItemOutcome {
         let clock = ContinuousClock()
         let start = clock.now
         var usage = Usage()
@@ -155,7 +168,13 @@ public struct TaskRunner: Sendable {
         do {
             if task.kind == .detect && record.image == nil { throw TaskError("the detect task needs an image") }
             var image: RGBImage? = nil
-            if let reference = record.image { image = try await loadImage(reference) }
+            if let reference = record.image {
+                if let imageData {
+                    image = try decodeImage(imageData, reference: reference)
+                } else {
+                    image = try await loadImage(reference)
+                }
+            }
             // Grounding boxes are mapped into the image as decoded (upright, full size), see `ImageFrame`.
             let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear),
                                       image: image.map { ImageFrame(width: $0.width, height: $0.height) })
@@ -174,7 +193,8 @@ public struct TaskRunner: Sendable {
             }
             return ItemOutcome(id: record.id, result: result, error: nil, raw: nil, usage: usage, seconds: seconds())
         } catch {
-            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds())
+            return ItemOutcome(id: record.id, result: nil, error: "\(error)", raw: raw, usage: usage, seconds: seconds(),
+                               transient: error is any TransientError)
         }
     }
 
@@ -239,48 +259,31 @@ public struct TaskRunner: Sendable {
         let data: Data
         if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
             let fetcher = RemoteImageFetcher(maxBytes: options.maxImageBytes, allowPrivateAddresses: options.trustInput)
-            do { data = try await fetcher.fetch(reference) } catch {
-                throw TaskError("cannot download image \(reference.prefix(200)): \(error)")
-            }
+            do { data = try await fetcher.fetch(reference) } catch { throw Self.downloadError(error, reference: reference) }
         } else {
-            let base = options.baseDirectory ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-            let path: String
-            if reference.hasPrefix("file://"), let url = URL(string: reference) {
-                path = url.path
-            } else if reference.hasPrefix("/") {
-                path = reference
-            } else {
-                path = base.appendingPathComponent(reference).path
-            }
-            guard let resolved = Self.realPath(path) else { throw TaskError("image not found: \(reference)") }
-            if !options.trustInput {
-                let root = (Self.realPath(base.path) ?? base.path).trimmingSuffix("/") + "/"
-                guard resolved.hasPrefix(root) else {
-                    throw TaskError("image \(reference) is outside the input's folder \(root); use --trust-input for trusted input")
-                }
-            }
-            let attributes = try? FileManager.default.attributesOfItem(atPath: resolved)
-            guard attributes?[.type] as? FileAttributeType == .typeRegular else { throw TaskError("image is not a regular file: \(reference)") }
-            let size = (attributes?[.size] as? Int) ?? 0
-            guard size <= options.maxImageBytes else { throw TaskError("image too large (\(size) bytes): \(reference)") }
-            guard let contents = FileManager.default.contents(atPath: resolved) else { throw TaskError("cannot read image \(reference)") }
-            data = contents
+            data = try LocalImageFile.read(reference, base: options.baseDirectory, maxBytes: options.maxImageBytes,
+                                           confined: !options.trustInput)
         }
+        return (try decodeImage(data, reference: reference), data)
+    }
+
+    func decodeImage(_ data: Data, reference: String) throws -> RGBImage {
         do {
-            return (try ImageDecoder.decode(data), data)
+            return try ImageDecoder.decode(data)
         } catch {
             throw TaskError("cannot decode image \(reference): \(error)")
         }
     }
 
-    /// The canonical absolute path (`realpath(3)`: no `..`, no symlinks), or nil if it does not exist.
-    static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
+    /// A failed fetch as the item's error: worth retrying (a queue worker tries the item again) when the network or
+    /// the image server may recover (no answer, a 5xx, a 429, a name that did not resolve), final otherwise (a refused
+    /// address, a 404, an oversized image).
+    static func downloadError(_ error: RemoteImageError, reference: String) -> any Error {
+        let message = "cannot download image \(reference.prefix(200)): \(error)"
+        switch error {
+        case .failed, .unresolvable: return DownloadError(description: message)
+        case .httpStatus(let code) where code >= 500 || code == 429: return DownloadError(description: message)
+        default: return TaskError(message)
+        }
     }
-}
-
-private extension String {
-    func trimmingSuffix(_ suffix: String) -> String { hasSuffix(suffix) ? String(dropLast(suffix.count)) : self }
 }

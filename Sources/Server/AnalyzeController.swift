@@ -103,7 +103,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         }
 
         let calls = CallLog()
-        let analyzer = ServerAnalyzer(engine: { engine }, log: calls, shielded: false)
+        let analyzer = ServerAnalyzer(engine: engine, log: calls, shielded: false)
         // The image is the private copy made above, after ImageSource's checks: a path the server wrote itself.
         var options = spec.options
         options.trustInput = true
@@ -141,100 +141,31 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 struct TaskSpec: Sendable {
     var task: AnalysisTask
     var options: RunOptions
+    /// The stored form (what a batch job keeps).
+    var spec: JobSpec
 
     static let optionKeys: Set<String> = ["language", "max_tokens", "dense", "instruction", "schema"]
 
     /// `paramPrefix` is how the options are named in errors (`options.` for the JSON body, nothing for a query);
-    /// `fromQuery`: values arrive as strings (`max_tokens=64`, `dense=true`, `schema={...}`).
+    /// `fromQuery`: values arrive as strings (`max_tokens=64`, `dense=true`, `schema={...}`). The rules are
+    /// `JobSpec.parse`'s (module Analysis); the server adds its own budgets.
     static func parse(task taskValue: JSONValue?, options: JSONObject, paramPrefix: String, fromQuery: Bool,
                       configuration: ServerConfiguration) throws -> TaskSpec {
-        let names = TaskKind.allCases.map(\.rawValue).joined(separator: ", ")
-        guard let taskValue, taskValue != .null else {
-            throw ServerError.invalidRequest("missing required field 'task' (one of \(names))", param: "task")
+        var defaults = RunOptions()
+        defaults.maxTokens = configuration.defaultMaxTokens
+        defaults.maxPixels = min(1024 * 1024, configuration.maxImageTokens * ServerConfiguration.pixelsPerImageToken)
+        defaults.maxImageBytes = configuration.maxImageFileBytes
+        let spec: JobSpec
+        do {
+            spec = try JobSpec.parse(task: taskValue, options: options, defaults: defaults, allowed: optionKeys, fromQuery: fromQuery)
+        } catch let error as JobSpec.OptionError {
+            let param = error.key == "task" ? "task" : paramPrefix + error.key
+            let message = error.key == "task" && error.rule.hasPrefix("is required")
+                ? "missing required field 'task' (\(error.rule.dropFirst("is required (".count).dropLast()))"
+                : "'\(param)' \(error.rule)"
+            throw ServerError.invalidRequest(message, param: param)
         }
-        guard let name = taskValue.stringValue, let kind = TaskKind(rawValue: name.lowercased()) else {
-            throw ServerError.invalidRequest("'task' must be one of \(names)", param: "task")
-        }
-        func fail(_ key: String, _ rule: String) -> ServerError {
-            .invalidRequest("'\(paramPrefix)\(key)' \(rule)", param: paramPrefix + key)
-        }
-        if !fromQuery {
-            for key in options.keys where !optionKeys.contains(key) {
-                throw fail(key, "is not an option; the options are \(optionKeys.sorted().joined(separator: ", "))")
-            }
-        }
-
-        var run = RunOptions()
-        run.maxTokens = configuration.defaultMaxTokens
-        run.maxPixels = min(1024 * 1024, configuration.maxImageTokens * ServerConfiguration.pixelsPerImageToken)
-        run.maxImageBytes = configuration.maxImageFileBytes
-        switch options["language"] {
-        case nil, .null?: break
-        case .string(let s)?:
-            guard let language = PromptLanguage(rawValue: s.lowercased()) else { throw fail("language", "must be \"zh\" or \"en\"") }
-            run.language = language
-        default: throw fail("language", "must be \"zh\" or \"en\"")
-        }
-        switch options["max_tokens"] {
-        case nil, .null?: break
-        case .number(let n)?:
-            let d = n.double
-            guard d.rounded() == d, d >= 1, d <= 1_000_000 else { throw fail("max_tokens", "must be an integer, at least 1") }
-            run.maxTokens = Int(d)
-        case .string(let s)? where fromQuery:
-            guard let n = Int(s), n >= 1 else { throw fail("max_tokens", "must be an integer, at least 1") }
-            run.maxTokens = n
-        default: throw fail("max_tokens", "must be an integer, at least 1")
-        }
-        let denseRule = "must be true, false or \"auto\""
-        switch options["dense"] {
-        case nil, .null?: break
-        case .bool(let b)?: run.dense = b ? .on : .off
-        case .string(let s)?:
-            switch s.lowercased() {
-            case "auto": run.dense = .auto
-            case "true", "on": run.dense = .on
-            case "false", "off": run.dense = .off
-            default: throw fail("dense", denseRule)
-            }
-        default: throw fail("dense", denseRule)
-        }
-
-        let instruction: String?
-        switch options["instruction"] {
-        case nil, .null?: instruction = nil
-        case .string(let s)?: instruction = s.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty ? nil : s
-        default: throw fail("instruction", "must be a string")
-        }
-        var schema: JSONValue? = options["schema"].flatMap { $0 == .null ? nil : $0 }
-        if fromQuery, let text = schema?.stringValue {
-            do { schema = try JSONValue.parse(text) } catch { throw fail("schema", "is not valid JSON: \(error)") }
-        }
-
-        let task: AnalysisTask
-        if kind == .custom {
-            guard let instruction else { throw fail("instruction", "is required for the custom task (what to extract or decide)") }
-            guard let schema else { throw fail("schema", "is required for the custom task (a JSON object schema)") }
-            guard case .object(let s) = schema, s["type"] == "object" else {
-                throw fail("schema", "must be a JSON schema object with \"type\": \"object\"")
-            }
-            do { task = try AnalysisTask.custom(instruction: instruction, schema: schema) } catch {
-                throw fail("schema", "is not usable: \(error)")
-            }
-            // The engine must be able to constrain decoding to it.
-            do { _ = try JSONSchema.parse(task.schema.orderedSchemaValue) } catch {
-                throw fail("schema", "is not supported: \(error)")
-            }
-        } else if kind == .detect {
-            // detect's instruction names what to look for (optional).
-            if schema != nil { throw fail("schema", "is only used by the custom task") }
-            task = AnalysisTask.detect(instruction: instruction)
-        } else {
-            if instruction != nil { throw fail("instruction", "is only used by the custom and detect tasks") }
-            if schema != nil { throw fail("schema", "is only used by the custom task") }
-            task = try AnalysisTask.builtIn(kind)
-        }
-        return TaskSpec(task: task, options: run)
+        return TaskSpec(task: try spec.makeTask(), options: spec.runOptions(), spec: spec)
     }
 }
 
@@ -252,12 +183,13 @@ final class CallLog: Sendable {
 /// call the engine turns away because the KV budget is in use waits and tries again: batch items share the chat
 /// API's admission limits, but wait for room where a chat request would be answered 429 or 503.
 struct ServerAnalyzer: PostAnalyzer {
-    /// The engine to run each call on: the request's own, or for a batch job the host's served one (a job keeps no
-    /// engine alive once it has finished, so a later model switch can free it).
-    let engine: @Sendable () throws -> any ChatEngine
+    let engine: any ChatEngine
     let log: CallLog?
     let shielded: Bool
     var gate: AdmissionGate? = nil
+    /// The server's image ceiling (`--max-image-tokens` in pixels) for items of jobs that may come from elsewhere
+    /// (`postlens jobs submit --options '{"max_pixels": …}'`): a job cannot raise it, as a request's `max_pixels` cannot.
+    var maxPixels: Int? = nil
 
     func analyze(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         guard let gate else { return try await analyzeNow(request) }
@@ -277,8 +209,9 @@ struct ServerAnalyzer: PostAnalyzer {
 
     private func analyzeNow(_ request: AnalyzerRequest) async throws -> AnalyzerResponse {
         let engineRequest = InferenceEngine.Request(messages: request.messages, images: request.images,
-                                                    parameters: request.parameters, maxPixels: request.maxPixels)
-        let engine = try self.engine()
+                                                    parameters: request.parameters,
+                                                    maxPixels: maxPixels.map { min(request.maxPixels ?? $0, $0) } ?? request.maxPixels)
+        let engine = self.engine
         let call: @Sendable () async throws -> GenerationResult = {
             var result: GenerationResult?
             for try await event in engine.generate(engineRequest) {

@@ -13,7 +13,9 @@ public func buildApplication(configuration: ServerConfiguration, engine: some Ch
 
 /// Builds the HTTP application around a model host that may still be loading (`/health` says `loading`,
 /// chat requests get 503 until it is ready).
+/// `batches`: where batch jobs are kept and who runs them (default: an in-memory queue run on demand).
 public func buildApplication(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
+                             batches: BatchService? = nil,
                              metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain(),
                              logger: Logger? = nil) -> some ApplicationProtocol {
     let logger = logger ?? {
@@ -24,8 +26,9 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
     // Each connection gets a watcher of its own in its pipeline (the handler list is an autoclosure, evaluated per
     // connection), so that a request whose client goes away is cancelled.
     let connections = ConnectionWatchers()
-    let router = buildRouter(configuration: configuration, host: host, store: store, metrics: metrics, drain: drain,
-                             connections: connections)
+    let router = buildRouter(configuration: configuration, host: host, store: store,
+                             batches: batches ?? BatchService.inMemory(host: host, configuration: configuration, logger: logger),
+                             metrics: metrics, drain: drain, connections: connections)
     return Application(
         router: router,
         server: .http1(configuration: .init(additionalChannelHandlers: [connections.makeHandler(), CloseAfterResponseHandler()],
@@ -40,8 +43,10 @@ public func buildApplication(configuration: ServerConfiguration, host: ModelHost
 /// Each router gets its own metrics registry unless one is given (see `ServerMetrics`). `connections` are the watchers
 /// that `buildApplication` puts in each connection's pipeline (none are there in router tests).
 func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (any ConversationStore)? = nil,
+                 batches: BatchService? = nil,
                  metrics: ServerMetrics = ServerMetrics(), drain: ShutdownDrain = ShutdownDrain(),
                  connections: ConnectionWatchers = ConnectionWatchers()) -> Router<ServerContext> {
+    let batches = batches ?? BatchService.inMemory(host: host, configuration: configuration, logger: Logger(label: "postlens.batches"))
     let router = Router(context: ServerContext.self)
     router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(middleware: OpenAIErrorMiddleware(retryAfter: configuration.retryAfterSeconds))
@@ -50,9 +55,11 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
         path.hasPrefix("/api/") ? maxWeb : maxBody
     })
     router.add(middleware: APIKeyMiddleware(keys: Set(configuration.apiKeys)))
-    let gate = AdmissionGate(limit: configuration.maxQueue)
+    // One admission gate for the server: chat and analyze requests take a place in it or get 429, and the batch
+    // worker's items wait for a place in the same gate (`ServerAnalyzer`).
+    let gate = batches.gate
     HealthController<ServerContext>(host: host, gate: gate).register(on: router)
-    MetricsController<ServerContext>(metrics: metrics, host: host, gate: gate).register(on: router)
+    MetricsController<ServerContext>(metrics: metrics, host: host, gate: gate, batches: batches).register(on: router)
     let images = ImageSource(configuration: configuration)
     router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images, metrics: metrics,
                                     drain: drain, connections: connections).routes,
@@ -60,7 +67,7 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     router.addRoutes(ModelsController(host: host, configuration: configuration).routes, atPath: "/v1")
     router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images,
                                        connections: connections).routes, atPath: "/v1")
-    router.addRoutes(BatchController(host: host, configuration: configuration, images: images, gate: gate).routes, atPath: "/v1")
+    router.addRoutes(BatchController(host: host, configuration: configuration, images: images, batches: batches).routes, atPath: "/v1")
     if let store { addWebRoutes(to: router, store: store, options: WebUIOptions(maxBodyBytes: configuration.maxWebBodyBytes)) }
     return router
 }

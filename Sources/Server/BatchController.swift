@@ -1,37 +1,34 @@
 import Analysis
 import Foundation
-import JSON
 import Hummingbird
-import Synchronization
+import JSON
+import Store
 
-/// Batch analysis jobs: `POST /v1/batches?task=T` (a JSON-lines body of `{id, image, text, meta}` records) starts a
-/// job that runs in the background, one item at a time, through the server's engine; `GET /v1/batches/{id}` reports
-/// progress, `GET /v1/batches/{id}/results?format=jsonl|csv` returns the finished items (in input order, each id once,
-/// per-item errors recorded), and `POST /v1/batches/{id}/cancel` stops the job before its next item.
+/// Batch analysis jobs: `POST /v1/batches?task=T` (a JSON-lines body of `{id, image, text, meta}` records, or OpenAI
+/// batch requests) stores a job in the server's `JobQueue`; `GET /v1/batches` lists the newest jobs with their progress,
+/// `GET /v1/batches/{id}` reports one, `GET /v1/batches/{id}/results?format=jsonl|csv|openai` returns the finished items
+/// (in input order, each record once, per-item errors recorded), and `POST /v1/batches/{id}/cancel` stops the job
+/// before its next item.
 ///
-/// Each job keeps its state in a ``JobStore`` (SQLite) in its own folder under the system temporary directory, with
-/// the images of its records copied there at upload; the registry keeps at most ``BatchRegistry/maxStoredJobs`` jobs,
-/// dropping the oldest finished one (and its folder) to make room. Jobs do not survive a restart.
+/// The queue is SQLite by default (in the history file, so jobs survive a restart) or PostgreSQL with `--database`
+/// (then every server behind a load balancer sees every job, and `postlens worker`s run them too). Images of the
+/// records are checked by the same rules as chat (from their headers; not decoded here) and stored with the job, so no
+/// temporary file is written.
+///
+/// An upload is bounded like any request: the body limit and `--client-timeout`, at most `maxBatchRecords` records
+/// (counted before any line is parsed), and a body's JSON limits (each line's depth, the values of all lines together,
+/// each line parsed once: `JSONLines`); a server keeps at most `BatchService.maxOpenSubmissions` of the jobs it accepted
+/// unfinished at once. Their items then wait for a place among the chat API's `--max-queue` (see `BatchService`).
 struct BatchController<Context: RequestContext>: Sendable {
     let host: ModelHost
     let configuration: ServerConfiguration
     let images: ImageSource
-    let registry: BatchRegistry
-    /// The chat API's admission gate: batch items wait for a place in it.
-    let gate: AdmissionGate
-
-    init(host: ModelHost, configuration: ServerConfiguration, images: ImageSource, gate: AdmissionGate,
-         registry: BatchRegistry = BatchRegistry()) {
-        self.host = host
-        self.configuration = configuration
-        self.images = images
-        self.gate = gate
-        self.registry = registry
-    }
+    let batches: BatchService
 
     var routes: RouteCollection<Context> {
         let routes = RouteCollection(context: Context.self)
         routes.post("/batches", use: create)
+        routes.get("/batches", use: list)
         routes.get("/batches/:id", use: show)
         routes.get("/batches/:id/results", use: results)
         routes.post("/batches/:id/cancel", use: cancel)
@@ -41,293 +38,161 @@ struct BatchController<Context: RequestContext>: Sendable {
     // MARK: - Handlers
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
-        // The job pins the served model until it ends (no model switch meanwhile: its results come from one model).
-        let (engine, lease) = try host.leaseForBatch()
-        let query = request.uri.queryParameters
-        var options: JSONObject = [:]
-        for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
-        let spec = try TaskSpec.parse(task: query.get("task").map { .string($0) }, options: options, paramPrefix: "",
-                                      fromQuery: true, configuration: configuration)
+        // Jobs run on this server's engine unless it leaves them to workers.
+        if batches.mode != .off { _ = try host.readyEngine() }
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
-        let data = Data(buffer: body, byteTransferStrategy: .noCopy)
-        guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
-        try Self.checkJSONLines(text)
-        var items = RecordReader.readJSONL(text)
-        guard items.count <= configuration.maxBatchRecords else {
-            throw ServerError.limit("the body has \(items.count) records, more than the \(configuration.maxBatchRecords) one batch may have",
-                                    param: "body")
+        let query = request.uri.queryParameters
+        let limits = JSONLines.Limits(perLine: configuration.requestJSONLimits, totalValues: configuration.maxJSONValues)
+        let recordLimits = BatchInput.Limits(maxRecords: configuration.maxBatchRecords, maxBytes: configuration.maxBodyBytes)
+        let input = try await Offload.run { [task = query.get("task")] in
+            let data = Data(buffer: body, byteTransferStrategy: .noCopy)
+            guard let text = String(validating: data, as: UTF8.self) else { throw ServerError.bodyNotUTF8 }
+            // Records are counted before any line is parsed; each line is then parsed once.
+            let raw = JSONLines.split(text)
+            if let refusal = recordLimits.refusal(records: raw.count, in: "the body") { throw ServerError.limit(refusal, param: "body") }
+            let lines = JSONLines.parse(raw, limits: limits)
+            try Self.checkJSONLines(lines)
+            return BatchInput.parseJSONL(lines, task: task)
         }
-        guard !items.isEmpty else {
+        // Options come from the query string, or from the requests themselves in OpenAI's format.
+        var options: JSONObject = input.options ?? [:]
+        if input.options == nil {
+            for key in TaskSpec.optionKeys { if let value = query.get(key) { options[key] = .string(value) } }
+        }
+        let taskName = query.get("task") ?? input.task
+        let fromQuery = input.options == nil
+        var spec = try await Offload.run { [options, configuration] in
+            try TaskSpec.parse(task: taskName.map { .string($0) }, options: options, paramPrefix: "", fromQuery: fromQuery,
+                               configuration: configuration).spec
+        }
+        spec.openAIFormat = input.openAIFormat
+        guard !input.items.isEmpty else {
             throw APIError(status: .badRequest, message: "the body has no records; send one JSON object per line ({id, image, text, meta})",
                            param: "body", code: "invalid_jsonl")
         }
-
-        let id = "batch_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        let directory = registry.root.appendingPathComponent(id, isDirectory: true)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        do {
-            // Images go through the same rules as chat and /v1/analyze; a refused one is that item's error.
-            for index in items.indices {
-                guard var record = items[index].record, let reference = record.image else { continue }
+        try await batches.checkRoomForSubmission()
+        var submission = JobSubmission(spec: spec, source: "api")
+        submission.idPrefix = "batch_"
+        let images = images, retryAfter = configuration.retryAfterSeconds, maxPixels = configuration.maxRequestPixels
+        let info = try await mapped {
+            try await submission.submit(input.items, to: batches.queue, resolve: { reference in
+                // Same rules as chat and /v1/analyze, the header's pixels included (the image is not decoded here);
+                // a refused image is that item's error.
                 do {
-                    let bytes = try images.bytes(reference, param: "image")
-                    let file = directory.appendingPathComponent("image-\(items[index].seq).img")
-                    try bytes.write(to: file)
-                    record.image = file.path
-                    items[index].record = record
+                    var allowance = ImageAllowance(maxImages: 1, maxPixels: maxPixels)
+                    return .bytes(try images.inspect(reference, param: "image", allowance: &allowance).bytes)
                 } catch {
-                    items[index].record = nil
-                    items[index].error = "image: " + APIError(error, retryAfter: configuration.retryAfterSeconds).message
+                    throw TaskError("image: " + APIError(error, retryAfter: retryAfter).message)
                 }
-            }
-            let store = try JobStore(path: directory.appendingPathComponent("state.sqlite").path)
-            // The records' images are the copies made above, checked by ImageSource: paths the server wrote itself.
-            var options = spec.options
-            options.trustInput = true
-            let runner = TaskRunner(task: spec.task, analyzer: ServerAnalyzer(engine: { [host] in try host.readyEngine() }, log: nil, shielded: true, gate: gate),
-                                    options: options, baseParameters: engine.defaultParameters)
-            let job = BatchJob(id: id, task: spec.task, total: items.count, directory: directory,
-                               pipeline: BatchPipeline(runner: runner, store: store))
-            try registry.add(job)
-            job.start(items, lease: lease)
-            context.logger.info("batch started", metadata: ["batch": "\(id)", "task": "\(spec.task.versionTag)", "total": "\(items.count)"])
-            return jsonResponse(job.json)
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
+            })
         }
+        batches.accepted(info)
+        batches.wake()
+        context.logger.info("batch submitted", metadata: ["batch": "\(info.id)", "task": "\(info.task)", "total": "\(info.total)"])
+        return jsonResponse(Self.json(info))
+    }
+
+    @Sendable func list(_ request: Request, context: Context) async throws -> Response {
+        let limit = min(200, max(1, request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 20))
+        let jobs = try await mapped { try await batches.queue.jobs(limit: limit) }
+        return jsonResponse(["object": "list", "data": .array(jobs.map(Self.json))])
     }
 
     @Sendable func show(_ request: Request, context: Context) async throws -> Response {
-        jsonResponse(try job(context).json)
+        jsonResponse(Self.json(try await summarized(try await job(context))))
     }
 
     @Sendable func results(_ request: Request, context: Context) async throws -> Response {
-        let job = try job(context)
+        let info = try await job(context)
         let format = request.uri.queryParameters.get("format")?.lowercased() ?? "jsonl"
-        let lines = try job.pipeline.exportLines()
+        guard ["jsonl", "ndjson", "csv", "openai"].contains(format) else {
+            throw ServerError.invalidRequest("'format' must be \"jsonl\", \"csv\" or \"openai\"", param: "format")
+        }
+        let results = try await mapped { try await batches.queue.allResults(jobID: info.id) }
         switch format {
-        case "jsonl", "ndjson":
-            let text = lines.map { $0 + "\n" }.joined()
-            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         case "csv":
-            let csv = ResultCSV.render(lines.compactMap { try? JSONValue.parse($0) }, task: job.task.kind)
+            let kind = (try? JobSpec(json: JSONValue.parse(info.spec)))?.task ?? .custom
+            let csv = ResultCSV.render(results.compactMap { try? JSONValue.parse($0.line) }, task: kind)
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
-                                                   .contentDisposition: "attachment; filename=\"\(job.id).csv\""],
+                                                   .contentDisposition: "attachment; filename=\"\(info.id).csv\""],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
         default:
-            throw ServerError.invalidRequest("'format' must be \"jsonl\" or \"csv\"", param: "format")
+            let text = results.map { result in
+                guard format == "openai", let line = try? JSONValue.parse(result.line) else { return result.line + "\n" }
+                return OpenAIBatchOutput.line(line, jobID: info.id, seq: result.seq).sortedText + "\n"
+            }.joined()
+            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
     }
 
     @Sendable func cancel(_ request: Request, context: Context) async throws -> Response {
-        let job = try job(context)
-        job.cancel()
-        context.logger.info("batch cancel", metadata: ["batch": "\(job.id)", "status": "\(job.status.rawValue)"])
-        return jsonResponse(job.json)
-    }
-
-    private func job(_ context: Context) throws -> BatchJob {
         let id = try context.parameters.require("id")
-        guard let job = registry.job(id) else {
-            throw APIError(status: .notFound, message: "no batch job '\(id)' (jobs are kept in memory, at most \(BatchRegistry.maxStoredJobs))",
-                           param: "id", code: "not_found")
-        }
-        return job
+        let info = try await mapped { try await batches.queue.cancelJob(id: id) }
+        context.logger.info("batch cancel", metadata: ["batch": "\(info.id)", "status": "\(info.state.rawValue)"])
+        return jsonResponse(Self.json(info))
     }
 
-    /// Lines that are not JSON objects make the whole upload a 400 naming the line (record-level problems, such as a
-    /// record with neither image nor text, are that item's error instead).
-    static func checkJSONLines(_ text: String) throws {
-        var body = Substring(text)
-        if body.hasPrefix("\u{FEFF}") { body = body.dropFirst() }
-        for (index, raw) in body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespacesAndNewlines)
-            if line.isEmpty { continue }
-            let problem: String
-            do {
-                guard case .object = try JSONValue.parse(line) else {
-                    throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not a JSON object; send one {id, image, text, meta} object per line",
-                                   param: "line \(index + 1)", code: "invalid_jsonl")
-                }
-                continue
-            } catch let error as APIError {
-                throw error
-            } catch {
-                problem = "\(error)"
-            }
-            throw APIError(status: .badRequest, message: "malformed JSONL: line \(index + 1) is not valid JSON (\(problem))",
-                           param: "line \(index + 1)", code: "invalid_jsonl")
-        }
-    }
-}
+    // MARK: - Helpers
 
-/// The jobs of this server process, newest last, bounded.
-final class BatchRegistry: Sendable {
-    static let maxStoredJobs = 32
-    /// Folder holding one subfolder per job.
-    let root: URL
-    private let jobs = Mutex<[BatchJob]>([])
-
-    /// `root` defaults to a folder of this process under the system temporary directory. Folders that earlier server
-    /// processes left behind (their process is gone: a crash, a kill) are removed here, and this one when the registry
-    /// goes away at shutdown, so batch images and job databases do not pile up in /tmp.
-    init(root: URL? = nil) {
-        let temporary = FileManager.default.temporaryDirectory
-        self.root = root ?? temporary.appendingPathComponent("\(Self.prefix)\(getpid())-\(UUID().uuidString.prefix(8))")
-        if root == nil {
-            Self.removeAbandoned(in: temporary)
-            Self.removeAtExit(self.root)
-        }
+    private func job(_ context: Context) async throws -> JobInfo {
+        let id = try context.parameters.require("id")
+        return try await mapped { try await batches.queue.job(id: id) }
     }
 
-    deinit { try? FileManager.default.removeItem(at: root) }
-
-    /// Folders removed when the process exits normally (the registry itself may still be referenced then).
-    private static let exitList = Mutex<[URL]>([])
-
-    private static func removeAtExit(_ folder: URL) {
-        let first = exitList.withLock { list -> Bool in
-            list.append(folder)
-            return list.count == 1
-        }
-        if first {
-            atexit {
-                for folder in BatchRegistry.exitList.withLock({ $0 }) { try? FileManager.default.removeItem(at: folder) }
-            }
-        }
+    /// A finished job gets its summary (verdicts, polarities, failures) computed once and kept.
+    private func summarized(_ info: JobInfo) async throws -> JobInfo {
+        guard info.state.isFinal, info.summary == nil else { return info }
+        var info = info
+        let results = try await mapped { try await batches.queue.allResults(jobID: info.id) }
+        info.summary = JobReport.summary(info, results: results).json.sortedText
+        try? await batches.queue.setSummary(jobID: info.id, summary: info.summary ?? "{}")
+        return info
     }
 
-    static let prefix = "postlens-batches-"
-
-    /// Removes `postlens-batches-PID-…` folders whose process no longer runs.
-    static func removeAbandoned(in directory: URL) {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory.path) else { return }
-        for name in names where name.hasPrefix(prefix) {
-            let parts = name.dropFirst(prefix.count).split(separator: "-")
-            guard let pid = parts.first.flatMap({ Int32($0) }), pid != getpid() else { continue }
-            if kill(pid, 0) != 0 && errno == ESRCH {
-                try? FileManager.default.removeItem(at: directory.appendingPathComponent(name))
-            }
-        }
-    }
-
-    func job(_ id: String) -> BatchJob? { jobs.withLock { list in list.first { $0.id == id } } }
-
-    /// Adds a job, dropping the oldest finished ones beyond the limit; 429 when every stored job is still running.
-    func add(_ job: BatchJob) throws {
-        let dropped: [BatchJob] = try jobs.withLock { list in
-            var dropped: [BatchJob] = []
-            while list.count >= Self.maxStoredJobs {
-                guard let index = list.firstIndex(where: { $0.status != .running }) else {
-                    throw APIError(status: .tooManyRequests,
-                                   message: "\(Self.maxStoredJobs) batch jobs are running; wait for one to finish or cancel one",
-                                   type: "rate_limit_error", code: "too_many_batches")
-                }
-                dropped.append(list.remove(at: index))
-            }
-            list.append(job)
-            return dropped
-        }
-        for old in dropped { try? FileManager.default.removeItem(at: old.directory) }
-    }
-}
-
-/// One batch job: its pipeline (task runner + job store) and the progress the pipeline reports.
-final class BatchJob: BatchProgressReporter, Sendable {
-    enum Status: String, Sendable { case running, completed, cancelled, failed }
-
-    struct State: Sendable {
-        var status = Status.running
-        var done = 0
-        var failed = 0
-        var summary: JSONValue?
-        var error: String?
-        var finishedAt: Date?
-    }
-
-    let id: String
-    let task: AnalysisTask
-    let total: Int
-    let createdAt = Date()
-    let directory: URL
-    let pipeline: BatchPipeline
-    private let state = Mutex(State())
-    private let worker = Mutex<Task<Void, Never>?>(nil)
-
-    init(id: String, task: AnalysisTask, total: Int, directory: URL, pipeline: BatchPipeline) {
-        self.id = id
-        self.task = task
-        self.total = total
-        self.directory = directory
-        self.pipeline = pipeline
-    }
-
-    var status: Status { state.withLock { $0.status } }
-
-    /// Runs the items in the background; `lease` (the served model's pin) is held until the job ends.
-    func start(_ items: [InputItem], lease: ModelHost.BatchLease) {
-        worker.withLock { worker in
-            worker = Task { [self] in
-                defer { withExtendedLifetime(lease) {} }
-                do {
-                    let summary = try await pipeline.run(items, input: id, resume: false, progress: self)
-                    finish(.completed, summary: summary.json, error: nil)
-                } catch is CancellationError {
-                    finish(.cancelled, summary: (try? pipeline.summarize())?.json, error: nil)
-                } catch {
-                    finish(.failed, summary: (try? pipeline.summarize())?.json, error: "\(error)")
-                }
-            }
-        }
-    }
-
-    /// Marks the job cancelled at once; the item in flight finishes and is recorded, no further item starts.
-    func cancel() {
-        let wasRunning = state.withLock { s -> Bool in
-            guard s.status == .running else { return false }
-            s.status = .cancelled
-            return true
-        }
-        if wasRunning { worker.withLock { $0?.cancel() } }
-    }
-
-    private func finish(_ status: Status, summary: JSONValue?, error: String?) {
-        state.withLock { s in
-            if s.status == .running { s.status = status }  // a cancel that came first stays a cancel
-            s.summary = summary
-            s.error = error
-            s.finishedAt = Date()
-            if let summary {
-                s.done = Int(summary["total"]?.doubleValue ?? Double(s.done))
-                s.failed = Int(summary["failed"]?.doubleValue ?? Double(s.failed))
-            }
-        }
-    }
-
-    var json: JSONValue {
-        let s = state.withLock { $0 }
-        var o: JSONObject = [
-            "id": .string(id), "object": "batch", "task": .string(task.versionTag), "status": .string(s.status.rawValue),
-            "total": JSONValue(Double(total)), "done": JSONValue(Double(s.done)), "failed": JSONValue(Double(s.failed)),
-            "created_at": JSONValue(createdAt.timeIntervalSince1970.rounded(.down)),
-        ]
-        if let finishedAt = s.finishedAt { o["finished_at"] = JSONValue(finishedAt.timeIntervalSince1970.rounded(.down)) }
-        if let summary = s.summary { o["summary"] = summary }
-        if let error = s.error { o["error"] = .string(error) }
+    /// The job in the API's shape: `JobReport.json` plus OpenAI's `object` and the `status` name older clients read.
+    static func json(_ info: JobInfo) -> JSONValue {
+        guard case .object(var o) = JobReport.json(info) else { return .null }
+        o["object"] = "batch"
+        o["status"] = .string(info.state.rawValue)
         return .object(o)
     }
 
-    // MARK: BatchProgressReporter
-
-    func began(total: Int, alreadyDone: Int) {}
-
-    func progressed(done: Int, failed: Int, total: Int, itemsPerSecond: Double?, etaSeconds: Double?) {
-        state.withLock { s in
-            s.done = done
-            s.failed = failed
+    /// Store errors in the API's shape: an unknown job is a 404, a database that is away a 503.
+    private func mapped<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as StoreError {
+            switch error {
+            case .jobNotFound(let id):
+                throw APIError(status: .notFound, message: "no batch job '\(id)'", type: "invalid_request_error", param: "id", code: "not_found")
+            case .unavailable(let reason):
+                throw APIError(status: .serviceUnavailable, message: reason, type: "server_error", code: "database_unavailable",
+                               headers: [.retryAfter: String(configuration.retryAfterSeconds)])
+            case .invalid(let reason), .conversationNotFound(let reason), .imageNotFound(let reason):
+                throw APIError(status: .internalServerError, message: reason, type: "server_error", code: "store_error")
+            }
         }
     }
 
-    func finished() {}
+    /// Lines that are not JSON objects, or over the JSON limits of a body, make the whole upload a 400 naming the line,
+    /// and nothing is stored (record-level problems, such as a record with neither image nor text, are that item's
+    /// error instead).
+    static func checkJSONLines(_ lines: [JSONLines.Line]) throws {
+        for line in lines {
+            let param = "line \(line.number)"
+            switch line.value {
+            case .success(.object): continue
+            case .success:
+                throw APIError(status: .badRequest, message: "malformed JSONL: line \(line.number) is not a JSON object; send one {id, image, text, meta} object per line",
+                               param: param, code: "invalid_jsonl")
+            case .failure(let refusal) where refusal.totalExhausted:
+                throw ServerError.limit("the body is refused at line \(line.number): \(refusal.reason) (a server limit; see docs/api.md)", param: "body")
+            case .failure(let refusal) where refusal.isLimit:
+                throw ServerError.limit("line \(line.number) of the body is refused: \(refusal.reason) (a server limit; see docs/api.md)", param: param)
+            case .failure(let refusal):
+                throw APIError(status: .badRequest, message: "malformed JSONL: line \(line.number) is not valid JSON (\(refusal.reason))",
+                               param: param, code: "invalid_jsonl")
+            }
+        }
+    }
 }

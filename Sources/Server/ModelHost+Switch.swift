@@ -7,8 +7,8 @@ import Logging
 /// requests away (503 `model_loading`, as at start-up), lets the requests in flight finish on the old engine, waits
 /// until that engine is gone (its last reference dropped, its scheduler thread ended), and only then reads the new
 /// weights. A new model that fails to load is not left as a dead server: the previous one is loaded again and
-/// `/health` reports the failure as `switch_error`. Batch jobs pin the served engine (`BatchLease`); a switch is
-/// refused while one runs, so a job's results never mix two models.
+/// `/health` reports the failure as `switch_error`. Observers (`observe`) hear of both ends: the server's batch worker
+/// stops claiming items when a switch starts (it finishes those in flight) and starts again on the new engine.
 extension ModelHost {
     /// Why the last switch failed, if it did (cleared when the next one starts).
     public var switchError: String? { slot.withLock { $0.switchError } }
@@ -25,7 +25,7 @@ extension ModelHost {
 
     /// Serves the offered model `id` from now on. Returns `.alreadyServed` when it is (nothing happens), else starts
     /// the switch and returns at once; `GET /health` says `loading` until the new model is ready.
-    /// Refused (409) while the first model is still loading, while another switch runs, or while a batch job runs.
+    /// Refused (409) while the first model is still loading or while another switch runs.
     func switchModel(to id: String, drainLimit: Duration, logger: Logger) throws -> SwitchOutcome {
         guard let target = choices.firstIndex(where: { $0.id == id }) else { throw ServerError.unknownModel(id) }
         let previous: (index: Int, engine: (any ChatEngine)?)? = try slot.withLock { slot in
@@ -42,11 +42,8 @@ extension ModelHost {
             case .ready(let e): engine = e
             case .failed: engine = nil
             }
-            guard slot.batches == 0 else {
-                throw ServerError.modelSwitchRefused("\(slot.batches) batch job(s) run on '\(choices[slot.served].id)'; wait for them or cancel them (POST /v1/batches/{id}/cancel)")
-            }
             let from = slot.served
-            slot = Slot(served: target, state: .loading, switching: true, switchError: nil, batches: 0)
+            slot = Slot(served: target, state: .loading, switching: true, switchError: nil)
             return (from, engine)
         }
         guard let previous else { return .alreadyServed }
@@ -54,6 +51,7 @@ extension ModelHost {
         let watch = ReleaseWatch(previous.engine), fallback = previous.index, from = choices[fallback].id
         logger.info("switching model", metadata: ["from": "\(from)", "to": "\(id)"])
         Thread.detachNewThread { [self] in
+            notify(.switching)
             if !watch.waitUntilReleased(upTo: drainLimit) {
                 logger.warning("requests still run on the previous model; loading the new one beside it",
                                metadata: ["from": "\(from)", "waited_s": "\(drainLimit.components.seconds)"])
@@ -75,6 +73,7 @@ extension ModelHost {
                 slot.state = .ready(engine)
                 slot.switching = false
             }
+            notify(.ready)
             logger.info("model ready", metadata: ["model": "\(choice.id)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))"])
             return nil
         } catch {
@@ -93,26 +92,6 @@ extension ModelHost {
             load(fallback, fallback: nil, logger: logger)
             return error
         }
-    }
-
-    /// A running batch job's hold on the served engine: while any is held, `switchModel` refuses.
-    final class BatchLease: Sendable {
-        private let host: ModelHost
-        fileprivate init(host: ModelHost) { self.host = host }
-        deinit { host.slot.withLock { $0.batches -= 1 } }
-    }
-
-    /// The served engine and a lease on it, taken together (a switch cannot start in between); 503 while loading.
-    func leaseForBatch() throws -> (engine: any ChatEngine, lease: BatchLease) {
-        let engine = try slot.withLock { slot -> any ChatEngine in
-            guard case .ready(let engine) = slot.state, !slot.switching else {
-                if case .failed(let reason) = slot.state { throw ServerError.modelFailed(reason) }
-                throw ServerError.modelLoading
-            }
-            slot.batches += 1
-            return engine
-        }
-        return (engine, BatchLease(host: self))
     }
 }
 

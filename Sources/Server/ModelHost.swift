@@ -66,15 +66,18 @@ public final class ModelHost: Sendable {
         var switching = false
         /// Why the last switch did not happen (the new model failed to load); cleared by the next switch.
         var switchError: String?
-        /// Batch jobs running on the served engine (`BatchLease`): a switch waits for none.
-        var batches = 0
     }
+
+    /// What observers hear: a switch has started (new requests are turned away; the old engine is to be let go), or a
+    /// model is ready (after the first load or a switch).
+    public enum Event: Sendable { case switching, ready }
 
     /// Every model this server may serve, the one it starts with first.
     public let choices: [ModelChoice]
     let loader: EngineLoader?
     public let startedAt = Date()
     let slot: Mutex<Slot>
+    private let observers = Mutex<[@Sendable (Event) -> Void]>([])
 
     /// One model, ready (`engine`) or loading; without a loader it cannot switch.
     public convenience init(modelID: String, engine: (any ChatEngine)? = nil, description: ModelDescription? = nil) {
@@ -113,6 +116,13 @@ public final class ModelHost: Sendable {
 
     /// The engine, or 503 while loading / after a failed load.
     func readyEngine() throws -> any ChatEngine { try ready().engine }
+
+    /// Calls `observer` on every `Event`, on the thread that loads models (it must not block).
+    public func observe(_ observer: @escaping @Sendable (Event) -> Void) { observers.withLock { $0.append(observer) } }
+
+    func notify(_ event: Event) {
+        for observer in observers.withLock({ $0 }) { observer(event) }
+    }
 
     public func setReady(_ engine: any ChatEngine) { slot.withLock { $0.state = .ready(engine) } }
     public func setFailed(_ message: String) { slot.withLock { $0.state = .failed(message) } }

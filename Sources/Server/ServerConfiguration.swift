@@ -61,6 +61,8 @@ public struct ServerConfiguration: Sendable {
     public var maxWebBodyBytes = 256 << 20
     /// Seconds suggested in `Retry-After` when the queue is full or the model is loading.
     public var retryAfterSeconds = 2
+    /// Batch items the server's own worker runs at once beside chat; 0 leaves batch jobs to `postlens worker`s.
+    public var batchConcurrency = 1
     /// After SIGTERM/SIGINT, how long requests in flight may run on before they are cancelled.
     public var shutdownGracePeriod: Duration = .seconds(30)
     /// A model switch (`POST /v1/models/load`): how long requests in flight may finish on the old model before the

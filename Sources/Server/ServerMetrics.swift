@@ -35,6 +35,8 @@ public final class ServerMetrics: Sendable {
     private let modelReady: Gauge
     private let uptime: Gauge
     private let cacheGauges: [(kind: String, hits: Gauge, misses: Gauge, bytes: Gauge, entries: Gauge)]
+    /// Batch jobs and workers (`JobMetrics`).
+    let jobs: JobMetrics
 
     /// Seconds from arrival to first token: a CPU prefill of an image prompt may take tens of seconds.
     static let timeToFirstTokenBuckets: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160]
@@ -71,6 +73,7 @@ public final class ServerMetrics: Sendable {
         // Which kernels run: one series with value 1, labelled with the level and the CPU (like a build-info metric).
         gauge("postlens_cpu_isa_info", "The kernels' instruction-set level and the CPU (value 1).",
               labels: [("level", KernelDispatch.level.description), ("cpu", CPUFeatures.host.brand)]).set(1.0)
+        jobs = JobMetrics(registry: registry)
         cacheGauges = ["vision", "prefix"].map { kind in
             let labels = [("cache", kind)]
             return (kind,
@@ -172,12 +175,15 @@ struct MetricsController<Context: RequestContext>: Sendable {
     let metrics: ServerMetrics
     let host: ModelHost
     let gate: AdmissionGate
+    /// Batch jobs: queue depth, leases and workers come from their database at scrape time.
+    var batches: BatchService? = nil
 
     func register(on router: Router<Context>) {
         router.get("/metrics", use: scrape)
     }
 
     @Sendable func scrape(_ request: Request, context: Context) async throws -> Response {
+        if let batches { await metrics.jobs.refresh(from: batches) }
         let bytes = metrics.scrape(host: host, gate: gate)
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))

@@ -7,14 +7,34 @@ import Qwen3VL
 import ServiceLifecycle
 import Store
 
+/// Conversations and batch jobs in a database other processes share (`serve --database`).
+public struct SharedDatabase: Sendable {
+    public var conversations: any ConversationStore
+    public var jobs: any JobQueue
+    /// Several servers and workers use it (PostgreSQL): the server's batch worker polls for jobs submitted elsewhere.
+    public var isShared: Bool
+    /// For the log (password hidden).
+    public var description: String
+
+    public init(conversations: any ConversationStore, jobs: any JobQueue, isShared: Bool, description: String) {
+        self.conversations = conversations
+        self.jobs = jobs
+        self.isShared = isShared
+        self.description = description
+    }
+}
+
 /// Runs `postlens serve`: listens at once, loads the model on a plain thread, serves until stopped.
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
     /// `offered`: further models (id, folder) the operator may switch to (`--offer`); the first one loaded is
-    /// `modelFolder`, served as `configuration.modelID`.
+    /// `modelFolder`, served as `configuration.modelID`. `database`: conversations and batch jobs in a database shared
+    /// with other servers and workers (`--database`); without it they live in the SQLite file `historyDatabase` (memory
+    /// only when nil).
     public static func run(configuration: ServerConfiguration, modelFolder: URL, offered: [(id: String, folder: URL)] = [],
-                           contextLimit: Int?, format: WeightFormat = .q8, historyDatabase: String?, logLevel: String) async throws {
+                           contextLimit: Int?, format: WeightFormat = .q8, historyDatabase: String?, logLevel: String,
+                           database: SharedDatabase? = nil) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         // config.json and the chat template of every model are read now (no weights), so /v1/models and /health say
@@ -39,11 +59,29 @@ public enum ServerRunner {
             "family": "\(description.name)", "thinking": "\(description.thinking)",
             "offered": "\(choices.map(\.id).joined(separator: ", "))",
         ])
-        // Conversations of the web page: a SQLite file (WAL), or memory only with `--no-history`.
-        let store: any ConversationStore = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
+        // Conversations of the web page and batch jobs: a shared database (`--database`), or a SQLite file (WAL), or
+        // memory only with `--no-history`.
+        let store: any ConversationStore
+        let batches: BatchService
+        var batchLogger = logger
+        batchLogger[metadataKey: "component"] = "batches"
+        if let database {
+            store = database.conversations
+            batches = BatchService(queue: database.jobs, host: host, configuration: configuration,
+                                   mode: database.isShared ? .continuous : .onDemand, logger: batchLogger)
+        } else {
+            let sqlite = try historyDatabase.map { try SQLiteConversationStore(path: $0) } ?? SQLiteConversationStore.inMemory()
+            store = sqlite
+            batches = BatchService(queue: try SQLiteJobQueue(writer: sqlite.writer), host: host, configuration: configuration,
+                                   mode: .onDemand, logger: batchLogger)
+        }
+        logger.info("storage", metadata: ["database": "\(database?.description ?? historyDatabase.map { "sqlite \($0)" } ?? "memory")",
+                                          "batch_worker": "\(batches.mode.rawValue)"])
+        batches.start()
         let drain = ShutdownDrain()
-        let app = buildApplication(configuration: configuration, host: host, store: store, drain: drain, logger: logger)
+        let app = buildApplication(configuration: configuration, host: host, store: store, batches: batches, drain: drain, logger: logger)
         try await runUntilSignalled(app, drain: drain, configuration: configuration, logger: logger)
+        await batches.stop()
         switch host.current {
         case .loading:
             // The loading thread is still reading weights: leave without running exit handlers under its feet

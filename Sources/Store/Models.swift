@@ -157,18 +157,28 @@ public struct NewMessage: Sendable {
 public struct StoredImage: Sendable, Equatable {
     public var ref: ImageRef
     public var data: Data
+
+    public init(ref: ImageRef, data: Data) {
+        self.ref = ref
+        self.data = data
+    }
 }
 
 /// Why a store call failed: the web routes map these to 404 and 422.
 public enum StoreError: Error, Equatable, CustomStringConvertible {
     case conversationNotFound(String)
     case imageNotFound(String)
+    case jobNotFound(String)
     case invalid(String)
+    /// The database could not be reached or answered with an error; says what to check.
+    case unavailable(String)
 
     public var description: String {
         switch self {
         case .conversationNotFound(let id): return "no conversation with id '\(id)'"
         case .imageNotFound(let hash): return "no stored image with sha256 '\(hash)'"
+        case .jobNotFound(let id): return "no job with id '\(id)'"
+        case .unavailable(let reason): return reason
         case .invalid(let reason): return reason
         }
     }

@@ -239,69 +239,23 @@ public final class SQLiteConversationStore: ConversationStore {
     }
 
     public func importDocument(_ document: ExportDocument) async throws -> [ConversationSummary] {
-        guard document.format == ExportDocument.formatName else {
-            throw StoreError.invalid("format must be '\(ExportDocument.formatName)', not '\(document.format)'")
-        }
-        guard document.version == ExportDocument.currentVersion else {
-            throw StoreError.invalid("unsupported export version \(document.version) (this server reads version \(ExportDocument.currentVersion))")
-        }
         // Decode and check every image before touching the database.
-        struct PreparedConversation {
-            var source: ExportedConversation
-            var parameters: String?
-            var messages: [(message: ExportedMessage, stats: String?, images: [PreparedImage])]
-        }
-        var prepared: [PreparedConversation] = []
-        for (c, conversation) in document.conversations.enumerated() {
-            let where_ = "conversations[\(c)]"
-            _ = try Self.validTitle(conversation.title, context: where_)
-            var messages: [(ExportedMessage, String?, [PreparedImage])] = []
-            for (m, message) in conversation.messages.enumerated() {
-                var images: [ImageInput] = []
-                for (i, image) in message.images.enumerated() {
-                    let path = "\(where_).messages[\(m)].images[\(i)]"
-                    if let url = image.dataURL {
-                        guard let data = decodeDataURL(url) else { throw StoreError.invalid("\(path).dataURL is not a base64 data URL") }
-                        if let hash = image.sha256, hash.lowercased() != Self.sha256Hex(data) {
-                            throw StoreError.invalid("\(path): sha256 does not match the image bytes")
-                        }
-                        images.append(.bytes(data))
-                    } else if let hash = image.sha256 {
-                        images.append(.stored(sha256: hash))
-                    } else {
-                        throw StoreError.invalid("\(path) has neither dataURL nor sha256")
-                    }
-                }
-                let prepared: [PreparedImage]
-                do {
-                    prepared = try Self.prepareImages(images)
-                } catch StoreError.invalid(let reason) {
-                    throw StoreError.invalid("\(where_).messages[\(m)]: \(reason)")
-                }
-                messages.append((message, try message.stats.map { try $0.jsonText() }, prepared))
-            }
-            prepared.append(PreparedConversation(source: conversation, parameters: try conversation.parameters.map { try $0.jsonText() },
-                                                 messages: messages))
-        }
+        let prepared = try ConversationRules.prepareImport(document)
         let items = prepared
         return try await writer.write { db in
             var summaries: [ConversationSummary] = []
             for item in items {
                 let source = item.source
-                var id = source.id.trimmingCharacters(in: .whitespaces)
-                let idTaken = try Self.exists(db, id: id)
-                if id.isEmpty || id.count > 200 || idTaken { id = UUID().uuidString.lowercased() }
+                let id = ConversationRules.importedID(source.id, isTaken: try Self.exists(db, id: source.id.trimmingCharacters(in: .whitespaces)))
                 let title = try Self.validTitle(source.title)
                 try db.execute(sql: "INSERT INTO conversation (id, title, createdAt, updatedAt, parameters) VALUES (?, ?, ?, ?, ?)",
                                arguments: [id, title, Self.ms(source.createdAt), Self.ms(source.updatedAt), item.parameters])
-                for (message, stats, images) in item.messages {
-                    var messageID = message.id ?? ""
-                    let messageIDTaken = try Bool.fetchOne(db, sql: "SELECT 1 FROM message WHERE id = ?", arguments: [messageID]) == true
-                    if messageID.isEmpty || messageID.count > 200 || messageIDTaken {
-                        messageID = UUID().uuidString.lowercased()
-                    }
+                for prepared in item.messages {
+                    let message = prepared.message
+                    let messageIDTaken = try Bool.fetchOne(db, sql: "SELECT 1 FROM message WHERE id = ?", arguments: [message.id ?? ""]) == true
+                    let messageID = ConversationRules.importedID(message.id, isTaken: messageIDTaken)
                     _ = try Self.insertMessage(db, id: messageID, conversationID: id, role: message.role, content: message.content,
-                                               createdAt: Self.ms(message.createdAt), stats: stats, images: images)
+                                               createdAt: Self.ms(message.createdAt), stats: prepared.stats, images: prepared.images)
                 }
                 summaries.append(try Self.summary(db, id: id))
             }
@@ -320,26 +274,9 @@ public final class SQLiteConversationStore: ConversationStore {
 
     // MARK: - Helpers
 
-    struct PreparedImage {
-        var ref: ImageRef
-        var data: Data?  // nil: must already be stored
-    }
+    typealias PreparedImage = ConversationRules.PreparedImage
 
-    static func prepareImages(_ inputs: [ImageInput]) throws -> [PreparedImage] {
-        try inputs.map { input in
-            switch input {
-            case .bytes(let data):
-                guard let mime = sniffImageMIMEType(data) else {
-                    throw StoreError.invalid("an image is not PNG, JPEG, WebP or GIF")
-                }
-                return PreparedImage(ref: ImageRef(sha256: sha256Hex(data), mimeType: mime, byteCount: data.count), data: data)
-            case .stored(let hash):
-                let hash = hash.lowercased()
-                guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { throw StoreError.invalid("'\(hash)' is not a SHA-256 hex digest") }
-                return PreparedImage(ref: ImageRef(sha256: hash, mimeType: "", byteCount: 0), data: nil)
-            }
-        }
-    }
+    static func prepareImages(_ inputs: [ImageInput]) throws -> [PreparedImage] { try ConversationRules.prepareImages(inputs) }
 
     static func insertMessage(_ db: Database, id: String, conversationID: String, role: MessageRole, content: String,
                               createdAt: Int64, stats: String?, images: [PreparedImage]) throws -> [ImageRef] {
@@ -358,7 +295,7 @@ public final class SQLiteConversationStore: ConversationStore {
                     """, arguments: [ref.sha256, ref.mimeType, ref.byteCount, data, nowMs()])
             } else {
                 guard let row = try Row.fetchOne(db, sql: "SELECT mimeType, byteCount FROM image WHERE sha256 = ?", arguments: [ref.sha256]) else {
-                    throw StoreError.invalid("image \(ref.sha256) is referenced by hash but not stored here (export with images inline)")
+                    throw ConversationRules.missingImage(ref.sha256)
                 }
                 ref.mimeType = row["mimeType"]
                 ref.byteCount = row["byteCount"]
@@ -415,37 +352,9 @@ public final class SQLiteConversationStore: ConversationStore {
         try Bool.fetchOne(db, sql: "SELECT 1 FROM conversation WHERE id = ?", arguments: [id]) ?? false
     }
 
-    static func validTitle(_ title: String) throws -> String { try validTitle(title, context: nil) }
-
-    static func validTitle(_ title: String, context: String?) throws -> String {
-        let trimmed = title.trimmingCharacters(in: .whitespacesAndNewlines)
-        let prefix = context.map { "\($0): " } ?? ""
-        guard !trimmed.isEmpty else { throw StoreError.invalid("\(prefix)title must not be empty") }
-        guard trimmed.count <= 500 else { throw StoreError.invalid("\(prefix)title is longer than 500 characters") }
-        return storableText(trimmed)
-    }
-
-    static func escapeLike(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            if character == "%" || character == "_" || character == "\\" { out.append("\\") }
-            out.append(character)
-        }
-        return out
-    }
-
-    /// About 120 characters of `text` around the first (case-insensitive) occurrence of `query`.
-    static func snippet(of text: String, around query: String) -> String {
-        let flat = text.replacingOccurrences(of: "\n", with: " ")
-        guard let range = flat.range(of: query, options: .caseInsensitive) else { return String(flat.prefix(120)) }
-        let start = flat.index(range.lowerBound, offsetBy: -40, limitedBy: flat.startIndex) ?? flat.startIndex
-        let end = flat.index(range.upperBound, offsetBy: 80, limitedBy: flat.endIndex) ?? flat.endIndex
-        return (start > flat.startIndex ? "…" : "") + flat[start..<end] + (end < flat.endIndex ? "…" : "")
-    }
-
-    static func sha256Hex(_ data: Data) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-    }
+    static func validTitle(_ title: String) throws -> String { try ConversationRules.validTitle(title) }
+    static func escapeLike(_ text: String) -> String { ConversationRules.escapeLike(text) }
+    static func snippet(of text: String, around query: String) -> String { ConversationRules.snippet(of: text, around: query) }
 
     static func nowMs() -> Int64 { ms(Date()) }
     static func ms(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }

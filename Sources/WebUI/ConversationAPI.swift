@@ -206,10 +206,12 @@ struct ConversationAPI<Context: RequestContext>: Sendable {
             return try await body()
         } catch let error as StoreError {
             switch error {
-            case .conversationNotFound, .imageNotFound:
+            case .conversationNotFound, .imageNotFound, .jobNotFound:
                 throw WebAPIError(status: .notFound, message: error.description, type: "not_found_error", code: "not_found")
             case .invalid(let reason):
                 throw WebAPIError(status: .unprocessableContent, message: reason, type: "invalid_request_error", code: "invalid_value")
+            case .unavailable(let reason):
+                throw WebAPIError(status: .serviceUnavailable, message: reason, type: "server_error", code: "database_unavailable")
             }
         }
     }

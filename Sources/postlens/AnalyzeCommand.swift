@@ -32,14 +32,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "results.jsonl or results.csv (default: JSON lines on stdout).")
     var output: String?
 
-    @Option(name: .customLong("text-column"), help: "The text field/column.")
-    var textColumn = "text"
-
-    @Option(name: .customLong("image-column"), help: "The image field/column.")
-    var imageColumn = "image"
-
-    @Option(name: .customLong("id-column"), help: "The id field/column.")
-    var idColumn = "id"
+    @OptionGroup var columns: InputColumnOptions
 
     @Flag(help: "Resume an interrupted run: items already in the job state are not redone.")
     var resume = false
@@ -81,8 +74,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Flag(help: "Print the summary as JSON on stderr.")
     var jsonSummary = false
 
-    @Flag(name: .customLong("trust-input"), help: "Trusted input: image paths may lie outside the input's folder and image URLs may name private or loopback hosts.")
-    var trustInput = false
+    @OptionGroup var trust: InputTrustOptions
 
     /// TEST ONLY: answer every item with a fixed, schema-valid example after this many milliseconds, without
     /// loading a model (the batch, resume and error-accounting tests use it).
@@ -134,7 +126,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     func analyze() async throws {
         let analysisTask = try makeTask()
         let inputURL = URL(fileURLWithPath: input).standardizedFileURL
-        let items = try RecordReader.read(inputURL, columns: .init(id: idColumn, text: textColumn, image: imageColumn))
+        let items = try RecordReader.read(inputURL, columns: .init(id: columns.idColumn, text: columns.textColumn, image: columns.imageColumn))
 
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!
@@ -142,7 +134,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         options.maxReasoningTokens = maxReasoningTokens
         options.maxPixels = maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!
-        options.trustInput = trustInput
+        options.trustInput = trust.trustInput
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: inputURL.path, isDirectory: &isDirectory)
         options.baseDirectory = isDirectory.boolValue ? inputURL : inputURL.deletingLastPathComponent()

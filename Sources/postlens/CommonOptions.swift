@@ -24,6 +24,25 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
+/// Which fields of the input records hold the id, the text and the image (`analyze`, `jobs submit`).
+struct InputColumnOptions: ParsableArguments {
+    @Option(name: .customLong("text-column"), help: "The text field/column.")
+    var textColumn = "text"
+
+    @Option(name: .customLong("image-column"), help: "The image field/column.")
+    var imageColumn = "image"
+
+    @Option(name: .customLong("id-column"), help: "The id field/column.")
+    var idColumn = "id"
+}
+
+/// The image guard's opt-out (`analyze`, `jobs submit`): without it a record's image path must lie inside the input's
+/// folder (after `..` and symlinks are resolved) and an image URL must name a public host.
+struct InputTrustOptions: ParsableArguments {
+    @Flag(name: .customLong("trust-input"), help: "Trusted input: image paths may lie outside the input's folder and image URLs may name private or loopback hosts.")
+    var trustInput = false
+}
+
 /// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) is
 /// found in the Hugging Face cache or downloaded on first use (with progress on stderr) unless
 /// `HF_HUB_OFFLINE=1`.

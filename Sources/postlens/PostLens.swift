@@ -6,7 +6,7 @@ struct PostLens: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "postlens",
         abstract: "Understand social-media posts with Qwen3-VL on the CPU.",
-        subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self, CPUCommand.self]
+        subcommands: [ServeCommand.self, AskCommand.self, AnalyzeCommand.self, JobsCommand.self, WorkerCommand.self, DownloadCommand.self, BenchCommand.self, TokenizeCommand.self, InspectCommand.self, CPUCommand.self]
     )
 }
 

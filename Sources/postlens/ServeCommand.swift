@@ -64,6 +64,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-history"), help: "Keep conversations in memory only.")
     var noHistory = false
 
+    /// `--database postgres://…`: conversations and batch jobs shared with other servers and workers.
+    @OptionGroup var shared: DatabaseOptions
+
+    @Option(name: .customLong("batch-concurrency"), help: "Batch items this server runs at once beside chat (0: leave them to `postlens worker`s).")
+    var batchConcurrency = 1
+
     /// Where conversations are stored, or nil for memory only.
     var historyPath: String? {
         if noHistory { return nil }
@@ -88,6 +94,10 @@ struct ServeCommand: AsyncParsableCommand {
         // An empty key would make authentication accept `Authorization: Bearer ` (no key at all).
         if let empty = apiKeys.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw ValidationError("--api-key number \(empty + 1) is empty; give a non-empty key, or leave --api-key out to run without authentication")
+        }
+        guard (0...64).contains(batchConcurrency) else { throw ValidationError("--batch-concurrency must be 0...64") }
+        if shared.url != nil && (database != nil || noHistory) {
+            throw ValidationError("--database (or POSTLENS_DATABASE_URL) keeps conversations in that database; leave out --db and --no-history, or unset it")
         }
         guard ServerRunner.isValidLogLevel(logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
@@ -136,8 +146,21 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.allowedImageDirectory = url
         }
 
+        configuration.batchConcurrency = batchConcurrency
+        var opened: OpenedDatabase?
+        if let url = shared.url {
+            do {
+                opened = try await OpenedDatabase.open(url, maximumConnections: 16, logger: commandLogger("postlens.database", level: .info))
+            } catch {
+                printError("\(error)".hasPrefix("error:") ? "\(error)" : "error: \(error)")
+                throw ExitCode.failure
+            }
+        }
+        defer { opened?.close() }
         try await ServerRunner.run(configuration: configuration, modelFolder: folder, offered: offers, contextLimit: contextLimit,
-                                   format: modelOptions.weightFormat, historyDatabase: historyPath, logLevel: logLevel)
+                                   format: modelOptions.weightFormat, historyDatabase: historyPath, logLevel: logLevel,
+                                   database: opened.map { SharedDatabase(conversations: $0.conversations, jobs: $0.jobs, isShared: $0.isShared,
+                                                                         description: $0.description) })
     }
 
     /// The id a model is served under: a repo id names it better than its snapshot folder (a commit hash); an alias

@@ -177,3 +177,20 @@ func reorder(_ value: JSONValue, like schema: JSONValue) -> JSONValue {
         return value
     }
 }
+
+/// A detect job (`/v1/batches`, `postlens jobs submit`): its optional instruction is kept in the stored spec, so every
+/// worker runs the same prompt; other built-in tasks still refuse an instruction.
+@Test func detectJobSpecsKeepTheirInstruction() throws {
+    let spec = try JobSpec.parse(task: "detect", options: ["instruction": "competitor logos"])
+    #expect(spec.tag == "detect@1")
+    let stored = try JobSpec(json: spec.json)
+    #expect(try stored.makeTask().instruction == "competitor logos")
+    #expect(try JobSpec.parse(task: "detect", options: [:]).makeTask().instruction == nil)
+    #expect(throws: JobSpec.OptionError(key: "instruction", rule: "is only used by the custom and detect tasks")) {
+        try JobSpec.parse(task: "ocr", options: ["instruction": "x"])
+    }
+    #expect(throws: JobSpec.OptionError(key: "schema", rule: "is only used by the custom task")) {
+        try JobSpec.parse(task: "detect", options: ["schema": ["type": "object"]])
+    }
+    #expect(JobSpec.runnableTags.contains("detect@1") && JobSpec.runnableTags.contains("moderation@2"))
+}

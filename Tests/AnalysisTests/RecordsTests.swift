@@ -1,5 +1,6 @@
 @testable import Analysis
 import Foundation
+import JSON
 import Testing
 
 @Test func csvWithABOMQuotedNewlinesAndQuotesParses() {
@@ -49,6 +50,29 @@ import Testing
     #expect(items[4].record?.id == "7")
     #expect(items[5].error?.contains("must be a string") == true)
     #expect(items.map(\.seq) == Array(0..<6))
+}
+
+/// Lines are parsed once under limits: each line's depth, and values counted over all the lines together (the
+/// server's body budget); blank lines and a byte-order mark do not shift the line numbers.
+@Test func jsonLinesAreParsedOnceWithinLimits() {
+    let text = "\u{FEFF}" + #"{"id": "a", "text": "x"}"# + "\n\n" + #"{"id": "deep", "meta": [[[[1]]]]}"# + "\r\n"
+        + #"{"id": "b", "meta": [1, 2, 3]}"# + "\n" + #"{"id": "c", "text": "x"}"# + "\n"
+    let limits = JSONLines.Limits(perLine: JSONParser.Limits(maxDepth: 4), totalValues: 10)
+    let lines = JSONLines.parse(text, limits: limits)
+    #expect(lines.map(\.number) == [1, 3, 4, 5])
+    #expect((try? lines[0].value.get()) == ["id": "a", "text": "x"])
+    guard case .failure(let deep) = lines[1].value else { Issue.record("a line nesting deeper than 4 was read"); return }
+    #expect(deep.isLimit && !deep.totalExhausted && deep.reason.contains("deeper than 4"), "\(deep)")
+    // The first line holds 3 values and the third 6: the fourth line finds the budget of 10 spent.
+    #expect((try? lines[2].value.get()) != nil)
+    guard case .failure(let spent) = lines[3].value else { Issue.record("the total of values was not enforced"); return }
+    #expect(spent.isLimit && spent.totalExhausted && spent.reason.contains("more than 10 JSON values"), "\(spent)")
+
+    // As records: a refused line is that item's error, saying which limit.
+    let items = RecordReader.readJSONL(text, limits: limits)
+    #expect(items.map(\.id) == ["a", "line-3", "b", "line-5"])
+    #expect(items[1].error == "line 3: refused: arrays and objects nest deeper than 4 levels", "\(String(describing: items[1].error))")
+    #expect(items[3].error?.hasPrefix("line 5: refused: the lines together have more than 10 JSON values") == true)
 }
 
 @Test func folderInputUsesSidecarText() throws {

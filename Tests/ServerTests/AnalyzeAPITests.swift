@@ -169,12 +169,12 @@ final class ScriptedEngine: ChatEngine, @unchecked Sendable {
         Data(try records.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }.joined(separator: "\n").utf8)
     }
 
-    /// Polls the job until it leaves `running` (or the time limit passes).
+    /// Polls the job until it is neither queued nor running (or the time limit passes).
     func waitForJob(_ client: any TestClientProtocol, _ id: String, seconds: Double = 120) async throws -> JSONResponse {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             let response = try await client.get("/v1/batches/\(id)")
-            if response.json["status"] as? String != "running" || Date() > deadline { return response }
+            if !["queued", "running"].contains(response.json["status"] as? String ?? "") || Date() > deadline { return response }
             try await Task.sleep(for: .milliseconds(50))
         }
     }
@@ -198,7 +198,8 @@ final class ScriptedEngine: ChatEngine, @unchecked Sendable {
             #expect(id.hasPrefix("batch_"))
             #expect(created.json["total"] as? Int == 4)
             #expect(created.json["task"] as? String == "sentiment@1")
-            #expect(["running", "completed"].contains(created.json["status"] as? String ?? ""))
+            #expect(["queued", "running", "completed"].contains(created.json["status"] as? String ?? ""))
+            #expect(created.json["state"] as? String == created.json["status"] as? String)
 
             let final = try await waitForJob(client, id)
             #expect(final.json["status"] as? String == "completed", "\(final.raw)")
@@ -292,20 +293,76 @@ final class ScriptedEngine: ChatEngine, @unchecked Sendable {
             #expect(cancelled.json["status"] as? String == "cancelled")
             engine.releaseContinuation.yield()  // let the item in flight finish
 
+            // The item in flight is recorded; nothing else starts.
             let deadline = Date().addingTimeInterval(30)
             var job = try await client.get("/v1/batches/\(id)")
-            while job.json["finished_at"] == nil && Date() < deadline {
+            while job.json["done"] as? Int != 1 && Date() < deadline {
                 try await Task.sleep(for: .milliseconds(20))
                 job = try await client.get("/v1/batches/\(id)")
             }
+            try await Task.sleep(for: .milliseconds(700))  // longer than the batch worker's poll
+            job = try await client.get("/v1/batches/\(id)")
             #expect(job.json["status"] as? String == "cancelled")
+            #expect(job.json["finished_at"] as? Int != nil)
             #expect(job.json["done"] as? Int == 1, "\(job.raw)")
+            #expect(job.json["running"] as? Int == 0, "\(job.raw)")
             #expect(job.json["total"] as? Int == 3)
             let (_, lines, _) = try await text(client, "/v1/batches/\(id)/results")
             #expect(lines.split(separator: "\n").count == 1)
             // Cancelling again is harmless.
             let again = try await client.post("/v1/batches/\(id)/cancel", raw: Data())
             #expect(again.json["status"] as? String == "cancelled")
+        }
+    }
+
+    @Test func batchesAreListedAndCountedInMetrics() async throws {
+        try await runApp(engine: ScriptedEngine(#"{"lines": ["a"]}"#)) { client in
+            var ids: [String] = []
+            for n in 1...2 {
+                let created = try await client.post("/v1/batches?task=ocr", raw: try jsonl((0..<n).map { ["id": "\($0)", "text": "x"] }))
+                ids.append(try #require(created.json["id"] as? String))
+            }
+            for id in ids { #expect(try await waitForJob(client, id, seconds: 30).json["status"] as? String == "completed") }
+            let list = try await client.get("/v1/batches")
+            #expect(list.status == .ok)
+            let data = try #require(list.json["data"] as? [[String: Any]])
+            #expect(data.compactMap { $0["id"] as? String } == ids.reversed(), "newest first")
+            #expect(data.first?["total"] as? Int == 2 && data.first?["done"] as? Int == 2)
+            let limited = try await client.get("/v1/batches?limit=1")
+            #expect((limited.json["data"] as? [Any])?.count == 1)
+
+            // The worker publishes its counters when it stops (idle, just after the last result).
+            var metrics = Samples(try await client.get("/metrics").raw)
+            let deadline = Date().addingTimeInterval(10)
+            while metrics.values(of: "postlens_worker_succeeded_items").reduce(0, +) < 3 && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+                metrics = Samples(try await client.get("/metrics").raw)
+            }
+            #expect(metrics["postlens_jobs_database_up"] == 1)
+            #expect(metrics["postlens_jobs_queue_depth"] == 0)
+            #expect(metrics["postlens_jobs_claimed_items"] == 0)
+            #expect(metrics[#"postlens_jobs{state="completed"}"#] == 2)
+            #expect(metrics.values(of: "postlens_worker_succeeded_items").reduce(0, +) == 3, "the server's own batch worker ran 3 items")
+        }
+    }
+
+    @Test func openAIBatchRequestsInTheBody() async throws {
+        let lines = [
+            ["custom_id": "a", "method": "POST", "url": "/v1/analyze", "body": ["task": "ocr", "text": "x"]],
+            ["custom_id": "b", "method": "POST", "url": "/v1/embeddings", "body": ["input": "x"]],
+        ]
+        let body = try jsonl(lines)
+        try await runApp(engine: ScriptedEngine(#"{"lines": ["a"]}"#)) { client in
+            let created = try await client.post("/v1/batches", raw: body)
+            #expect(created.status == .ok, "\(created.raw)")
+            #expect(created.json["task"] as? String == "ocr@1")
+            let id = try #require(created.json["id"] as? String)
+            #expect(try await waitForJob(client, id, seconds: 30).json["status"] as? String == "completed")
+            let (_, text, _) = try await self.text(client, "/v1/batches/\(id)/results?format=openai")
+            let items = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            #expect(items.map { $0["custom_id"] as? String } == ["a", "b"])
+            #expect(items[0]["error"] is NSNull)
+            #expect(((items[1]["error"] as? [String: Any])?["message"] as? String)?.contains("/v1/embeddings is not supported") == true)
         }
     }
 }

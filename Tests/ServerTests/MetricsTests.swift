@@ -29,6 +29,12 @@ import Qwen3VL
         ("postlens_cache_misses", "gauge"),
         ("postlens_cache_bytes", "gauge"),
         ("postlens_cache_entries", "gauge"),
+        ("postlens_jobs_database_up", "gauge"),
+        ("postlens_jobs_queue_depth", "gauge"),
+        ("postlens_jobs_claimed_items", "gauge"),
+        ("postlens_jobs_expired_leases", "gauge"),
+        ("postlens_jobs_lease_expiries", "gauge"),
+        ("postlens_jobs", "gauge"),
     ]
 
     @Test func exposesEveryDocumentedMetricAfterACompletion() async throws {

@@ -29,7 +29,7 @@ import Testing
             #expect(cached.status == .notModified)
 
             var total = page.body.readableBytes
-            for name in ["app.js", "api.js", "i18n.js", "images.js", "markdown.js", "presets.js", "structured.js", "app.css"] {
+            for name in ["app.js", "api.js", "i18n.js", "images.js", "jobs.js", "markdown.js", "presets.js", "structured.js", "app.css"] {
                 let asset = try await client.execute(uri: "/assets/\(name)", method: .get)
                 #expect(asset.status == .ok, "\(name)")
                 #expect(asset.headers[.contentType]?.hasPrefix(name.hasSuffix(".css") ? "text/css" : "text/javascript") == true)

@@ -173,6 +173,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"ok": True})
             if path == "/v1/chat/completions" and method == "POST":
                 return self.chat()
+            if path == "/v1/batches" and method == "GET":
+                return self.send_json(200, {"object": "list", "data": []})  # the stub keeps no batch jobs
             if path.startswith("/api/"):
                 with STATE.lock:
                     return self.api(method, path[len("/api"):], query)

@@ -531,3 +531,23 @@ def test_clear_messages_when_loading_busy_or_unreachable(browser, server):
         wait(browser, lambda d: "Cannot reach the server" in d.find_element(By.ID, "status").text, message="no unreachable message")
     finally:
         browser.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+
+
+def test_batch_jobs_are_listed_with_progress(browser, server, output_dir):
+    if server_kind() == "stub":
+        pytest.skip("the stub keeps no batch jobs")
+    body = "\n".join(json.dumps({"id": f"j{i}", "text": f"第{i}条评论"}, ensure_ascii=False) for i in range(3)).encode()
+    status, job, _ = http(server["base"], "/v1/batches?task=sentiment&max_tokens=4", "POST", body)
+    assert status == 200, job
+    open_page(browser, server)
+    row = f'#job-list li[data-job-id="{job["id"]}"]'
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, row), message="the job is not listed")
+    assert browser.find_element(By.ID, "jobs-panel").is_displayed()
+    wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "completed", timeout=STREAM_TIMEOUT,
+         message="the job's row never showed it completed")
+    item = browser.find_element(By.CSS_SELECTOR, row)
+    assert item.find_element(By.CSS_SELECTOR, ".job-task").text == "sentiment@1"
+    assert item.find_element(By.CSS_SELECTOR, "progress").get_attribute("value") == "3"
+    assert item.find_element(By.CSS_SELECTOR, "progress").get_attribute("max") == "3"
+    assert "3/3" in item.find_element(By.CSS_SELECTOR, ".job-count").text
+    browser.save_screenshot(str(output_dir / "jobs-panel.png"))

@@ -63,26 +63,34 @@ def server():
             time.sleep(0.1)
         yield {"base": base, "port": port, "log": log.name, "process": process}
     finally:
+        stop_process(process, grace=10)
+        log.close()
+
+
+def stop_process(process, grace=20) -> int:
+    """SIGTERM (the server drains), SIGKILL if it is still running after `grace` seconds; returns the exit status."""
+    if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        log.close()
+    return process.returncode
 
 
 class Server:
     """A `postlens serve` of its own for tests that need particular flags; always stopped by `stop()`."""
 
-    def __init__(self, *flags: str, model: Path = MODEL):
+    def __init__(self, *flags: str, model: Path = MODEL, env: dict | None = None):
         if not BINARY.exists():
             pytest.fail(f"{BINARY} is missing: run `swift build` first", pytrace=False)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="postlens-serve-", suffix=".log", delete=False)
         self.process = subprocess.Popen([str(BINARY), "serve", "--model", str(model), "--port", str(self.port), "--no-history",
-                                         *flags], stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO)
+                                         *flags], stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+                                        env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60
         while True:
             if self.process.poll() is not None:
@@ -99,12 +107,6 @@ class Server:
             time.sleep(0.1)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        status = stop_process(self.process)
         self.log.close()
-        return self.process.returncode
+        return status

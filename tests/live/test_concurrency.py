@@ -15,7 +15,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import BINARY, MODEL, _free_port, health
+from conftest import BINARY, MODEL, _free_port, health, stop_process
 
 QUESTIONS = [f"Question {i}: describe a product photo in one sentence." for i in range(8)]
 
@@ -50,11 +50,7 @@ def busy_server():
             time.sleep(0.2)
         yield {"base": base, "pid": process.pid}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def stream_answer(client, question: str) -> str:

@@ -359,15 +359,30 @@ def test_streamed_deltas_equal_the_answer_for_many_seeds(server):
         assert streamed.encode() == whole.encode(), (seed, streamed, whole)
 
 
-# 8. Batches: admission limits and their temporary files.
+# 8. Batches: admission limits, and no temporary files (a job's images are stored in its job queue).
 
-def test_batches_are_bounded_and_leave_no_temporary_files():
-    s = Server("--max-queue", "1")
+def test_batches_are_bounded_and_leave_no_temporary_files(tmp_path):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    s = Server("--max-queue", "1", env={"TMPDIR": str(scratch)})
     try:
         lines = "\n".join(json.dumps({"id": f"p{i}", "text": "x"}) for i in range(10_001)).encode()
         status, _, body = post(s.base, lines, path="/v1/batches?task=sentiment", headers={"Content-Type": "application/x-ndjson"})
         assert_openai_error(status, body, 400, "limit_exceeded")
-        small = "\n".join(json.dumps({"id": f"p{i}", "text": "好评"}) for i in range(3)).encode()
+        # Small lines, a large total: 10,000 records of 104 JSON values each pass every limit of a line, but hold more
+        # values together than one body may (1,000,000); the upload is refused whole, as such a chat body would be.
+        many = "\n".join(json.dumps({"id": f"p{i}", "meta": [0] * 101}) for i in range(10_000)).encode()
+        status, _, body = post(s.base, many, path="/v1/batches?task=sentiment", headers={"Content-Type": "application/x-ndjson"})
+        assert_openai_error(status, body, 400, "limit_exceeded")
+        assert body["error"]["param"] == "body" and "more than 1000000 JSON values" in body["error"]["message"], body
+        # A record whose image header announces 30000×30000 is that item's error; the job is stored all the same.
+        bomb = "data:image/png;base64," + base64.b64encode(png_header(30000, 30000)).decode()
+        mixed = "\n".join(json.dumps(r) for r in ({"id": "bomb", "image": bomb}, {"id": "fine", "text": "好评"})).encode()
+        status, _, bombed = post(s.base, mixed, path="/v1/batches?task=sentiment&max_tokens=8",
+                                 headers={"Content-Type": "application/x-ndjson"})
+        assert status == 200 and bombed["total"] == 2 and bombed["failed"] == 1, bombed
+        image = "data:image/png;base64," + base64.b64encode((REPO / "Tests" / "Fixtures" / "images" / "tiny_20x30.png").read_bytes()).decode()
+        small = "\n".join(json.dumps({"id": f"p{i}", "text": "好评", **({"image": image} if i == 0 else {})}) for i in range(3)).encode()
         status, _, job = post(s.base, small, path="/v1/batches?task=sentiment&max_tokens=8",
                               headers={"Content-Type": "application/x-ndjson"})
         assert status == 200, job
@@ -377,16 +392,15 @@ def test_batches_are_bounded_and_leave_no_temporary_files():
             connection.request("GET", f"/v1/batches/{job['id']}")
             state = json.loads(connection.getresponse().read())
             connection.close()
-            if state["status"] != "running":
+            if state["status"] not in ("queued", "running"):
                 break
             time.sleep(0.2)
         assert state["status"] == "completed", state
-        folders = [p for p in Path(tempfile.gettempdir()).glob(f"postlens-batches-{s.process.pid}-*")]
-        assert folders, "the job's folder was not where the server keeps jobs"
+        assert not list(scratch.iterdir()), f"a batch job wrote temporary files: {list(scratch.iterdir())}"
         assert_serves(s.base)
     finally:
         s.stop()
-    assert not list(Path(tempfile.gettempdir()).glob(f"postlens-batches-{s.process.pid}-*")), "job files left after shutdown"
+    assert not list(scratch.iterdir()), "files left after shutdown"
 
 
 def test_a_client_that_stops_reading_its_stream_loses_its_slot():

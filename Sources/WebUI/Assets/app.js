@@ -2,6 +2,7 @@
 import { api, APIError, answerStats, download, health, setAPIKey, streamChat } from './api.js';
 import { applyTranslations, lang, LANGUAGES, setLang, t } from './i18n.js';
 import { DEFAULT_MAX_PIXELS, imageFilesFrom, prepareImage, readAsDataURL } from './images.js';
+import { watchJobs } from './jobs.js';
 import { renderMarkdown } from './markdown.js';
 import { PRESETS, presetPrompt } from './presets.js';
 import { extractJSON, renderCard, toCSV } from './structured.js';
@@ -868,6 +869,7 @@ async function start() {
   renderThumbs();
   wire();
   pollHealth();
+  watchJobs();
   await refreshList();
   const last = localStorage.getItem('postlens.current');
   if (last && state.conversations.some((c) => c.id === last)) await openConversation(last);
