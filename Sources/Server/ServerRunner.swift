@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import Qwen3VL
 import ServiceLifecycle
 import Store
 
@@ -27,35 +28,36 @@ public struct SharedDatabase: Sendable {
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
-    /// `database`: conversations and batch jobs in a database shared with other servers and workers (`--database`);
-    /// without it they live in the SQLite file `historyDatabase` (memory only when nil).
-    public static func run(configuration: ServerConfiguration, modelFolder: URL, contextLimit: Int?, format: WeightFormat = .q8,
-                           historyDatabase: String?, logLevel: String, database: SharedDatabase? = nil) async throws {
+    /// `offered`: further models (id, folder) the operator may switch to (`--offer`); the first one loaded is
+    /// `modelFolder`, served as `configuration.modelID`. `database`: conversations and batch jobs in a database shared
+    /// with other servers and workers (`--database`); without it they live in the SQLite file `historyDatabase` (memory
+    /// only when nil).
+    public static func run(configuration: ServerConfiguration, modelFolder: URL, offered: [(id: String, folder: URL)] = [],
+                           contextLimit: Int?, format: WeightFormat = .q8, historyDatabase: String?, logLevel: String,
+                           database: SharedDatabase? = nil) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let host = ModelHost(modelID: configuration.modelID)
-        // Reading and converting weights is seconds of blocking work: keep it off Swift's cooperative pool,
-        // which also runs the HTTP server (so /health answers "loading" meanwhile).
-        let loadLogger = logger
-        Thread.detachNewThread {
-            let start = Date()
-            do {
-                let engine = try InferenceEngine(directory: modelFolder, contextLimit: contextLimit, format: format,
-                                                 kvCacheBudgetBytes: configuration.kvCacheBudgetBytes)
-                host.setReady(engine)
-                loadLogger.info("model ready", metadata: [
-                    "model": "\(configuration.modelID)", "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
-                ])
-            } catch {
-                host.setFailed("\(error)")
-                loadLogger.critical("model failed to load", metadata: ["error": "\(error)"])
-                FileHandle.standardError.write(Data("error: the model in \(modelFolder.path) failed to load: \(error)\n".utf8))
-                exit(1)
-            }
+        // config.json and the chat template of every model are read now (no weights), so /v1/models and /health say
+        // what is served while it loads; a folder that is no Qwen3-VL model fails here, before the listener starts.
+        var choices: [ModelChoice] = []
+        for (id, folder) in [(configuration.modelID, modelFolder)] + offered.map({ ($0.id, $0.folder) }) {
+            guard !choices.contains(where: { $0.id == id }) else { throw ServerSetupError("the model id '\(id)' is offered twice") }
+            choices.append(ModelChoice(id: id, folder: folder, description: try ModelDescription.read(from: folder)))
         }
+        let budget = configuration.kvCacheBudgetBytes
+        let host = ModelHost(choices: choices, loader: { choice in
+            try InferenceEngine(directory: choice.folder!, contextLimit: contextLimit, format: format, kvCacheBudgetBytes: budget)
+        })
+        host.startLoading(logger: logger) { error in
+            FileHandle.standardError.write(Data("error: the model in \(modelFolder.path) failed to load: \(error)\n".utf8))
+            exit(1)
+        }
+        let description = choices[0].description!
         logger.info("listening", metadata: [
             "address": "http://\(configuration.host):\(configuration.port)", "model": "\(configuration.modelID)",
             "auth": "\(configuration.apiKeys.isEmpty ? "off" : "bearer")", "max_queue": "\(configuration.maxQueue)",
+            "family": "\(description.name)", "thinking": "\(description.thinking)",
+            "offered": "\(choices.map(\.id).joined(separator: ", "))",
         ])
         // Conversations of the web page and batch jobs: a shared database (`--database`), or a SQLite file (WAL), or
         // memory only with `--no-history`.
@@ -148,4 +150,10 @@ private struct ShutdownNotice: Service {
             drain.drainAll()
         }
     }
+}
+
+/// A `serve` setup that cannot run (said before the listener starts).
+public struct ServerSetupError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ message: String) { description = message }
 }

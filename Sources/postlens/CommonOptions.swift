@@ -2,10 +2,11 @@ import ArgumentParser
 import Foundation
 import Hub
 import Kernels
+import Qwen3VL
 
 /// Options every model-running command shares.
 struct ModelOptions: ParsableArguments {
-    @Option(name: .long, help: "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use).")
+    @Option(name: .long, help: "Model folder, a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct, or an alias such as 8b-thinking (downloaded on first use).")
     var model: String
 
     @Option(name: .long, help: "Compute threads (default: all cores).")
@@ -46,8 +47,13 @@ struct InputTrustOptions: ParsableArguments {
 /// found in the Hugging Face cache or downloaded on first use (with progress on stderr) unless
 /// `HF_HUB_OFFLINE=1`.
 func resolveModelFolder(_ argument: String) async throws -> URL {
-    try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: true,
-                                   progress: TerminalProgressReporter())
+    // An alias of a Qwen3-VL model (`4b-thinking`) names its repo, unless a folder of that name exists.
+    var argument = argument
+    if !FileManager.default.fileExists(atPath: (argument as NSString).expandingTildeInPath), let member = Qwen3VLFamily.member(named: argument) {
+        argument = member.repo
+    }
+    return try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: true,
+                                          progress: TerminalProgressReporter())
 }
 
 /// An error whose message is printed as is.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Qwen3VL
 import Server
 
 /// `postlens serve`: the OpenAI-compatible HTTP server (docs/api.md).
@@ -12,8 +13,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the folder's name).")
+    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the repo id, or the folder's name).")
     var modelID: String?
+
+    @Option(name: .customLong("offer"), help: ArgumentHelp("Also offer this model (folder, repo id or alias; repeatable): /v1/models lists it and the operator switches to it with the web page's model picker or POST /v1/models/load. One model is loaded at a time; --model is the first.", valueName: "model"))
+    var offered: [String] = []
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -106,10 +110,18 @@ struct ServeCommand: AsyncParsableCommand {
             printError("error: \(error)")
             throw ExitCode.failure
         }
-        // A repo id names the model better than its snapshot folder (a commit hash).
-        let isFolder = FileManager.default.fileExists(atPath: (modelOptions.model as NSString).expandingTildeInPath)
-        let defaultID = isFolder ? folder.lastPathComponent : modelOptions.model
-        var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
+        // Offered models are resolved (and downloaded when missing) now, so a typo fails before the server starts.
+        var offers: [(id: String, folder: URL)] = []
+        do {
+            for argument in offered {
+                let offer = try await resolveModelFolder(argument)
+                offers.append((Self.defaultID(argument, folder: offer), offer))
+            }
+        } catch {
+            printError("error: --offer: \(error)")
+            throw ExitCode.failure
+        }
+        var configuration = ServerConfiguration(modelID: modelID ?? Self.defaultID(modelOptions.model, folder: folder))
         configuration.host = host
         configuration.port = port
         configuration.allowRemoteImages = allowRemoteImages
@@ -145,9 +157,16 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         defer { opened?.close() }
-        try await ServerRunner.run(configuration: configuration, modelFolder: folder, contextLimit: contextLimit, format: modelOptions.weightFormat,
-                                   historyDatabase: historyPath, logLevel: logLevel,
+        try await ServerRunner.run(configuration: configuration, modelFolder: folder, offered: offers, contextLimit: contextLimit,
+                                   format: modelOptions.weightFormat, historyDatabase: historyPath, logLevel: logLevel,
                                    database: opened.map { SharedDatabase(conversations: $0.conversations, jobs: $0.jobs, isShared: $0.isShared,
                                                                          description: $0.description) })
+    }
+
+    /// The id a model is served under: a repo id names it better than its snapshot folder (a commit hash); an alias
+    /// (`8b-thinking`) becomes its repo id; a folder is named by its last component.
+    static func defaultID(_ argument: String, folder: URL) -> String {
+        if FileManager.default.fileExists(atPath: (argument as NSString).expandingTildeInPath) { return folder.lastPathComponent }
+        return Qwen3VLFamily.member(named: argument)?.repo ?? argument
     }
 }
