@@ -4,7 +4,7 @@ import Qwen3VL
 
 /// The analysis tasks `postlens analyze --task` runs.
 public enum TaskKind: String, Sendable, CaseIterable, Codable {
-    case ocr, describe, moderation, sentiment, promo, custom
+    case ocr, describe, moderation, sentiment, promo, detect, custom
 }
 
 /// The language a prompt is written in. Chinese first: the posts this product reads are mostly Chinese.
@@ -17,9 +17,12 @@ public struct PostContext: Sendable {
     public var record: PostRecord
     /// The year a date without one belongs to (the post's `meta.date` year, else the current year).
     public var referenceYear: Int
-    public init(record: PostRecord, referenceYear: Int) {
+    /// The post's image (upright size), when it has one: grounding boxes are mapped into its pixels.
+    public var image: ImageFrame?
+    public init(record: PostRecord, referenceYear: Int, image: ImageFrame? = nil) {
         self.record = record
         self.referenceYear = referenceYear
+        self.image = image
     }
 
     /// `meta.date` / `meta.posted_at` / `meta.created_at` (ISO-like) gives the year; otherwise `fallback`.
@@ -44,7 +47,7 @@ public struct AnalysisTask: Sendable {
     public let version: Int
     /// The JSON Schema of the model's answer (the response format for constrained decoding).
     public let schema: JSONValue
-    /// `custom` only: the user's instruction.
+    /// `custom`: the user's instruction; `detect`: what to look for (optional).
     public let instruction: String?
 
     public var name: String { kind.rawValue }
@@ -63,9 +66,10 @@ public struct AnalysisTask: Sendable {
         switch kind {
         case .ocr: return AnalysisTask(kind: .ocr, version: 1, schema: TaskSchemas.ocr)
         case .describe: return AnalysisTask(kind: .describe, version: 1, schema: TaskSchemas.describe)
-        case .moderation: return AnalysisTask(kind: .moderation, version: 1, schema: TaskSchemas.moderation)
+        case .moderation: return AnalysisTask(kind: .moderation, version: 2, schema: TaskSchemas.moderation)
         case .sentiment: return AnalysisTask(kind: .sentiment, version: 1, schema: TaskSchemas.sentiment)
         case .promo: return AnalysisTask(kind: .promo, version: 1, schema: TaskSchemas.promo)
+        case .detect: return AnalysisTask(kind: .detect, version: 1, schema: TaskSchemas.detect)
         case .custom: throw TaskError("the custom task needs an instruction and a JSON schema")
         }
     }
@@ -75,6 +79,13 @@ public struct AnalysisTask: Sendable {
         guard !instruction.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw TaskError("the custom task needs an instruction") }
         guard case .object(let s) = schema, s["type"] == "object" else { throw TaskError("the custom schema must be a JSON object schema with \"type\": \"object\"") }
         return AnalysisTask(kind: .custom, version: 1, schema: schema, instruction: instruction)
+    }
+
+    /// `detect` looking for what `instruction` names ("竞品 logo", "phone numbers"); nil or blank looks for everything
+    /// the task's prompt lists.
+    public static func detect(instruction: String?) -> AnalysisTask {
+        let targets = instruction?.trimmingCharacters(in: .whitespacesAndNewlines)
+        return AnalysisTask(kind: .detect, version: 1, schema: TaskSchemas.detect, instruction: targets?.isEmpty == false ? targets : nil)
     }
 
     // MARK: Prompts
@@ -123,6 +134,7 @@ public struct AnalysisTask: Sendable {
         case .moderation: return PostProcessing.moderation(output, context: context)
         case .sentiment: return PostProcessing.sentiment(output)
         case .promo: return PostProcessing.promo(output, context: context)
+        case .detect: return try PostProcessing.detect(output, context: context)
         case .custom: return output
         }
     }

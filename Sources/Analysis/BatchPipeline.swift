@@ -171,9 +171,10 @@ public enum ResultCSV {
         switch task {
         case .ocr: ["text"]
         case .describe: ["summary"]
-        case .moderation: ["verdict", "categories"]
+        case .moderation: ["verdict", "categories", "evidence_2d", "evidence_px"]
         case .sentiment: ["polarity", "score"]
         case .promo: ["platform", "products"]
+        case .detect: ["objects", "boxes_2d", "boxes_px"]
         case .custom: []
         }
     }
@@ -190,6 +191,11 @@ public enum ResultCSV {
                 switch (column, value) {
                 case ("categories", .array(let a)?): fields.append(a.compactMap { $0["category"]?.stringValue }.joined(separator: ";"))
                 case ("products", .array(let a)?): fields.append(a.compactMap { $0["name"]?.stringValue }.joined(separator: ";"))
+                case ("objects", .array(let a)?): fields.append(a.compactMap { $0["label"]?.stringValue }.joined(separator: ";"))
+                // Grounding boxes in both frames: the model's 0–1000 and pixels of the original image.
+                case ("boxes_2d", _), ("boxes_px", _), ("evidence_2d", _), ("evidence_px", _):
+                    let items = (column.hasPrefix("boxes") ? result["objects"] : result["evidence"])?.arrayValue ?? []
+                    fields.append(PostProcessing.boxCell(items, key: column.hasSuffix("_2d") ? "bbox_2d" : "bbox_px"))
                 case (_, .string(let s)?): fields.append(s)
                 case (_, .number(let n)?): fields.append(n.text)
                 default: fields.append("")

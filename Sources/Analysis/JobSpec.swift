@@ -6,8 +6,8 @@ import JSON
 /// worker, on any machine, runs the items the same way; a worker whose task version differs never claims the job.
 ///
 /// The options are read in one place for every entry point (`POST /v1/analyze` and `/v1/batches` bodies and query
-/// strings, `postlens jobs submit --options`): `language`, `max_tokens`, `dense`, `max_pixels`, and for `custom`
-/// `instruction` and `schema`.
+/// strings, `postlens jobs submit --options`): `language`, `max_tokens`, `dense`, `max_pixels`, for `custom`
+/// `instruction` and `schema`, and for `detect` an optional `instruction` (what to look for).
 public struct JobSpec: Sendable, Equatable {
     public var task: TaskKind
     public var version: Int
@@ -101,8 +101,11 @@ public struct JobSpec: Sendable, Equatable {
             do { task = try AnalysisTask.custom(instruction: instruction, schema: schema) } catch { throw fail("schema", "is not usable: \(error)") }
             // The engine must be able to constrain decoding to it.
             do { _ = try JSONSchema.parse(task.schema.orderedSchemaValue) } catch { throw fail("schema", "is not supported: \(error)") }
+        } else if kind == .detect {
+            if spec.schema != nil { throw fail("schema", "is only used by the custom task") }
+            spec.version = AnalysisTask.detect(instruction: spec.instruction).version
         } else {
-            if spec.instruction != nil { throw fail("instruction", "is only used by the custom task") }
+            if spec.instruction != nil { throw fail("instruction", "is only used by the custom and detect tasks") }
             if spec.schema != nil { throw fail("schema", "is only used by the custom task") }
             spec.version = try AnalysisTask.builtIn(kind).version
         }
@@ -131,6 +134,8 @@ public struct JobSpec: Sendable, Equatable {
         if self.task == .custom {
             guard let instruction, let schema else { throw TaskError("the job's custom task has no instruction or schema") }
             task = try AnalysisTask.custom(instruction: instruction, schema: schema)
+        } else if self.task == .detect {
+            task = AnalysisTask.detect(instruction: instruction)
         } else {
             task = try AnalysisTask.builtIn(self.task)
         }

@@ -94,7 +94,8 @@ public enum PostProcessing {
 
     /// Categories deduplicated (by category and evidence); a rule-based `absolute_claim` entry (source
     /// `rule`) added when the image text or caption holds such terms and the model named none; the
-    /// verdict raised from `allow` to `review` when a category was found.
+    /// verdict raised from `allow` to `review` when a category was found; `evidence` boxes in both frames
+    /// (`grounded(_:image:)`).
     public static func moderation(_ output: JSONValue, context: PostContext) -> JSONValue {
         var o = output.objectValue ?? [:]
         var seen = Set<String>()
@@ -117,6 +118,7 @@ public enum PostProcessing {
             }
         }
         o["categories"] = .array(categories)
+        o["evidence"] = .array(grounded(o["evidence"]?.arrayValue ?? [], image: context.image))
         o["image_text"] = .array(strings(o["image_text"]).map { .string($0) })
         if o["verdict"] == "allow" && !categories.isEmpty { o["verdict"] = "review" }
         return .object(o)

@@ -69,6 +69,7 @@ public enum Prompts {
             - gambling：赌博
             - contact_leak：留下微信号、手机号、二维码等引导到站外交易
             - minors：涉及未成年人的不当内容
+            证据能在图片中找到位置时（二维码、电话号码、违规图案、宣传语等），在 evidence 中逐条给出它的边框 bbox_2d（[x1, y1, x2, y2]，按图片宽高归一化到 0 到 1000 的整数坐标）、简短标签 label、类别 category 和其中的原文 text（没有文字填 null）。
             结论 verdict：没有问题为 allow，需要人工复核为 review，明确违规为 block。
             """
         case (.moderation, .en):
@@ -83,6 +84,7 @@ public enum Prompts {
             - gambling: gambling
             - contact_leak: WeChat IDs, phone numbers or QR codes that move the deal off the platform
             - minors: inappropriate content involving minors
+            When a piece of evidence can be located in the image (a QR code, a phone number, a prohibited item, a slogan), list it under evidence with its box bbox_2d ([x1, y1, x2, y2], integers from 0 to 1000 relative to the image's width and height), a short label, its category and the text it carries (null when none).
             verdict: allow when nothing is wrong, review when a person should check, block for a clear violation.
             """
         case (.sentiment, .zh):
@@ -103,6 +105,14 @@ public enum Prompts {
             return """
             Task: extract the promotion. For each product give its name, price, original price and discount, copied as written (e.g. "¥1,299", "7.5折", "30% off"); list the promotion mechanics (spend-and-save, coupons, bundles, second item half price), the start and end time as written (e.g. "11.11 0点"), the platform (Taobao, JD, Pinduoduo, Douyin, ...) and the marketing claims. Use null for what is not stated.
             """
+        case (.detect, .zh):
+            var text = "任务：在图片中定位与内容审核和营销分析有关的目标：二维码，电话号码、微信号等联系方式，网址，品牌标志，商品，价格，宣传语，人物，以及其他醒目的文字。每个目标给出边框 bbox_2d（[x1, y1, x2, y2]，按图片宽高归一化到 0 到 1000 的整数坐标）、简短标签 label、类别 category，以及目标中的文字 text（照原文抄写，没有文字填 null）。框要紧贴目标，同一目标只框一次。"
+            if let targets = task.instruction { text += "\n只找这些目标：" + targets }
+            return text
+        case (.detect, .en):
+            var text = "Task: locate the objects in the image that matter for moderation and marketing analysis: QR codes, contact details such as phone numbers and WeChat IDs, URLs, brand logos, products, prices, slogans, people, and other prominent text. For each one give its box bbox_2d ([x1, y1, x2, y2], integers from 0 to 1000 relative to the image's width and height), a short label, a category, and the text it carries (copied as written; null when none). Boxes fit the object tightly; box each object once."
+            if let targets = task.instruction { text += "\nLook only for: " + targets }
+            return text
         case (.custom, _):
             return (language == .zh ? "任务：" : "Task: ") + (task.instruction ?? "")
         }
@@ -120,8 +130,8 @@ public enum Prompts {
                 : #"{"summary": "one sentence", "setting": "where", "people": ["person"], "objects": ["object"], "brands": ["brand"], "text": ["text in the image"]}"#
         case .moderation:
             return zh
-                ? #"{"image_text": ["图片中的文字"], "observations": "图片内容描述", "categories": [{"category": "absolute_claim", "evidence": "“全网最低价”", "source": "image_text"}], "verdict": "allow | review | block"}"#
-                : #"{"image_text": ["text in the image"], "observations": "what the image shows", "categories": [{"category": "absolute_claim", "evidence": "\"lowest price ever\"", "source": "image_text"}], "verdict": "allow | review | block"}"#
+                ? #"{"image_text": ["图片中的文字"], "observations": "图片内容描述", "categories": [{"category": "absolute_claim", "evidence": "“全网最低价”", "source": "image_text"}], "evidence": [{"bbox_2d": [120, 40, 880, 160], "label": "宣传语", "category": "absolute_claim", "text": "全网最低价"}], "verdict": "allow | review | block"}"#
+                : #"{"image_text": ["text in the image"], "observations": "what the image shows", "categories": [{"category": "absolute_claim", "evidence": "\"lowest price ever\"", "source": "image_text"}], "evidence": [{"bbox_2d": [120, 40, 880, 160], "label": "slogan", "category": "absolute_claim", "text": "lowest price ever"}], "verdict": "allow | review | block"}"#
         case .sentiment:
             return zh
                 ? #"{"image_text": ["图片中的文字"], "observations": "图片内容描述", "aspects": [{"aspect": "delivery", "polarity": "negative", "evidence": "外箱压扁"}], "mismatches": [{"claim": "文字的说法", "observed": "图片实际显示"}], "evidence": ["关键证据"], "polarity": "positive | negative | neutral | mixed", "score": -0.6}"#
@@ -130,6 +140,10 @@ public enum Prompts {
             return zh
                 ? #"{"image_text": ["图片中的文字"], "products": [{"name": "商品名", "price_text": "¥999", "original_price_text": "¥1,299", "discount_text": "7.5折"}], "mechanics": ["满300减50"], "start_text": "11.11 0点", "end_text": "11月11日23:59", "platform": "淘宝", "claims": ["宣传用语"]}"#
                 : #"{"image_text": ["text in the image"], "products": [{"name": "product", "price_text": "$99", "original_price_text": "$129", "discount_text": "25% off"}], "mechanics": ["spend $300 get $50 off"], "start_text": "Nov 11 0:00", "end_text": "Nov 11 23:59", "platform": "Taobao", "claims": ["marketing claim"]}"#
+        case .detect:
+            return zh
+                ? #"{"objects": [{"bbox_2d": [620, 700, 960, 980], "label": "二维码", "category": "qr_code", "text": null}, {"bbox_2d": [60, 40, 900, 150], "label": "宣传语", "category": "claim", "text": "全网最低价"}]}"#
+                : #"{"objects": [{"bbox_2d": [620, 700, 960, 980], "label": "QR code", "category": "qr_code", "text": null}, {"bbox_2d": [60, 40, 900, 150], "label": "slogan", "category": "claim", "text": "lowest price ever"}]}"#
         case .custom:
             return (zh ? "符合以下 JSON Schema 的 JSON 对象：\n" : "A JSON object that satisfies this JSON Schema:\n") + task.schema.sortedText
         }

@@ -2,7 +2,7 @@ import JSON
 
 /// A validator for the JSON Schema subset the task schemas use: `type` (a name or a list of names),
 /// `properties`, `required`, `additionalProperties: false`, `enum`, `minimum`, `maximum`, `items`,
-/// `minItems`, `maxItems`. Unknown keywords are ignored. Used until the engine constrains decoding
+/// `minItems`, `maxItems`, `minLength`, `maxLength`. Unknown keywords are ignored. Used until the engine constrains decoding
 /// to the schema, and afterwards as a cheap double check.
 public enum SchemaValidator {
     /// Every violation, as "path: problem"; empty when `value` conforms.
@@ -23,6 +23,12 @@ public enum SchemaValidator {
         if let d = value.doubleValue {
             if let minimum = s["minimum"]?.doubleValue, d < minimum { problems.append("\(path): \(JSONNumber(d).text) is below the minimum \(JSONNumber(minimum).text)") }
             if let maximum = s["maximum"]?.doubleValue, d > maximum { problems.append("\(path): \(JSONNumber(d).text) is above the maximum \(JSONNumber(maximum).text)") }
+        }
+        if case .string(let text) = value {
+            // Lengths in characters as JSON Schema counts them (Unicode code points).
+            let length = text.unicodeScalars.count
+            if let minLength = s["minLength"]?.doubleValue, Double(length) < minLength { problems.append("\(path): shorter than \(Int(minLength)) characters") }
+            if let maxLength = s["maxLength"]?.doubleValue, Double(length) > maxLength { problems.append("\(path): longer than \(Int(maxLength)) characters") }
         }
         if case .object(let o) = value {
             for key in (s["required"]?.arrayValue ?? []).compactMap(\.stringValue) where o[key] == nil {

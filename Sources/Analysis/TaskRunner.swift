@@ -95,6 +95,9 @@ public struct EngineAnalyzer: PostAnalyzer {
 public struct RunOptions: Sendable {
     public var language: PromptLanguage = .zh
     public var maxTokens = 1024
+    /// Thinking models: reasoning tokens before the think block is closed and the JSON answer must begin; nil = half
+    /// of `maxTokens`, so a model that keeps thinking still leaves room for its answer.
+    public var maxReasoningTokens: Int? = nil
     /// Pixel budget per image for single-image calls (`ImageTokenBudget`: the command line's `--max-image-tokens`);
     /// nil = the model's default.
     public var maxPixels: Int? = ImageTokenBudget.pixels(ImageTokenBudget.defaultMaximum)
@@ -164,6 +167,8 @@ public struct TaskRunner: Sendable {
         p.maxTokens = options.maxTokens
         p.sampling.temperature = 0
         p.sampling.repetitionPenalty = baseParameters.sampling.repetitionPenalty
+        // A thinking model reasons first; the schema constrains the answer after its think block.
+        p.thinking.maxReasoningTokens = options.maxReasoningTokens ?? options.maxTokens / 2
         // The answer is constrained to the task's schema (keys in look → extract → reason order), so a
         // `.stop` answer always parses; lenient parsing + SchemaValidator in
         // `AnalysisTask.result(fromModelOutput:context:)` stay as a double check (and catch `.length`).
@@ -206,6 +211,7 @@ public struct TaskRunner: Sendable {
             return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
         }
         do {
+            if task.kind == .detect && record.image == nil { throw TaskError("the detect task needs an image") }
             var image: RGBImage? = nil
             if let reference = record.image {
                 switch input {
@@ -214,7 +220,9 @@ public struct TaskRunner: Sendable {
                 case .decoded(let decoded): image = decoded
                 }
             }
-            let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear))
+            // Grounding boxes are mapped into the image as decoded (upright, full size), see `ImageFrame`.
+            let context = PostContext(record: record, referenceYear: PostContext.referenceYear(for: record, fallback: options.referenceYear),
+                                      image: image.map { ImageFrame(width: $0.width, height: $0.height) })
             let result: JSONValue
             if task.kind == .ocr, let image, shouldTile(image) {
                 result = try await denseOCR(record, image: image, calls: calls)
@@ -277,6 +285,11 @@ public struct TaskRunner: Sendable {
     /// Reads and decodes the record's image: a path (relative to the input's folder), `file://` or `http(s)://`,
     /// within the guard of `RunOptions.trustInput`.
     func loadImage(_ reference: String) async throws -> RGBImage {
+        try await loadImageWithBytes(reference).image
+    }
+
+    /// The decoded image and the bytes it came from (`AnnotationWriter` keeps a JPEG a JPEG).
+    func loadImageWithBytes(_ reference: String) async throws -> (image: RGBImage, bytes: Data) {
         let data: Data
         if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
             let fetcher = RemoteImageFetcher(maxBytes: options.maxImageBytes, allowPrivateAddresses: options.trustInput)
@@ -285,7 +298,7 @@ public struct TaskRunner: Sendable {
             data = try LocalImageFile.read(reference, base: options.baseDirectory, maxBytes: options.maxImageBytes,
                                            confined: !options.trustInput)
         }
-        return try decodeImage(data, reference: reference)
+        return (try decodeImage(data, reference: reference), data)
     }
 
     func decodeImage(_ data: Data, reference: String) throws -> RGBImage {

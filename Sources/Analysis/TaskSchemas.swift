@@ -29,26 +29,43 @@ public enum TaskSchemas {
         "absolute_claim", "false_efficacy", "prohibited_goods", "sexual", "violence", "hate", "gambling", "contact_leak", "minors",
     ]
 
+    /// Version 2: bounded (every string has a `maxLength`, every array a `maxItems`, so a constrained answer always
+    /// closes) and with `evidence`, where the image shows each finding (grounding boxes, see `TaskSchemas.box`).
     public static let moderation: JSONValue = [
         "type": "object",
         "properties": [
-            "image_text": stringArray,
-            "observations": ["type": "string"],
+            "image_text": ["type": "array", "maxItems": 40, "items": ["type": "string", "maxLength": 200]],
+            "observations": ["type": "string", "maxLength": 600],
             "categories": [
                 "type": "array",
+                "maxItems": 12,
                 "items": [
                     "type": "object",
                     "properties": [
                         "category": ["type": "string", "enum": .array(moderationCategories.map { .string($0) })],
-                        "evidence": ["type": "string"],
+                        "evidence": ["type": "string", "maxLength": 300],
                         "source": ["type": "string", "enum": ["image_text", "image", "caption"]],
                     ],
                     "required": ["category", "evidence", "source"],
                 ],
             ],
+            "evidence": [
+                "type": "array",
+                "maxItems": 12,
+                "items": [
+                    "type": "object",
+                    "properties": [
+                        "bbox_2d": box,
+                        "label": ["type": "string", "minLength": 1, "maxLength": 60],
+                        "category": ["type": "string", "enum": .array(moderationCategories.map { .string($0) })],
+                        "text": ["type": ["string", "null"], "maxLength": 200],
+                    ],
+                    "required": ["bbox_2d", "label", "category", "text"],
+                ],
+            ],
             "verdict": ["type": "string", "enum": ["allow", "review", "block"]],
         ],
-        "required": ["image_text", "observations", "categories", "verdict"],
+        "required": ["image_text", "observations", "categories", "evidence", "verdict"],
     ]
 
     public static let aspects: [String] = ["product", "delivery", "service", "price", "gift"]

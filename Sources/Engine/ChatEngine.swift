@@ -12,10 +12,13 @@ public protocol ChatEngine: Sendable {
     func generate(_ request: InferenceEngine.Request) -> AsyncThrowingStream<GenerationEvent, Error>
     /// Cache and queue counters for `/metrics`; nil when the engine keeps none (the default, for stand-ins).
     var engineStatistics: InferenceEngine.Statistics? { get }
+    /// The model's chat template: whether requests may think (`reasoning_content`).
+    var chatTemplate: ChatTemplateKind { get }
 }
 
 extension ChatEngine {
     public var engineStatistics: InferenceEngine.Statistics? { nil }
+    public var chatTemplate: ChatTemplateKind { .instruct }
 
     /// Runs a request to its end and returns the result (nil events: the caller was cancelled).
     public func complete(_ request: InferenceEngine.Request) async throws -> GenerationResult {
@@ -29,6 +32,7 @@ extension ChatEngine {
 }
 
 extension InferenceEngine: ChatEngine {
+    public var chatTemplate: ChatTemplateKind { processor.template }
     public var defaultParameters: GenerationParameters { .defaults(for: model) }
     public var preprocessor: PreprocessorConfiguration { processor.imageProcessor.configuration }
     public var engineStatistics: InferenceEngine.Statistics? { statistics() }

@@ -14,7 +14,10 @@ public struct GenerationParameters: Sendable, Equatable {
     public var topLogprobs = 0
     /// Constrain the answer to JSON (any object, or valid against a schema); nil for free text.
     /// User stop strings are not applied to constrained answers (they could cut the JSON).
+    /// With a thinking model the constraint applies to the answer after the think block.
     public var responseFormat: ResponseFormat?
+    /// Thinking models: whether to reason first, and how long (`ThinkingParameters`).
+    public var thinking = ThinkingParameters()
 
     public init() {}
 
@@ -65,6 +68,8 @@ public struct Usage: Sendable, Equatable, Codable {
     public var imageTokens = 0
     /// Prompt tokens whose KV came from the prefix cache instead of being computed.
     public var cachedPromptTokens = 0
+    /// Completion tokens spent in the think block (its closing `</think>` included); 0 without one.
+    public var reasoningTokens = 0
     public init(promptTokens: Int = 0, completionTokens: Int = 0, imageTokens: Int = 0) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
@@ -89,20 +94,26 @@ public struct Timings: Sendable, Equatable, Codable {
 }
 
 public struct GenerationResult: Sendable, Equatable {
+    /// The answer (after the think block, when there was one).
     public var text: String
     public var tokenIDs: [Int]
     public var finishReason: FinishReason
     public var usage: Usage
     public var timings: Timings
     public var logprobs: [TokenLogprob]
+    /// The think block's text (without `<think>`/`</think>` and surrounding newlines); nil when the prompt opened no
+    /// think block (Instruct models, or thinking turned off).
+    public var reasoning: String? = nil
 
-    public init(text: String, tokenIDs: [Int], finishReason: FinishReason, usage: Usage, timings: Timings, logprobs: [TokenLogprob] = []) {
+    public init(text: String, tokenIDs: [Int], finishReason: FinishReason, usage: Usage, timings: Timings, logprobs: [TokenLogprob] = [],
+                reasoning: String? = nil) {
         self.text = text
         self.tokenIDs = tokenIDs
         self.finishReason = finishReason
         self.usage = usage
         self.timings = timings
         self.logprobs = logprobs
+        self.reasoning = reasoning
     }
 }
 
@@ -110,6 +121,8 @@ public struct GenerationResult: Sendable, Equatable {
 public enum GenerationEvent: Sendable {
     /// New text (may be empty when a token completes no character yet) and the tokens behind it.
     case delta(text: String, tokenIDs: [Int], logprobs: [TokenLogprob])
+    /// Reasoning text of a thinking model (inside its think block), before any `.delta` of the answer.
+    case reasoning(text: String, tokenIDs: [Int])
     case finished(GenerationResult)
 }
 

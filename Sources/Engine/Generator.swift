@@ -62,7 +62,10 @@ public struct Generator: Sendable {
         let state = DecodingState(parameters: parameters, tokenizer: processor.tokenizer, vocab: model.configuration.text.vocabSize,
                                   eos: model.eosTokenIDs, prompt: prompt.tokens, maxNew: maxNew, timings: timings,
                                   usage: Usage(promptTokens: prompt.tokens.count, imageTokens: prompt.imageTokenCount),
-                                  started: started, grammar: matcher, emit: emit)
+                                  started: started, grammar: matcher,
+                                  reasoning: ReasoningPlan.detect(prompt: prompt.tokens, tokenizer: processor.tokenizer,
+                                                                  parameters: parameters.thinking),
+                                  emit: emit)
         while !state.isFinished {
             if isCancelled() { state.cancel(); break }
             guard let token = state.step(logits.data) else { break }

@@ -9,6 +9,8 @@ struct PreparedRequest: @unchecked Sendable {
     /// Tokens that may be generated after the prompt (`max_tokens`, bounded by the context).
     let maxNew: Int
     let grammar: GrammarMatcher?
+    /// Set when the prompt ends inside a think block (a thinking model thinking).
+    let reasoning: ReasoningPlan?
     /// Released when the request's job is gone.
     let reservation: KVBudget.Reservation?
     let preprocessMs: Double
@@ -31,12 +33,13 @@ extension Generator {
         if isCancelled() { throw CancellationError() }
 
         let prompt = try processor.prepare(request.messages, images: request.images, minPixels: request.minPixels,
-                                           maxPixels: request.maxPixels)
+                                           maxPixels: request.maxPixels, thinking: request.parameters.thinking.enabled)
         let maxNew = try budget(for: prompt, request.parameters)
         if isCancelled() { throw CancellationError() }
         let grammar = try request.parameters.responseFormat.map { try makeMatcher($0, limits: limits, isCancelled: isCancelled) }
         let reservation = try kvBudget?.reserve(tokens: prompt.tokens.count + maxNew)
-        return PreparedRequest(prompt: prompt, maxNew: maxNew, grammar: grammar, reservation: reservation,
+        let reasoning = ReasoningPlan.detect(prompt: prompt.tokens, tokenizer: processor.tokenizer, parameters: request.parameters.thinking)
+        return PreparedRequest(prompt: prompt, maxNew: maxNew, grammar: grammar, reasoning: reasoning, reservation: reservation,
                                preprocessMs: milliseconds(since: clock))
     }
 }

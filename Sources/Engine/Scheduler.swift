@@ -143,7 +143,7 @@ final class Scheduler: @unchecked Sendable {
                 let state = DecodingState(parameters: job.request.parameters, tokenizer: processor.tokenizer,
                                           vocab: model.configuration.text.vocabSize, eos: model.eosTokenIDs, prompt: prompt.tokens,
                                           maxNew: job.maxNew, timings: job.timings, usage: job.usage, started: job.arrival,
-                                          grammar: job.grammar, emit: job.emit)
+                                          grammar: job.grammar, reasoning: job.prepared.reasoning, emit: job.emit)
                 job.state = state
                 job.nextToken = state.step(logits.data)
             }

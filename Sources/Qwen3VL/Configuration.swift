@@ -21,6 +21,10 @@ public struct Qwen3VLConfiguration: Sendable, Equatable {
     }
 
     init(_ json: JSONFields) throws {
+        if let type = try json.optionalString("model_type"), type == "qwen3_vl_moe" {
+            throw ConfigurationError.invalidValue(file: json.file, key: "model_type", reason: "'qwen3_vl_moe' is a mixture-of-experts Qwen3-VL "
+                + "(30B-A3B, 235B-A22B), which PostLens does not run; use a dense model: 2B, 4B or 8B, Instruct or Thinking")
+        }
         if let type = try json.optionalString("model_type"), type != "qwen3_vl" {
             throw ConfigurationError.invalidValue(file: json.file, key: "model_type", reason: "'\(type)' is not qwen3_vl; PostLens runs Qwen3-VL checkpoints")
         }

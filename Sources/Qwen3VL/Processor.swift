@@ -48,11 +48,15 @@ public final class Qwen3VLProcessor: Sendable {
     public let tokenizer: Tokenizer
     public let imageProcessor: ImageProcessor
     public let configuration: Qwen3VLConfiguration
+    /// The model's chat template: Instruct, or Thinking (whose prompt opens a `<think>` block).
+    public let template: ChatTemplateKind
 
-    public init(tokenizer: Tokenizer, imageProcessor: ImageProcessor, configuration: Qwen3VLConfiguration) {
+    public init(tokenizer: Tokenizer, imageProcessor: ImageProcessor, configuration: Qwen3VLConfiguration,
+                template: ChatTemplateKind = .instruct) {
         self.tokenizer = tokenizer
         self.imageProcessor = imageProcessor
         self.configuration = configuration
+        self.template = template
     }
 
     /// Loads `tokenizer.json` (+ `tokenizer_config.json`) and `preprocessor_config.json` from a model folder.
@@ -62,14 +66,20 @@ public final class Qwen3VLProcessor: Sendable {
             ? try PreprocessorConfiguration.load(from: preprocessorURL) : PreprocessorConfiguration.qwen3VL
         self.init(tokenizer: try Tokenizer(directory: directory),
                   imageProcessor: ImageProcessor(configuration: preprocessor),
-                  configuration: configuration)
+                  configuration: configuration, template: ChatTemplateKind.detect(directory: directory))
+    }
+
+    /// Whether a prompt rendered with `thinking` ends inside an open think block (the answer starts with reasoning).
+    public func opensThinkBlock(thinking: Bool, addGenerationPrompt: Bool = true) -> Bool {
+        template == .thinking && thinking && addGenerationPrompt
     }
 
     /// Renders, tokenizes and preprocesses a conversation. `images` are in the order of the image
     /// parts across all messages. Pixel budgets override the preprocessor config per request.
+    /// `thinking` applies to thinking templates (false: an empty think block, the model answers directly).
     public func prepare(_ messages: [ChatMessage], images: [RGBImage], addGenerationPrompt: Bool = true,
-                        minPixels: Int? = nil, maxPixels: Int? = nil) throws -> PreparedPrompt {
-        let pieces = ChatTemplate.render(messages, addGenerationPrompt: addGenerationPrompt)
+                        minPixels: Int? = nil, maxPixels: Int? = nil, thinking: Bool = true) throws -> PreparedPrompt {
+        let pieces = ChatTemplate.render(messages, addGenerationPrompt: addGenerationPrompt, kind: template, thinking: thinking)
         let placeholders = pieces.filter { if case .image = $0 { return true } else { return false } }.count
         guard placeholders == images.count else {
             throw ProcessorError.imageCountMismatch(placeholders: placeholders, images: images.count)

@@ -155,13 +155,10 @@ public struct Qwen3VLWeights: Sendable {
                 upProj: try r.linear(k + "mlp.up_proj", out: f, in: h, bias: false),
                 downProj: try r.linear(k + "mlp.down_proj", out: h, in: f, bias: false))
         }
-        // Tied: the output matrix is the embedding table (a present lm_head.weight is ignored, spec §1.2).
-        let lmHead: LinearWeight
-        if config.tieWordEmbeddings || !r.store.contains("lm_head.weight") {
-            lmHead = embed
-        } else {
-            lmHead = try r.linear("lm_head", out: c.vocabSize, in: h, bias: false)
-        }
+        // Tied (2B, 4B): the output matrix is the embedding table (a present lm_head.weight is ignored, spec §1.2).
+        // Untied (8B): `lm_head.weight` is a matrix of its own and must be there; using the embedding instead would
+        // load without complaint and answer nonsense.
+        let lmHead = config.tieWordEmbeddings ? embed : try r.linear("lm_head", out: c.vocabSize, in: h, bias: false)
         return TextWeights(embedTokens: embed, layers: layers, norm: try r.tensor(p + "norm.weight", [h]), lmHead: lmHead)
     }
 }

@@ -12,6 +12,10 @@ enum ServerError: Error, Equatable {
     case invalidRequest(String, param: String?)
     case bodyNotUTF8
     case unknownModel(String)
+    /// The request names an offered model that is not the one served now (`--offer`; switch with `POST /v1/models/load`).
+    case modelNotLoaded(requested: String, served: String)
+    /// A model switch that cannot start now: the reason says what to do.
+    case modelSwitchRefused(String)
     case unsupportedN(Int)
     case remoteImageURL(param: String)
     case localImagesDisabled(param: String)
@@ -172,8 +176,14 @@ extension APIError {
         case .bodyNotUTF8:
             self.init(status: .badRequest, message: "the request body is not valid UTF-8; send JSON encoded as UTF-8")
         case let .unknownModel(name):
-            self.init(status: .notFound, message: "the model '\(name)' does not exist; GET /v1/models lists the served model",
+            self.init(status: .notFound, message: "the model '\(name)' does not exist; GET /v1/models lists the models this server offers",
                       param: "model", code: "model_not_found")
+        case let .modelNotLoaded(requested, served):
+            self.init(status: .conflict,
+                      message: "the model '\(requested)' is offered but not loaded: '\(served)' is served now; switch with POST /v1/models/load {\"model\": \"\(requested)\"} (or the web page's model picker)",
+                      param: "model", code: "model_not_loaded")
+        case let .modelSwitchRefused(reason):
+            self.init(status: .conflict, message: "the model cannot be switched now: \(reason)", param: "model", code: "model_switch_refused")
         case let .unsupportedN(n):
             self.init(status: .badRequest, message: "n=\(n) is not supported; this server returns exactly one choice (n=1)",
                       param: "n")

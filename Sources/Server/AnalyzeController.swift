@@ -28,7 +28,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
     }
 
     @Sendable func analyze(_ request: Request, context: Context) async throws -> Response {
-        let engine = try host.readyEngine()
+        let (engine, served) = try host.ready()
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let limits = configuration.requestJSONLimits
         let object = try await Offload.run { try parseJSONObjectBody(Data(buffer: body, byteTransferStrategy: .noCopy), limits: limits) }
@@ -76,11 +76,11 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
         let logger = context.logger
         return try await connections.cancellingOnDisconnect(of: context) { [self] in
             defer { withExtendedLifetime(ticket) {} }
-            return try await run(spec, text: text, imageURL: urls.first, engine: engine, logger: logger)
+            return try await run(spec, text: text, imageURL: urls.first, engine: engine, served: served, logger: logger)
         }
     }
 
-    private func run(_ spec: TaskSpec, text: String?, imageURL: String?, engine: any ChatEngine,
+    private func run(_ spec: TaskSpec, text: String?, imageURL: String?, engine: any ChatEngine, served: String,
                      logger: Logger) async throws -> Response {
         // The image is read and decoded here (same forms and rules as chat: data: URLs, local files under
         // --allow-image-dir), so an undecodable one is a 422; the task runner takes the decoded pixels.
@@ -105,7 +105,7 @@ struct AnalyzeController<Context: ConnectionContext>: Sendable {
 
         var out: JSONObject = [:]
         out["task"] = .string(spec.task.versionTag)
-        out["model"] = .string(configuration.modelID)
+        out["model"] = .string(served)
         out["result"] = outcome.result ?? .null
         out["error"] = .optional(outcome.error)
         out["raw"] = calls.isEmpty ? .null : .string(calls.map(\.text).joined(separator: "\n"))

@@ -66,7 +66,7 @@ func buildRouter(configuration: ServerConfiguration, host: ModelHost, store: (an
     router.addRoutes(ChatController(host: host, configuration: configuration, gate: gate, images: images, metrics: metrics,
                                     drain: drain, connections: connections).routes,
                      atPath: "/v1")
-    router.addRoutes(ModelsController(host: host).routes, atPath: "/v1")
+    router.addRoutes(ModelsController(host: host, configuration: configuration).routes, atPath: "/v1")
     router.addRoutes(AnalyzeController(host: host, configuration: configuration, gate: gate, images: images,
                                        connections: connections).routes, atPath: "/v1")
     router.addRoutes(BatchController(host: host, configuration: configuration, images: images, batches: batches).routes, atPath: "/v1")

@@ -47,6 +47,16 @@ public final class BatchService: Sendable {
         self.concurrency = concurrency
         self.mode = concurrency == 0 ? .off : mode
         self.logger = logger
+        // A model switch: stop claiming and let the items in flight finish on the old engine (so it can be freed),
+        // then work on with the new one. Items of one job may so come from two models, as they may from workers
+        // serving different ones.
+        host.observe { [weak self] event in
+            guard let self else { return }
+            switch event {
+            case .switching: Task { await self.pause() }
+            case .ready: self.wake()
+            }
+        }
     }
 
     /// An in-memory SQLite queue (router tests, `--no-history`).
@@ -142,6 +152,14 @@ public final class BatchService: Sendable {
             return s.wokenWhileRunning && !s.stopped
         }
         if again { wake() }
+    }
+
+    /// A model switch started: the worker claims nothing more and returns once its items in flight are done, which
+    /// drops its hold on the old engine. `wake()` starts a new worker when the new model is ready.
+    func pause() async {
+        let (worker, runner) = state.withLock { ($0.worker, $0.runner) }
+        worker?.drain()
+        await runner?.value
     }
 
     /// Server shutdown: items in flight go back to the queue at once (another server or worker takes them).

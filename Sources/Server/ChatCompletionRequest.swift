@@ -3,7 +3,9 @@ import JSON
 
 /// `POST /v1/chat/completions` as OpenAI's SDKs send it, read from the body parsed once (`RequestBody.parse`).
 /// Unknown fields are ignored; a field of the wrong type is a 400 whose `param` is its path
-/// (`messages[1].content[0].image_url.url`). `max_pixels` / `min_pixels` are PostLens extensions.
+/// (`messages[1].content[0].image_url.url`). `max_pixels` / `min_pixels` are PostLens extensions; thinking models
+/// take vLLM's `chat_template_kwargs.enable_thinking` (also accepted at the top level) and PostLens's
+/// `max_reasoning_tokens`.
 struct ChatCompletionRequest: Sendable {
     var model: String?
     var messages: [Message]
@@ -26,12 +28,19 @@ struct ChatCompletionRequest: Sendable {
     var user: String?
     var maxPixels: Int?
     var minPixels: Int?
+    /// Thinking models: false answers without reasoning (nil: the template's default, which thinks).
+    var enableThinking: Bool?
+    /// Where `enableThinking` came from, for errors.
+    var enableThinkingParam = "chat_template_kwargs.enable_thinking"
+    var maxReasoningTokens: Int?
 
     struct Message: Sendable {
         var role: Role
         /// nil when absent or null (allowed for assistant messages only; `prepareMessages` checks).
         var content: Content?
         var name: String?
+        /// An earlier answer's reasoning (`reasoning_content`, as vLLM and llama.cpp return it).
+        var reasoningContent: String?
     }
 
     /// OpenAI roles; `developer` is the newer name of `system`.
@@ -103,6 +112,18 @@ struct ChatCompletionRequest: Sendable {
         user = try body.optionalString("user")
         maxPixels = try body.optionalInt("max_pixels")
         minPixels = try body.optionalInt("min_pixels")
+        if let kwargs = try body.optional("chat_template_kwargs") {
+            guard case .object = kwargs.value else { throw kwargs.mismatch("an object") }
+            enableThinking = try kwargs.optionalBool("enable_thinking")
+        }
+        if let topLevel = try body.optionalBool("enable_thinking") {
+            if let nested = enableThinking, nested != topLevel {
+                throw try body.required("enable_thinking").invalid("contradicts chat_template_kwargs.enable_thinking")
+            }
+            enableThinking = topLevel
+            enableThinkingParam = "enable_thinking"
+        }
+        maxReasoningTokens = try body.optionalInt("max_reasoning_tokens")
     }
 }
 
@@ -116,6 +137,7 @@ extension ChatCompletionRequest.Message {
         }
         self.role = role
         name = try node.optionalString("name")
+        reasoningContent = try node.optionalString("reasoning_content")
         guard let contentNode = try node.optional("content") else { content = nil; return }
         switch contentNode.value {
         case .string(let text):

@@ -31,11 +31,14 @@ struct ChatCompletion: Encodable {
     struct Message: Encodable {
         let role = "assistant"
         let content: String
-        enum CodingKeys: String, CodingKey { case role, content, refusal }
+        /// A thinking model's think block (vLLM's and llama.cpp's `reasoning_content`); absent for other models.
+        var reasoningContent: String? = nil
+        enum CodingKeys: String, CodingKey { case role, content, refusal, reasoningContent = "reasoning_content" }
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(role, forKey: .role)
             try c.encode(content, forKey: .content)
+            try c.encodeIfPresent(reasoningContent, forKey: .reasoningContent)
             try c.encodeNil(forKey: .refusal)
         }
     }
@@ -71,6 +74,8 @@ struct ChatCompletionChunk: Encodable {
     struct Delta: Encodable {
         var role: String?
         var content: String?
+        var reasoningContent: String?
+        enum CodingKeys: String, CodingKey { case role, content, reasoningContent = "reasoning_content" }
     }
 
     enum CodingKeys: String, CodingKey { case id, object, created, model, choices, usage }
@@ -120,11 +125,18 @@ struct UsageBody: Encodable {
     let completionTokens: Int
     let totalTokens: Int
     let promptTokensDetails: PromptDetails
+    let completionTokensDetails: CompletionDetails
     let postlens: Extension
 
     struct PromptDetails: Encodable {
         let cachedTokens: Int
         enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+    }
+
+    /// OpenAI's `completion_tokens_details`: the tokens of the think block (0 for models that do not think).
+    struct CompletionDetails: Encodable {
+        let reasoningTokens: Int
+        enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
     }
 
     struct Extension: Encodable {
@@ -144,7 +156,7 @@ struct UsageBody: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case promptTokens = "prompt_tokens", completionTokens = "completion_tokens", totalTokens = "total_tokens"
-        case promptTokensDetails = "prompt_tokens_details", postlens
+        case promptTokensDetails = "prompt_tokens_details", completionTokensDetails = "completion_tokens_details", postlens
     }
 
     init(_ result: GenerationResult) {
@@ -153,6 +165,7 @@ struct UsageBody: Encodable {
         completionTokens = u.completionTokens
         totalTokens = u.totalTokens
         promptTokensDetails = PromptDetails(cachedTokens: u.cachedPromptTokens)
+        completionTokensDetails = CompletionDetails(reasoningTokens: u.reasoningTokens)
         func round3(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
         postlens = Extension(imageTokens: u.imageTokens, timeToFirstTokenMs: round3(t.timeToFirstTokenMs),
                              preprocessMs: round3(t.preprocessMs), visionMs: round3(t.visionMs),

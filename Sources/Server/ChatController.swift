@@ -25,16 +25,18 @@ struct ChatController<Context: ConnectionContext>: Sendable {
     }
 
     @Sendable func create(_ request: Request, context: Context) async throws -> Response {
-        let engine = try host.readyEngine()
+        // The engine and the id it serves under, together (a model switch cannot pair one with the other's id).
+        let (engine, served) = try host.ready()
         let body = try await readBody(request, context: context, limit: configuration.maxBodyBytes, timeout: configuration.clientTimeout)
         let bodyData = Data(buffer: body, byteTransferStrategy: .noCopy)
         let defaults = engine.defaultParameters
+        let template = engine.chatTemplate
         let (chat, parameters) = try await Offload.run { [self] in
             // Parsed once; the request and its response_format are read from the same value.
             let root = JSONReader(try RequestJSON.parse(bodyData, limits: configuration.requestJSONLimits))
             let chat: ChatCompletionRequest
             do { chat = try ChatCompletionRequest(root) } catch let error as JSONReadError { throw ServerError(error) }
-            var parameters = try generationParameters(chat, defaults: defaults)
+            var parameters = try generationParameters(chat, defaults: defaults, template: template, served: served)
             parameters.responseFormat = try ResponseFormatRequest.parse(root.value["response_format"])
             return (chat, parameters)
         }
@@ -45,11 +47,11 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         // Only a live connection gets a write watchdog (router tests have a stand-in channel).
         let channel: (any Channel)? = context.channel.isActive ? context.channel : nil
         return try await connections.cancellingOnDisconnect(of: context) { [self, parameters] in
-            try await respond(chat, parameters: parameters, engine: engine, ticket: ticket, channel: channel, logger: logger)
+            try await respond(chat, parameters: parameters, engine: engine, served: served, ticket: ticket, channel: channel, logger: logger)
         }
     }
 
-    private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine,
+    private func respond(_ chat: ChatCompletionRequest, parameters: GenerationParameters, engine: any ChatEngine, served: String,
                          ticket: AdmissionGate.Ticket, channel: (any Channel)?, logger: Logger) async throws -> Response {
         let fetched = try await images.prefetchRemote(Self.imageURLs(chat))
         let preprocessor = engine.preprocessor
@@ -61,7 +63,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         logger[metadataKey: "images"] = "\(prepared.images.count)"
         logger.debug("chat completion admitted", metadata: ["messages": "\(chat.messages.count)", "in_flight": "\(gate.inFlight)"])
         let meta = ResponseMeta(id: "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased(),
-                                created: Int(Date().timeIntervalSince1970), model: configuration.modelID)
+                                created: Int(Date().timeIntervalSince1970), model: served)
         let stream = engine.generate(engineRequest)
         if chat.stream == true {
             return try await streamingResponse(stream, meta: meta, includeUsage: chat.includeUsage == true,
@@ -91,7 +93,8 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         metrics.record(result, stream: false)
         let completion = ChatCompletion(
             id: meta.id, created: meta.created, model: meta.model,
-            choices: [.init(index: 0, message: .init(content: result.text), finishReason: openAIFinishReason(result.finishReason),
+            choices: [.init(index: 0, message: .init(content: result.text, reasoningContent: result.reasoning),
+                            finishReason: openAIFinishReason(result.finishReason),
                             logprobs: wantsLogprobs ? ChoiceLogprobs(result.logprobs) : nil)],
             usage: UsageBody(result))
         let data = try makeJSONEncoder().encode(completion)
@@ -136,6 +139,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                         if !text.isEmpty || (wantsLogprobs && !logprobs.isEmpty) {
                             try await send(chunk(.init(content: text), logprobs: wantsLogprobs ? logprobs : nil))
                         }
+                    case let .reasoning(text, _):
+                        // vLLM's and llama.cpp's shape: the think block's text in `delta.reasoning_content`.
+                        if !text.isEmpty { try await send(chunk(.init(reasoningContent: text))) }
                     case let .finished(result):
                         log(result, logger: logger)
                         metrics.record(result, stream: true)
@@ -182,8 +188,13 @@ struct ChatController<Context: ConnectionContext>: Sendable {
 
     // MARK: - Request → engine
 
-    func generationParameters(_ chat: ChatCompletionRequest, defaults: GenerationParameters) throws -> GenerationParameters {
-        if let model = chat.model, !model.isEmpty, model != configuration.modelID { throw ServerError.unknownModel(model) }
+    /// `served`: the id of the model answering (`model` must name it, or be left out).
+    func generationParameters(_ chat: ChatCompletionRequest, defaults: GenerationParameters,
+                              template: ChatTemplateKind = .instruct, served: String) throws -> GenerationParameters {
+        if let model = chat.model, !model.isEmpty, model != served {
+            if host.choices.contains(where: { $0.id == model }) { throw ServerError.modelNotLoaded(requested: model, served: served) }
+            throw ServerError.unknownModel(model)
+        }
         if let n = chat.n, n != 1 { throw ServerError.unsupportedN(n) }
         guard !chat.messages.isEmpty else { throw ServerError.invalidRequest("'messages' must not be empty", param: "messages") }
         // Bounded before anything is decoded, fetched or rendered.
@@ -255,12 +266,42 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             try check(top == 0 || p.logprobs, "top_logprobs", "used with 'logprobs': true")
             p.topLogprobs = top
         }
+        p.thinking = try thinkingParameters(chat, template: template, served: served)
         if let v = chat.maxPixels { try check(v >= ImageTokenBudget.pixelsPerToken, "max_pixels", "at least \(ImageTokenBudget.pixelsPerToken)") }
         if let v = chat.minPixels {
             try check(v >= 1, "min_pixels", "at least 1")
             if let maxPixels = chat.maxPixels { try check(v <= maxPixels, "min_pixels", "at most max_pixels") }
         }
         return p
+    }
+
+    /// `enable_thinking` and `max_reasoning_tokens` against what the served model's template can do: an Instruct
+    /// template has no think block, so asking it to think, or to budget its reasoning, is refused rather than ignored.
+    func thinkingParameters(_ chat: ChatCompletionRequest, template: ChatTemplateKind, served: String) throws -> ThinkingParameters {
+        var thinking = ThinkingParameters()
+        if template == .instruct {
+            if chat.enableThinking == true {
+                throw ServerError.invalidRequest(
+                    "model '\(served)' has no thinking mode (its chat template never opens a <think> block); "
+                        + "serve a Qwen3-VL Thinking model (e.g. Qwen/Qwen3-VL-4B-Thinking) to get reasoning_content",
+                    param: chat.enableThinkingParam)
+            }
+            if chat.maxReasoningTokens != nil {
+                throw ServerError.invalidRequest(
+                    "'max_reasoning_tokens' applies to thinking models; '\(served)' answers without a think block",
+                    param: "max_reasoning_tokens")
+            }
+            return thinking
+        }
+        thinking.enabled = chat.enableThinking ?? true
+        if let budget = chat.maxReasoningTokens {
+            guard budget >= 0 else {
+                throw ServerError.invalidRequest("'max_reasoning_tokens' must be 0 or more (0 answers without reasoning)",
+                                                 param: "max_reasoning_tokens")
+            }
+            thinking.maxReasoningTokens = budget
+        }
+        return thinking
     }
 
     struct PreparedMessages: Sendable {
@@ -338,23 +379,12 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                     }
                 }
             }
-            out.messages.append(ChatMessage(role: role, content: parts))
+            out.messages.append(ChatMessage(role: role, content: parts, reasoning: role == .assistant ? message.reasoningContent : nil))
         }
         // Every header is in and within the limits: now decode, one image at a time.
         for (image, budget) in zip(inspected, budgets) { out.images.append(try images.decode(image, budget: budget, factor: factor)) }
         out.budget = budgets.max(by: { $0.maxPixels < $1.maxPixels })
         return out
-    }
-}
-
-extension ModelHost {
-    /// The engine, or 503 while loading / after a failed load.
-    func readyEngine() throws -> any ChatEngine {
-        switch current {
-        case .ready(let engine): return engine
-        case .loading: throw ServerError.modelLoading
-        case .failed(let reason): throw ServerError.modelFailed(reason)
-        }
     }
 }
 

@@ -66,6 +66,9 @@ public struct ServerConfiguration: Sendable {
     public var batchConcurrency = 1
     /// After SIGTERM/SIGINT, how long requests in flight may run on before they are cancelled.
     public var shutdownGracePeriod: Duration = .seconds(30)
+    /// A model switch (`POST /v1/models/load`): how long requests in flight may finish on the old model before the
+    /// new one is loaded anyway (beside the old one, until they end).
+    public var modelSwitchDrain: Duration = .seconds(30)
 
     public init(modelID: String) {
         self.modelID = modelID

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Kernels
 import Logging
+import Qwen3VL
 import ServiceLifecycle
 import Store
 
@@ -23,53 +24,79 @@ public struct SharedDatabase: Sendable {
     }
 }
 
-/// Where the served model comes from. The command line finds the folder (a repo id is downloaded on first use, its
-/// progress reported to the host, hence to `/health` and the page) and loads it in the runtime format; the server
-/// listens from the start and answers 503 `loading` meanwhile.
+/// A model `serve` offers (`--model`, then each `--offer`): a folder on disk already, or one still to be downloaded.
+/// A download runs while the server listens; `fetch` reports its progress to the host (`ModelHost.downloading`), which
+/// `/health` and the page show while it is the served model.
 public struct ModelSource: Sendable {
-    /// Finds the model folder, downloading it when needed and reporting the download to the host.
-    public var locate: @Sendable (ModelHost) async throws -> URL
-    /// Loads the engine from the folder: seconds of blocking work, run on a thread of its own.
-    public var load: @Sendable (URL) throws -> any ChatEngine
+    public var id: String
+    public var folder: URL?
+    /// Downloads the model and returns its folder (`served`: it is the model the server starts with).
+    public var fetch: (@Sendable (_ host: ModelHost, _ served: Bool) async throws -> URL)?
 
-    public init(locate: @escaping @Sendable (ModelHost) async throws -> URL, load: @escaping @Sendable (URL) throws -> any ChatEngine) {
-        self.locate = locate
-        self.load = load
+    public init(id: String, folder: URL) {
+        self.id = id
+        self.folder = folder
+    }
+
+    public init(id: String, fetch: @escaping @Sendable (_ host: ModelHost, _ served: Bool) async throws -> URL) {
+        self.id = id
+        self.fetch = fetch
     }
 }
 
-/// Runs `postlens serve`: listens at once, finds (or downloads) and loads the model meanwhile, serves until stopped.
+/// Runs `postlens serve`: listens at once; downloads (when needed) and loads the model meanwhile; serves until stopped.
 public enum ServerRunner {
     public static func isValidLogLevel(_ name: String) -> Bool { Logger.Level(rawValue: name) != nil }
 
-    /// `database`: conversations and batch jobs in a database shared with other servers and workers (`--database`);
-    /// without it they live in the SQLite file `historyDatabase` (memory only when nil).
-    public static func run(configuration: ServerConfiguration, model: ModelSource, historyDatabase: String?, logLevel: String,
-                           database: SharedDatabase? = nil) async throws {
+    /// `models`: the model served first, then those the operator may switch to (`--offer`); the first is served as
+    /// `configuration.modelID`. `database`: conversations and batch jobs in a database shared with other servers and
+    /// workers (`--database`); without it they live in the SQLite file `historyDatabase` (memory only when nil).
+    public static func run(configuration: ServerConfiguration, models: [ModelSource], contextLimit: Int?, format: WeightFormat = .q8,
+                           historyDatabase: String?, logLevel: String, database: SharedDatabase? = nil) async throws {
         var logger = Logger(label: "postlens.server")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let host = ModelHost(modelID: configuration.modelID)
+        // config.json and the chat template of every model on disk are read now (no weights), so /v1/models and /health
+        // say what is served while it loads, and a folder that is no Qwen3-VL model fails before the listener starts.
+        var choices: [ModelChoice] = []
+        for source in models {
+            guard !choices.contains(where: { $0.id == source.id }) else { throw ServerSetupError("the model id '\(source.id)' is offered twice") }
+            choices.append(ModelChoice(id: source.id, folder: source.folder, description: try source.folder.map(ModelDescription.read(from:))))
+        }
+        let budget = configuration.kvCacheBudgetBytes
+        let host = ModelHost(choices: choices, loader: { choice in
+            guard let folder = choice.folder else { throw ServerSetupError("'\(choice.id)' has not been downloaded") }
+            return try InferenceEngine(directory: folder, contextLimit: contextLimit, format: format, kvCacheBudgetBytes: budget)
+        })
         let loadLogger = logger
-        Task {
-            let start = Date()
-            do {
-                let folder = try await model.locate(host)
-                host.readingWeights()
-                let engine = try await onThreadOfItsOwn { try model.load(folder) }
-                host.setReady(engine)
-                loadLogger.info("model ready", metadata: [
-                    "model": "\(configuration.modelID)", "folder": "\(folder.path)",
-                    "load_s": "\(String(format: "%.1f", Date().timeIntervalSince(start)))",
-                ])
-            } catch {
-                host.setFailed("\(error)")
+        let startLoading: @Sendable () -> Void = {
+            host.startLoading(logger: loadLogger) { error in
                 loadLogger.critical("the model failed to load; stopping", metadata: ["model": "\(configuration.modelID)", "error": "\(error)"])
                 exit(1)
+            }
+        }
+        if models[0].folder != nil { startLoading() }
+        let downloads = models.enumerated().compactMap { index, source in source.fetch.map { (index, source.id, $0) } }
+        if !downloads.isEmpty {
+            // The served model first (its progress on /health), then the offered ones, one after another.
+            Task {
+                for (index, id, fetch) in downloads {
+                    do {
+                        let folder = try await fetch(host, index == 0)
+                        host.located(index, folder: folder, description: try ModelDescription.read(from: folder))
+                        loadLogger.info("model downloaded", metadata: ["model": "\(id)", "folder": "\(folder.path)"])
+                        if index == 0 { startLoading() }
+                    } catch {
+                        loadLogger.critical("the model could not be fetched; stopping", metadata: ["model": "\(id)", "error": "\(error)"])
+                        exit(1)
+                    }
+                }
             }
         }
         logger.info("listening", metadata: [
             "address": "http://\(configuration.host):\(configuration.port)", "model": "\(configuration.modelID)",
             "auth": "\(configuration.apiKeys.isEmpty ? "off" : "bearer")", "max_queue": "\(configuration.maxQueue)",
+            "family": "\(choices[0].description?.name ?? "(downloading)")", "thinking": "\(choices[0].description?.thinking ?? false)",
+            "offered": "\(choices.map(\.id).joined(separator: ", "))",
         ])
         // Conversations of the web page and batch jobs: a shared database (`--database`), or a SQLite file (WAL), or
         // memory only with `--no-history`.
@@ -108,14 +135,6 @@ public enum ServerRunner {
             break
         }
         logger.info("stopped")
-    }
-
-    /// Reading and converting weights is seconds of blocking work: it runs on a plain thread, off Swift's cooperative
-    /// pool, which also runs the HTTP server (so `/health` answers meanwhile).
-    private static func onThreadOfItsOwn<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-        }
     }
 
     private static func waitUntilIdle(_ engine: any ChatEngine, upTo limit: Duration) async {
@@ -170,4 +189,10 @@ private struct ShutdownNotice: Service {
             drain.drainAll()
         }
     }
+}
+
+/// A `serve` setup that cannot run (said before the listener starts).
+public struct ServerSetupError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ message: String) { description = message }
 }

@@ -1,43 +1,7 @@
 import Foundation
 import Kernels
+import Qwen3VL
 import Hummingbird
-
-/// `GET /v1/models` and `GET /v1/models/{id}`: the one served model, in OpenAI's list shape.
-struct ModelsController<Context: RequestContext>: Sendable {
-    let host: ModelHost
-
-    var routes: RouteCollection<Context> {
-        let routes = RouteCollection(context: Context.self)
-        routes.get("/models", use: list)
-        routes.get("/models/{id}", use: show)
-        return routes
-    }
-
-    struct Model: ResponseEncodable {
-        let id: String
-        let object = "model"
-        let created: Int
-        let ownedBy = "postlens"
-        enum CodingKeys: String, CodingKey { case id, object, created, ownedBy = "owned_by" }
-    }
-
-    struct ModelList: ResponseEncodable {
-        let object = "list"
-        let data: [Model]
-    }
-
-    private var model: Model { Model(id: host.modelID, created: Int(host.startedAt.timeIntervalSince1970)) }
-
-    @Sendable func list(_ request: Request, context: Context) async throws -> ModelList {
-        ModelList(data: [model])
-    }
-
-    @Sendable func show(_ request: Request, context: Context) async throws -> Model {
-        let id = try context.parameters.require("id")
-        guard id == host.modelID else { throw ServerError.unknownModel(id) }
-        return model
-    }
-}
 
 /// `GET /health`: whether the model is loaded, without authentication (for load balancers, scripts and the web page).
 /// While the model is still downloading or being read the answer is 503 with `status: "loading"` and a `loading`
@@ -59,11 +23,16 @@ struct HealthController<Context: RequestContext>: Sendable {
         /// The kernels' instruction-set level (`portable`, `avx2`, `avx512`, `amx`) and the CPU.
         let isaLevel: String
         let cpu: String
+        /// While loading: how far it has come.
         let loading: Loading?
         let error: String?
+        /// Why the last model switch did not happen (the picked model failed to load; the previous one is served again).
+        let switchError: String?
+        /// What is served (for the page, which may not hold the API key /v1/models wants); absent while it downloads.
+        let modelInfo: ServedModel?
         enum CodingKeys: String, CodingKey {
             case status, model, error, cpu, loading, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue",
-                 isaLevel = "isa_level", maxImagePixels = "max_image_pixels"
+                 isaLevel = "isa_level", modelInfo = "model_info", switchError = "switch_error", maxImagePixels = "max_image_pixels"
         }
     }
 
@@ -94,18 +63,54 @@ struct HealthController<Context: RequestContext>: Sendable {
 
     @Sendable func health(_ request: Request, context: Context) async throws -> Response {
         let status: String, error: String?, loading: Loading?
-        switch host.current {
+        let (served, state) = host.snapshot
+        switch state {
         case .loading(let progress): (status, error, loading) = ("loading", nil, Loading(progress))
         case .ready: (status, error, loading) = ("ready", nil, nil)
         case .failed(let reason): (status, error, loading) = ("failed", reason, nil)
         }
-        let body = Health(status: status, model: host.modelID,
+        let body = Health(status: status, model: served.id,
                           uptimeSeconds: (Date().timeIntervalSince(host.startedAt) * 10).rounded() / 10,
                           inFlight: gate.inFlight, maxQueue: gate.limit, maxImagePixels: maxImagePixels,
-                          isaLevel: KernelDispatch.level.description, cpu: CPUFeatures.host.brand, loading: loading, error: error)
+                          isaLevel: KernelDispatch.level.description, cpu: CPUFeatures.host.brand, loading: loading, error: error,
+                          switchError: host.switchError, modelInfo: served.description.map(ServedModel.init))
         // 200 only when ready, so `curl -f` and load balancers can wait on it; the body says why otherwise.
         var response = try body.response(from: request, context: context)
         if status != "ready" { response.status = .serviceUnavailable }
         return response
+    }
+}
+
+/// The served model as `/v1/models` (`postlens`) and `/health` (`model_info`) describe it.
+struct ServedModel: Encodable, Sendable {
+    /// `Qwen3-VL-4B-Thinking`; `Qwen3-VL` for shapes that match no published size.
+    let name: String
+    let size: String?
+    /// `instruct` or `thinking`: whether answers carry `reasoning_content`.
+    let variant: String
+    let thinking: Bool
+    let vision: Vision
+    let text: Text
+
+    struct Vision: Encodable, Sendable {
+        let depth: Int, hiddenSize: Int, headDim: Int, deepstackLayers: [Int]
+        enum CodingKeys: String, CodingKey { case depth, hiddenSize = "hidden_size", headDim = "head_dim", deepstackLayers = "deepstack_layers" }
+    }
+
+    struct Text: Encodable, Sendable {
+        let layers: Int, hiddenSize: Int, heads: Int, kvHeads: Int, tiedEmbeddings: Bool
+        enum CodingKeys: String, CodingKey {
+            case layers, hiddenSize = "hidden_size", heads, kvHeads = "kv_heads", tiedEmbeddings = "tied_embeddings"
+        }
+    }
+
+    init(_ d: ModelDescription) {
+        name = d.name
+        size = d.size
+        variant = d.template.rawValue
+        thinking = d.thinking
+        vision = Vision(depth: d.visionDepth, hiddenSize: d.visionHiddenSize, headDim: d.visionHeadDim, deepstackLayers: d.deepstackLayers)
+        text = Text(layers: d.textLayers, hiddenSize: d.textHiddenSize, heads: d.textHeads, kvHeads: d.textKVHeads,
+                    tiedEmbeddings: d.tiedEmbeddings)
     }
 }

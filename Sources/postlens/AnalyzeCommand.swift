@@ -7,7 +7,7 @@ import JSON
 struct AnalyzeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Run an analysis task (ocr, describe, moderation, sentiment, promo, custom) over posts.",
+        abstract: "Run an analysis task (ocr, describe, moderation, sentiment, promo, detect, custom) over posts.",
         discussion: """
         Input: JSON lines ({"id", "image", "text", "meta"} per line), CSV with a header row, or a folder of images \
         (a NAME.txt beside an image is its text). Image paths are relative to the input file's folder and must stay inside it; \
@@ -16,6 +16,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         A bad record (missing file, corrupt image, bad row) becomes that item's error and the run goes on. Job state is kept \
         in SQLite (--state, default OUTPUT.state.sqlite); --resume skips the items an interrupted run finished.
         Results go to --output (.jsonl, or .csv) or, without it, to stdout as JSON lines; the summary goes to stderr.
+        detect (and moderation's evidence) locate things in the image: boxes in the model's 0-1000 frame (bbox_2d) and in \
+        pixels of the original image (bbox_px); --draw DIR writes each post's image at its original size with its boxes drawn.
         """
     )
 
@@ -39,8 +41,12 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "Prompt language: zh or en.")
     var lang = "zh"
 
-    @Option(help: "custom task: the instruction.")
+    @Option(help: "custom task: the instruction; detect task: what to look for (optional, e.g. \"competitor logos\").")
     var instruction: String?
+
+    @Option(help: ArgumentHelp("detect and moderation: write each post's image with its boxes drawn into this folder (original size).",
+                               valueName: "dir"))
+    var draw: String?
 
     @Option(help: "custom task: the JSON schema of the answer (a file path, or inline JSON).")
     var schema: String?
@@ -50,6 +56,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
 
     @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
     var maxTokens = 1024
+
+    @Option(name: .customLong("max-reasoning-tokens"), help: "Thinking models: reasoning tokens before the answer must begin (default: half of --max-tokens).")
+    var maxReasoningTokens: Int?
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -64,6 +73,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
         }
         guard PromptLanguage(rawValue: lang) != nil else { throw ValidationError("--lang must be zh or en") }
         guard RunOptions.DenseMode(rawValue: dense) != nil else { throw ValidationError("--dense must be auto, on or off") }
+        if draw != nil, ![TaskKind.detect, .moderation].contains(TaskKind(rawValue: task)) {
+            throw ValidationError("--draw needs a task with boxes: detect or moderation")
+        }
         if let output, !["jsonl", "json", "csv", "ndjson"].contains(URL(fileURLWithPath: output).pathExtension.lowercased()) {
             throw ValidationError("--output must end in .jsonl or .csv")
         }
@@ -82,6 +94,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
 
     func makeTask() throws -> AnalysisTask {
         let kind = TaskKind(rawValue: task)!
+        if kind == .detect { return AnalysisTask.detect(instruction: instruction) }
         guard kind == .custom else { return try AnalysisTask.builtIn(kind) }
         guard let instruction, let schema else { throw CLIError("--task custom needs --instruction and --schema") }
         let schemaText: String
@@ -103,6 +116,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!
         options.maxTokens = maxTokens
+        options.maxReasoningTokens = maxReasoningTokens
         options.maxPixels = modelOptions.runtime.maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!
         options.trustInput = trust.trustInput
@@ -123,6 +137,13 @@ struct AnalyzeCommand: AsyncParsableCommand {
             try pipeline.export(to: URL(fileURLWithPath: output))
         } else {
             for line in try pipeline.exportLines() { writeOut(line + "\n") }
+        }
+        if let draw {
+            let writer = AnnotationWriter(runner: runner, directory: URL(fileURLWithPath: draw))
+            let lines = try pipeline.exportLines().compactMap { try? JSONValue.parse($0) }
+            let report = try await writer.write(items: items, lines: lines)
+            printError("drew \(report.written.count) image(s) into \(draw)"
+                       + (report.skipped.isEmpty ? "" : "; \(report.skipped.count) post(s) without a drawing (see their error fields)"))
         }
         if jsonSummary {
             printError(summary.json.sortedText)

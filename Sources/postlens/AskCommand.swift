@@ -35,7 +35,13 @@ struct AskCommand: AsyncParsableCommand {
     @Option(help: "Seed for reproducible sampling.")
     var seed: UInt64?
 
-    @Flag(help: "Print one JSON object (text, token_ids, finish_reason, usage, timings) instead of streaming.")
+    @Flag(name: .customLong("no-think"), help: "Thinking models: answer without reasoning first (an empty think block).")
+    var noThink = false
+
+    @Option(name: .customLong("max-reasoning-tokens"), help: "Thinking models: close the think block after this many tokens and answer.")
+    var maxReasoningTokens: Int?
+
+    @Flag(help: "Print one JSON object (text, reasoning, token_ids, finish_reason, usage, timings) instead of streaming.")
     var json = false
 
     @Argument(help: "The question, or '-' for standard input.")
@@ -69,6 +75,7 @@ struct AskCommand: AsyncParsableCommand {
         if let topP { parameters.sampling.topP = topP }
         if let topK { parameters.sampling.topK = topK }
         parameters.sampling.seed = seed
+        parameters.thinking = ThinkingParameters(enabled: !noThink, maxReasoningTokens: maxReasoningTokens)
 
         let request = InferenceEngine.Request(messages: messages, images: decoded, parameters: parameters,
                                                 maxPixels: modelOptions.runtime.maxPixels)
@@ -77,11 +84,15 @@ struct AskCommand: AsyncParsableCommand {
             switch event {
             case .delta(let text, _, _):
                 if !json { writeOut(text) }
+            case .reasoning(let text, _):
+                // A thinking model's reasoning goes to stderr: stdout carries the answer alone.
+                if !json { FileHandle.standardError.write(Data(text.utf8)) }
             case .finished(let r):
                 result = r
             }
         }
         guard let result else { throw CLIError("generation ended without a result") }
+        if result.reasoning != nil && !json { printError("") }
         if json {
             writeOut(jsonString(Self.jsonObject(result)) + "\n")
         } else {
@@ -92,12 +103,14 @@ struct AskCommand: AsyncParsableCommand {
     static func jsonObject(_ r: GenerationResult) -> [String: Any] {
         [
             "text": r.text,
+            "reasoning": r.reasoning.map { $0 as Any } ?? NSNull(),
             "token_ids": r.tokenIDs,
             "finish_reason": r.finishReason.rawValue,
             "usage": [
                 "prompt_tokens": r.usage.promptTokens,
                 "completion_tokens": r.usage.completionTokens,
                 "image_tokens": r.usage.imageTokens,
+                "reasoning_tokens": r.usage.reasoningTokens,
                 "total_tokens": r.usage.totalTokens,
             ],
             "timings": [

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import Qwen3VL
 
 /// `postlens download [REPO] [--revision REV] [--dir DIR]`: fetches a model from the Hugging Face
 /// Hub into the shared hub cache (the layout `huggingface_hub` uses) and prints the snapshot folder
@@ -15,11 +16,16 @@ struct DownloadCommand: AsyncParsableCommand {
             Interrupted downloads resume; every LFS file is checked against its sha256.
             Environment: HF_ENDPOINT (mirror or proxy of the Hub), HF_TOKEN (gated or private repositories), \
             HF_HOME / HF_HUB_CACHE (cache location), HF_HUB_OFFLINE=1 (no network: only report the cached copy).
+            The Qwen3-VL dense models can be named by alias: 2b, 4b, 8b, 2b-thinking, 4b-thinking, 8b-thinking \
+            (or qwen3-vl-4b-thinking, ...); --list shows them.
             """
     )
 
-    @Argument(help: "Repository id on the Hub (org/name).")
+    @Argument(help: "Repository id on the Hub (org/name), or an alias such as 4b-thinking.")
     var repo: String = "Qwen/Qwen3-VL-2B-Instruct"
+
+    @Flag(help: "List the Qwen3-VL models PostLens runs (repo id, alias, download size) and exit.")
+    var list = false
 
     @Option(help: "Branch, tag or commit hash to download.")
     var revision: String = "main"
@@ -28,6 +34,16 @@ struct DownloadCommand: AsyncParsableCommand {
     var dir: String?
 
     func run() async throws {
+        if list {
+            for m in Qwen3VLFamily.members {
+                print("\(m.repo.padding(toLength: 28, withPad: " ", startingAt: 0)) \(m.alias.padding(toLength: 22, withPad: " ", startingAt: 0)) ≈ \(m.approximateGB) GB")
+            }
+            return
+        }
+        let repo = Qwen3VLFamily.member(named: self.repo)?.repo ?? self.repo
+        if Qwen3VLFamily.member(named: repo) == nil {
+            FileHandle.standardError.write(Data("note: \(repo) is not one of the Qwen3-VL models PostLens knows (postlens download --list); it runs only if it is a dense Qwen3-VL checkpoint\n".utf8))
+        }
         var configuration = HubConfiguration.fromEnvironment()
         if let dir {
             configuration.cacheDirectory = URL(fileURLWithPath: (dir as NSString).expandingTildeInPath, isDirectory: true)

@@ -40,7 +40,7 @@ struct RuntimeOptions: ParsableArguments {
 
 /// `--model` and the runtime options: what every command that answers with the model takes.
 struct ModelOptions: ParsableArguments {
-    static let modelHelp: ArgumentHelp = "Model folder, or a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct (downloaded on first use)."
+    static let modelHelp: ArgumentHelp = "Model folder, a Hugging Face repo id such as Qwen/Qwen3-VL-2B-Instruct, or an alias such as 8b-thinking (downloaded on first use)."
 
     @Option(name: .long, help: modelHelp)
     var model: String
@@ -62,11 +62,16 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) is
-/// found in the Hugging Face cache or downloaded on first use (progress to `progress`, a bar on stderr by default)
-/// unless `HF_HUB_OFFLINE=1`.
-func resolveModelFolder(_ argument: String, progress: any DownloadProgressReporter = TerminalDownloadProgress()) async throws -> URL {
-    try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: true, progress: progress)
+/// A `--model` argument as a folder: a folder path is used as is; a repo id (`org/name[@revision]`) or an alias of a
+/// Qwen3-VL model (`4b-thinking`, unless a folder of that name exists) is found in the Hugging Face cache or, with
+/// `download`, fetched on first use (progress to `progress`, a bar on stderr by default) unless `HF_HUB_OFFLINE=1`.
+func resolveModelFolder(_ argument: String, download: Bool = true,
+                        progress: any DownloadProgressReporter = TerminalDownloadProgress()) async throws -> URL {
+    var argument = argument
+    if !FileManager.default.fileExists(atPath: (argument as NSString).expandingTildeInPath), let member = Qwen3VLFamily.member(named: argument) {
+        argument = member.repo
+    }
+    return try await ModelLocator.resolve(argument, configuration: .fromEnvironment(), download: download, progress: progress)
 }
 
 extension WeightFormat: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hub
+import Qwen3VL
 import Server
 import Synchronization
 
@@ -17,8 +18,11 @@ struct ServeCommand: AsyncParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the folder's name).")
+    @Option(name: .customLong("model-id"), help: "The model id clients send and /v1/models lists (default: the repo id, or the folder's name).")
     var modelID: String?
+
+    @Option(name: .customLong("offer"), help: ArgumentHelp("Also offer this model (folder, repo id or alias; repeatable): /v1/models lists it and the operator switches to it with the web page's model picker or POST /v1/models/load. One model is loaded at a time; --model is the first.", valueName: "model"))
+    var offered: [String] = []
 
     @Option(help: "Address to listen on.")
     var host = "127.0.0.1"
@@ -101,11 +105,18 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         modelOptions.runtime.applyThreads()
-        // A repo id names the model better than its snapshot folder (a commit hash).
-        let defaultID = modelOptions.isFolder
-            ? URL(fileURLWithPath: (modelOptions.model as NSString).expandingTildeInPath).standardizedFileURL.lastPathComponent
-            : modelOptions.model
-        var configuration = ServerConfiguration(modelID: modelID ?? defaultID)
+        // Each model is looked for on disk now (a folder, or the Hugging Face cache), so a typo fails before the server
+        // starts; a repo id that is not there yet is downloaded while the server listens.
+        var models: [ModelSource] = []
+        for (index, argument) in ([modelOptions.model] + offered).enumerated() {
+            do {
+                models.append(try await Self.source(argument, id: index == 0 ? modelID : nil))
+            } catch {
+                printError("error: \(index == 0 ? "" : "--offer: ")\(error)")
+                throw ExitCode.failure
+            }
+        }
+        var configuration = ServerConfiguration(modelID: models[0].id)
         configuration.host = host
         configuration.port = port
         configuration.allowRemoteImages = allowRemoteImages
@@ -141,13 +152,31 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         defer { opened?.close() }
-        let (model, runtime, contextLimit, kvBudget) = (modelOptions.model, modelOptions.runtime, contextLimit, configuration.kvCacheBudgetBytes)
-        let source = ModelSource(
-            locate: { host in try await resolveModelFolder(model, progress: HostDownloadProgress(host: host)) },
-            load: { folder in try runtime.loadEngine(folder, contextLimit: contextLimit, kvCacheBudgetBytes: kvBudget) })
-        try await ServerRunner.run(configuration: configuration, model: source, historyDatabase: historyPath, logLevel: logLevel,
+        try await ServerRunner.run(configuration: configuration, models: models, contextLimit: contextLimit,
+                                   format: modelOptions.runtime.format, historyDatabase: historyPath, logLevel: logLevel,
                                    database: opened.map { SharedDatabase(conversations: $0.conversations, jobs: $0.jobs, isShared: $0.isShared,
                                                                          description: $0.description) })
+    }
+
+    /// The id a model is served under: a repo id names it better than its snapshot folder (a commit hash); an alias
+    /// (`8b-thinking`) becomes its repo id; a folder is named by its last component.
+    static func defaultID(_ argument: String, folder: URL) -> String {
+        if FileManager.default.fileExists(atPath: (argument as NSString).expandingTildeInPath) { return folder.lastPathComponent }
+        return Qwen3VLFamily.member(named: argument)?.repo ?? argument
+    }
+
+    /// A `--model`/`--offer` argument as the server takes it: its folder when it is on disk, else a download that
+    /// runs while the server listens (its progress on `/health` while it is the served model, and on the terminal).
+    static func source(_ argument: String, id: String?) async throws -> ModelSource {
+        do {
+            let folder = try await resolveModelFolder(argument, download: false)
+            return ModelSource(id: id ?? defaultID(argument, folder: folder), folder: folder)
+        } catch HubError.notCached {
+            let id = id ?? defaultID(argument, folder: URL(fileURLWithPath: argument))
+            return ModelSource(id: id) { host, served in
+                try await resolveModelFolder(argument, progress: served ? HostDownloadProgress(host: host) : TerminalDownloadProgress())
+            }
+        }
     }
 }
 

@@ -87,9 +87,12 @@ func makePipeline(_ kind: TaskKind, dir: URL, options: RunOptions? = nil, analyz
     let out = dir.appendingPathComponent("results.csv")
     try pipeline.export(to: out)
     let rows = CSV.parse(try String(contentsOf: out, encoding: .utf8)).rows
-    #expect(rows.first == ["id", "task", "status", "error", "verdict", "categories", "result"])
+    #expect(rows.first == ["id", "task", "status", "error", "verdict", "categories", "evidence_2d", "evidence_px", "result"])
     #expect(rows.count == 3)
     #expect(rows[1][2] == "ok" && rows[1][4] == "review" && rows[1][5] == "absolute_claim;contact_leak")
+    // Evidence boxes in both frames: the model's 0–1000 and pixels of the 20×30 image.
+    #expect(rows[1][6] == "全网最低价 [80,60,920,180]; 二维码 [700,760,960,980]")
+    #expect(rows[1][7] == "全网最低价 [2,2,18,5]; 二维码 [14,23,19,29]")
     #expect(rows[2][2] == "error" && rows[2][3].hasPrefix("image not found"))
     #expect(summary.lines.contains("verdicts: allow 0, review 1, block 0"))
     #expect(summary.lines.contains { $0.hasPrefix("  2: image not found") })

@@ -41,7 +41,7 @@ func everyExampleSatisfiesItsSchemaAndPostProcesses(_ kind: TaskKind) throws {
     let task = try AnalysisTask.builtIn(kind)
     let example = TaskExamples.modelOutput(for: task)
     #expect(SchemaValidator.validate(example, against: task.schema).isEmpty)
-    let context = PostContext(record: PostRecord(id: "1", text: "杯子很好看"), referenceYear: 2026)
+    let context = PostContext(record: PostRecord(id: "1", text: "杯子很好看"), referenceYear: 2026, image: ImageFrame(width: 640, height: 480))
     let result = try task.result(fromModelOutput: "Here you go:\n" + example.sortedText, context: context)
     #expect(result.objectValue != nil)
 }

@@ -151,3 +151,32 @@ extension CLI {
         return Output(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 }
+
+@Test func downloadKnowsTheFamily() throws {
+    let list = try CLI.run(["download", "--list"])
+    #expect(list.status == 0, "\(list.stderr)")
+    let lines = list.stdout.split(separator: "\n")
+    #expect(lines.count == 6)
+    for size in ["2B", "4B", "8B"] {
+        #expect(list.stdout.contains("Qwen/Qwen3-VL-\(size)-Instruct") && list.stdout.contains("Qwen/Qwen3-VL-\(size)-Thinking"))
+        #expect(list.stdout.contains("qwen3-vl-\(size.lowercased())-thinking"))
+    }
+}
+
+@Test func askOnAThinkingModelSeparatesReasoningFromTheAnswer() throws {
+    let model = CLI.fixtures.appendingPathComponent("models/thinking").path
+    let json = try CLI.run(["ask", "--model", model, "--format", "f32", "--temperature", "0", "--max-tokens", "12",
+                            "--max-reasoning-tokens", "4", "--json", "How much?"])
+    #expect(json.status == 0, "\(json.stderr)")
+    let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as! [String: Any]
+    #expect((object["reasoning"] as? String)?.isEmpty == false)
+    #expect((object["text"] as? String)?.isEmpty == false)
+    #expect((object["usage"] as? [String: Any])?["reasoning_tokens"] as? Int == 6)  // 4 + "\n" + "</think>"
+    // Streaming: the answer on stdout, the reasoning on stderr.
+    let streamed = try CLI.run(["ask", "--model", model, "--format", "f32", "--temperature", "0", "--max-tokens", "12",
+                                "--max-reasoning-tokens", "4", "How much?"])
+    #expect(streamed.stdout == (object["text"] as! String) + "\n")
+    #expect(streamed.stderr.contains(object["reasoning"] as! String))
+    let off = try CLI.run(["ask", "--model", model, "--format", "f32", "--temperature", "0", "--max-tokens", "4", "--no-think", "--json", "Hi"])
+    #expect((try JSONSerialization.jsonObject(with: Data(off.stdout.utf8)) as! [String: Any])["reasoning"] is NSNull)
+}

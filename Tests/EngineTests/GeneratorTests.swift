@@ -36,6 +36,7 @@ enum TinyModel {
     for try await event in TinyModel.engine.generate(request) {
         switch event {
         case .delta(let text, _, _): streamed += text
+        case .reasoning: Issue.record("an Instruct model's answer has no reasoning")
         case .finished(let r): result = r
         }
     }

@@ -17,7 +17,8 @@ smaller ones are regular git files (etag = git blob sha1). Failure injection for
 --drop-after N closes the connection after N body bytes of the first GET of the largest file;
 --corrupt NAME flips one byte of NAME when serving it; --fail-first N answers 503 to the first N
 resolve requests; --require-token T answers 401 unless `Authorization: Bearer T` is sent;
---ignore-range answers every Range request with the whole file (200), as some proxies do.
+--ignore-range answers every Range request with the whole file (200), as some proxies do; --throttle B serves file
+bodies at about B bytes a second (a slow download that a test can watch).
 
 Only the standard library is used. The chosen port is printed as `PORT <n>` on stdout.
 """
@@ -328,9 +329,13 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             return
         self.record(status, len(body), file_path)
-        chunk = 256 * 1024
+        rate = self.state.args.throttle
+        chunk = 256 * 1024 if not rate else max(1024, min(256 * 1024, rate // 10))
         for start in range(0, len(body), chunk):
             self.wfile.write(body[start:start + chunk])
+            if rate:
+                self.wfile.flush()
+                time.sleep(chunk / rate)
 
 
 def main():
@@ -349,6 +354,7 @@ def main():
     ap.add_argument("--redirect-lfs", action="store_true")
     ap.add_argument("--ignore-range", action="store_true", help="always answer 200 with the whole file")
     ap.add_argument("--stats", default=None, help="JSON file rewritten after every request with what was served")
+    ap.add_argument("--throttle", type=int, default=0, help="serve file bodies at about this many bytes per second (0: at once)")
     args = ap.parse_args()
 
     repo = Repo(args.root, args.repo, args.commit, args.lfs_threshold)

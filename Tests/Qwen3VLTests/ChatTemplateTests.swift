@@ -22,12 +22,18 @@ struct TemplateCase: Sendable, CustomTestStringConvertible {
     let ids: [Int]
     var testDescription: String { name }
 
-    static func all() throws -> [TemplateCase] {
-        let root = try Fixtures.json("chat_template/cases.json") as! [String: Any]
+    /// The Instruct template's cases, or those of `file` (`chat_template/thinking_cases.json`); an assistant message's
+    /// `reasoning_content` is kept.
+    static func all(file: String = "chat_template/cases.json") throws -> [TemplateCase] {
+        let root = try Fixtures.json(file) as! [String: Any]
         return (root["cases"] as! [[String: Any]]).map { c in
             TemplateCase(
                 name: c["name"] as! String,
-                messages: (c["messages"] as! [[String: Any]]).map(chatMessage(fromHF:)),
+                messages: (c["messages"] as! [[String: Any]]).map { object in
+                    var message = chatMessage(fromHF: object)
+                    message.reasoning = object["reasoning_content"] as? String
+                    return message
+                },
                 addGenerationPrompt: c["add_generation_prompt"] as! Bool,
                 addVisionID: c["add_vision_id"] as! Bool,
                 rendered: c["rendered"] as! String,

@@ -100,7 +100,7 @@ func greedyMatchesReference(_ c: ReferenceCase) throws {
     print("[golden] \(c.testDescription) greedy: worst relative logit error \(worst)")
 }
 
-@Test("Prefill in chunks then decode equals one full forward", arguments: ["tiny", "odd"])
+@Test("Prefill in chunks then decode equals one full forward", arguments: ReferenceCase.models)
 func cacheMatchesFullForward(_ name: String) throws {
     let c = ReferenceCase(model: name, name: "two_images_one_turn")
     let ref = try c.store()

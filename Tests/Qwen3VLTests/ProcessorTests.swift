@@ -31,7 +31,8 @@ func processorMatchesReference(_ c: ReferenceCase) throws {
     let prompt = try processor.prepare(messages, images: images)
     let ref = try c.store()
     #expect(prompt.tokens == (try ref.ints("input_ids")))
-    #expect(ChatTemplate.text(of: ChatTemplate.render(messages)) == info["prompt"] as! String)
+    #expect(ChatTemplate.text(of: ChatTemplate.render(messages, kind: processor.template)) == info["prompt"] as! String)
+    #expect(processor.template == (c.model == "thinking" ? .thinking : .instruct))
     if !images.isEmpty {
         let expected = try ref.floatTensor("pixel_values")
         let pixels = prompt.pixelValues()

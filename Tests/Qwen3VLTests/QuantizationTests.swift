@@ -117,20 +117,33 @@ func brokenModelKLs(_ reference: Tensor, rows: Int, vocab: Int) -> (flat: Double
     return (meanKL(reference, flat, rows: rows, vocab: vocab), meanKL(later, shifted, rows: rows - 1, vocab: vocab))
 }
 
-/// Q4 must stay below this fraction of the smaller broken-model KL on every fixture. Measured: Q4 0.22–1.13 nats,
-/// flat logits 1.8–4.1, one position late 0.69–2.6; Q4 ÷ the smaller of the two is 0.10–0.30 on `odd` and
-/// 0.37–0.72 on `tiny` (whose weights of std ≈ 0.5 make it the most chaotic: Q4's step is 16× Q8's).
+/// Q4's KL against the smaller broken-model KL: summed over each fixture model's cases it must stay below
+/// `q4FractionOfBrokenKL` (an off-by-one model sits at ≈ 1.0 on every fixture, flat logits far above), and no single
+/// case may pass `q4CaseCeilingOfBrokenKL`. Measured, sum ratio / worst case: tiny 0.51 / 0.72, odd 0.23 / 0.44,
+/// 4b 0.47 / 0.55, 8b 0.61 / 1.07, thinking 0.34 / 0.54 (Q4 0.22–1.85 nats, flat logits 1.8–5.5, one position late
+/// 0.69–3.6; `tiny`'s weights of std ≈ 0.5 make these models chaotic: Q4's step is 16× Q8's). One case alone cannot
+/// always tell: in 8b/image_downscaled a long run of image positions has next-token distributions so alike that one
+/// position late (1.08 nats) is as close to the reference as Q4 (1.16).
 let q4FractionOfBrokenKL = 0.8
+let q4CaseCeilingOfBrokenKL = 1.25
 
-@Test("Q4 vs F32: mean KL well below flat logits' and one-position-late logits' on every fixture", arguments: ReferenceCase.all)
-func q4KLBelowBrokenModels(_ c: ReferenceCase) throws {
-    let f32 = try promptLogits(c, .f32), q4 = try promptLogits(c, .q4)
-    let vocab = f32.shape[1], rows = f32.shape[0]
-    let kl = meanKL(f32, q4, rows: rows, vocab: vocab)
-    let broken = brokenModelKLs(f32, rows: rows, vocab: vocab)
-    print("[quant] \(c.testDescription) q4 mean KL(f32||q4) = \(kl) over \(rows) positions; flat logits \(broken.flat), one position late \(broken.shifted)")
-    #expect(kl <= q4FractionOfBrokenKL * min(broken.flat, broken.shifted),
-            "\(c.testDescription): q4 KL \(kl) vs flat \(broken.flat), shifted \(broken.shifted)")
+@Test("Q4 vs F32: mean KL well below flat logits' and one-position-late logits' over each fixture's cases",
+      arguments: ReferenceCase.models)
+func q4KLBelowBrokenModels(_ name: String) throws {
+    var summedKL = 0.0, summedBroken = 0.0
+    for c in ReferenceCase.all where c.model == name {
+        let f32 = try promptLogits(c, .f32), q4 = try promptLogits(c, .q4)
+        let vocab = f32.shape[1], rows = f32.shape[0]
+        let kl = meanKL(f32, q4, rows: rows, vocab: vocab)
+        let broken = brokenModelKLs(f32, rows: rows, vocab: vocab)
+        print("[quant] \(c.testDescription) q4 mean KL(f32||q4) = \(kl) over \(rows) positions; flat logits \(broken.flat), one position late \(broken.shifted)")
+        #expect(kl <= q4CaseCeilingOfBrokenKL * min(broken.flat, broken.shifted),
+                "\(c.testDescription): q4 KL \(kl) vs flat \(broken.flat), shifted \(broken.shifted)")
+        summedKL += kl
+        summedBroken += min(broken.flat, broken.shifted)
+    }
+    print("[quant] \(name) q4: summed KL ÷ summed broken-model KL = \(summedKL / summedBroken)")
+    #expect(summedBroken > 0 && summedKL <= q4FractionOfBrokenKL * summedBroken, "\(name): \(summedKL) vs \(summedBroken)")
 }
 
 /// Q8 must pick the reference's greedy token at this rate over all fixtures' teacher-forced steps (measured
@@ -164,12 +177,22 @@ func q8GreedyAgrees() throws {
     #expect(rate >= q8MinimumAgreementRate, "q8 greedy agreement \(agreed)/\(steps)")
 }
 
-@Test("Quantized models hold one embedding/output copy and report quantized byte counts", arguments: ["tiny", "odd"])
+@Test("Quantized models hold one embedding/output copy when tied, two when not, and report quantized byte counts",
+      arguments: ReferenceCase.models)
 func quantizedWeightsShape(_ name: String) throws {
     let f32 = try QuantizedModelCache.model(name, .f32).text.weights
+    let tied = try QuantizedModelCache.model(name, .f32).configuration.tieWordEmbeddings
+    #expect(tied == (name != "8b"))
     for format in [WeightFormat.q8, .q4] {
         let w = try QuantizedModelCache.model(name, format).text.weights
-        #expect(w.embedTokens === w.lmHead)
+        if tied {
+            #expect(w.embedTokens === w.lmHead)
+        } else {
+            // The 8B's lm_head is a matrix of its own: a loader that fell back to the embedding would pass the shape
+            // checks and answer nonsense.
+            #expect(w.embedTokens !== w.lmHead)
+            #expect(w.lmHead.format == format)
+        }
         #expect(w.embedTokens.format == format)
         #expect(w.layers.allSatisfy { $0.downProj.format == format })
         #expect(Double(w.byteCount) < Double(f32.byteCount) * (format == .q8 ? 0.36 : 0.21))

@@ -18,9 +18,18 @@ struct ReferenceCase: Sendable, CustomTestStringConvertible {
         return try WeightStore(files: [file])
     }
 
-    static let models = ["tiny", "odd"]
+    /// tiny: the 2B in miniature; odd: unusual shapes; 4b, 8b: the 4B's and 8B's structure (8b with its own vision
+    /// shapes and an untied lm_head); thinking: the 2B structure with the Thinking chat template.
+    static let models = ["tiny", "odd", "4b", "8b", "thinking"]
     static let names = ["text_only", "one_image", "two_images_one_turn", "multi_turn_image_earlier", "image_upscaled", "image_downscaled"]
-    static let all: [ReferenceCase] = models.flatMap { m in names.map { ReferenceCase(model: m, name: $0) } }
+    /// Every case of every model: the common ones, then a model's own (`thinking_history`).
+    static let all: [ReferenceCase] = models.flatMap { m in caseNames(m).map { ReferenceCase(model: m, name: $0) } }
+
+    static func caseNames(_ model: String) -> [String] {
+        let root = (try? Fixtures.json("models/\(model)/reference/cases.json")) as? [String: Any]
+        let stored = ((root?["cases"] as? [String: Any])?.keys).map { Set($0) } ?? []
+        return names + stored.subtracting(names).sorted()
+    }
 
     func caseInfo() throws -> [String: Any] {
         let root = try Fixtures.json("models/\(model)/reference/cases.json") as! [String: Any]

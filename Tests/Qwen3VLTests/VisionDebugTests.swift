@@ -4,7 +4,7 @@ import Kernels
 import Tensors
 @testable import Qwen3VL
 
-@Test("Vision intermediate states match the reference block by block", arguments: ["tiny", "odd"])
+@Test("Vision intermediate states match the reference block by block", arguments: ReferenceCase.models)
 func visionIntermediatesMatch(_ name: String) throws {
     let ref = try ReferenceCase(model: name, name: "one_image").store()
     let model = try ModelCache.model(name)
@@ -25,7 +25,7 @@ func visionIntermediatesMatch(_ name: String) throws {
     } }
 }
 
-@Test("Decoder hidden states match the reference layer by layer", .serialized, arguments: ["tiny", "odd"])
+@Test("Decoder hidden states match the reference layer by layer", .serialized, arguments: ReferenceCase.models)
 func decoderIntermediatesMatch(_ name: String) throws {
     let ref = try ReferenceCase(model: name, name: "one_image").store()
     let model = try ModelCache.model(name)

@@ -21,6 +21,10 @@ public enum TaskExamples {
                     ["category": "absolute_claim", "evidence": "“全网最低价”", "source": "image_text"],
                     ["category": "contact_leak", "evidence": "“加微信 abc123”以及右下角的二维码", "source": "image_text"],
                 ],
+                "evidence": [
+                    ["bbox_2d": [80, 60, 920, 180], "label": "全网最低价", "category": "absolute_claim", "text": "全网最低价"],
+                    ["bbox_2d": [700, 760, 960, 980], "label": "二维码", "category": "contact_leak", "text": nil],
+                ],
                 "verdict": "review",
             ]
         case .sentiment:
@@ -39,6 +43,14 @@ public enum TaskExamples {
                 "products": [["name": "空气炸锅", "price_text": "到手价¥999", "original_price_text": "原价¥1,299", "discount_text": "7.7折"]],
                 "mechanics": ["满300减50"], "start_text": "11.11 0点", "end_text": "11月11日23:59", "platform": "天猫",
                 "claims": ["双11狂欢价"],
+            ]
+        case .detect:
+            return [
+                "objects": [
+                    ["bbox_2d": [700, 760, 960, 980], "label": "二维码", "category": "qr_code", "text": nil],
+                    ["bbox_2d": [60, 640, 640, 720], "label": "微信号", "category": "contact", "text": "加微信 abc123 领优惠"],
+                    ["bbox_2d": [80, 60, 920, 180], "label": "宣传语", "category": "claim", "text": "全网最低价"],
+                ],
             ]
         case .custom:
             return minimalInstance(of: task.schema)

@@ -66,13 +66,14 @@ def _real_available():
     return True, ""
 
 
-def _start_real():
+def _start_real(extra_args=()):
+    """`postlens serve` on the tiny fixture model with a fresh history; `extra_args` (e.g. `--offer DIR`) appended."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     history = Path(tempfile.mkdtemp(prefix="postlens-browser-")) / "history.sqlite"
     log = tempfile.NamedTemporaryFile(prefix="postlens-serve-", suffix=".log", delete=False)
     args = [str(BINARY), "serve", "--model", str(MODEL), "--port", str(port)]
-    args += shlex.split(os.environ.get("POSTLENS_SERVE_ARGS", ""))
+    args += shlex.split(os.environ.get("POSTLENS_SERVE_ARGS", "")) + list(extra_args)
     env = {**os.environ, "POSTLENS_HISTORY_DB": str(history)}
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
     deadline = time.monotonic() + 90

@@ -408,7 +408,7 @@ def test_structured_preset_shows_a_card_with_raw_json(browser, server, png_file,
     new_conversation(browser)
     attach_via_input(browser, png_file)
     presets = browser.find_elements(By.CSS_SELECTOR, "#presets .preset")
-    assert [p.get_attribute("data-preset") for p in presets] == ["ocr", "describe", "moderation", "sentiment", "promo"]
+    assert [p.get_attribute("data-preset") for p in presets] == ["ocr", "describe", "moderation", "sentiment", "promo", "detect"]
     browser.find_element(By.CSS_SELECTOR, '#presets [data-preset="moderation"]').click()
     wait_idle(browser)
     assert "Moderation check" in browser.find_element(By.ID, "conversation-title").text

@@ -82,13 +82,13 @@ def stop_process(process, grace=20) -> int:
 class Server:
     """A `postlens serve` of its own for tests that need particular flags; always stopped by `stop()`."""
 
-    def __init__(self, *flags: str, env: dict | None = None):
+    def __init__(self, *flags: str, model: Path = MODEL, env: dict | None = None):
         if not BINARY.exists():
             pytest.fail(f"{BINARY} is missing: run `swift build` first", pytrace=False)
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="postlens-serve-", suffix=".log", delete=False)
-        self.process = subprocess.Popen([str(BINARY), "serve", "--model", str(MODEL), "--port", str(self.port), "--no-history",
+        self.process = subprocess.Popen([str(BINARY), "serve", "--model", str(model), "--port", str(self.port), "--no-history",
                                          *flags], stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
                                         env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 60

@@ -57,3 +57,6 @@ void pl_png_close(pl_png *handle);
 #include <gif_lib.h>
 #include <webp/decode.h>
 #include <webp/demux.h>
+
+// Writing PNG and JPEG (annotated images): see encoders.h.
+#include "encoders.h"

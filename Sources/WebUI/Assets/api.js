@@ -89,11 +89,12 @@ export async function health() {
 }
 
 /**
- * Streams a chat completion. Calls `onDelta(text)` for every piece of content as it arrives and resolves with
- * `{text, usage, finishReason, headers, ttftMs, elapsedMs, chunks}`. Aborting `signal` closes the connection
+ * Streams a chat completion. Calls `onDelta(piece, text)` for every piece of content as it arrives (and
+ * `onReasoning(piece, reasoning)` for a thinking model's `delta.reasoning_content`) and resolves with
+ * `{text, reasoning, usage, finishReason, headers, ttftMs, elapsedMs, chunks}`. Aborting `signal` closes the connection
  * (the server cancels generation) and rejects with kind 'aborted', carrying the partial result in `partial`.
  */
-export async function streamChat(body, { signal, onDelta }) {
+export async function streamChat(body, { signal, onDelta, onReasoning }) {
   const started = performance.now();
   let response;
   try {
@@ -135,6 +136,12 @@ export async function streamChat(body, { signal, onDelta }) {
         const choice = chunk.choices && chunk.choices[0];
         if (!choice) continue;
         if (choice.finish_reason) result.finishReason = choice.finish_reason;
+        const thought = choice.delta && choice.delta.reasoning_content;
+        if (thought) {
+          if (result.ttftMs === null) result.ttftMs = performance.now() - started;
+          result.reasoning += thought;
+          if (onReasoning) onReasoning(thought, result.reasoning);
+        }
         const piece = choice.delta && choice.delta.content;
         if (piece) {
           if (result.ttftMs === null) result.ttftMs = performance.now() - started;
@@ -155,7 +162,7 @@ export async function streamChat(body, { signal, onDelta }) {
 }
 
 function emptyResult(started) {
-  return { text: '', usage: null, extension: null, finishReason: null, headers: {}, ttftMs: null, elapsedMs: performance.now() - started, chunks: 0 };
+  return { text: '', reasoning: '', usage: null, extension: null, finishReason: null, headers: {}, ttftMs: null, elapsedMs: performance.now() - started, chunks: 0 };
 }
 
 /** The per-answer numbers the page shows and stores, from the usage extension and headers when present. */
@@ -187,6 +194,8 @@ export function answerStats(result, { stopped = false } = {}) {
     finish_reason: stopped ? 'stopped' : result.finishReason,
   };
   if (usage.prompt_tokens != null) stats.prompt_tokens = usage.prompt_tokens;
+  const reasoningTokens = usage.completion_tokens_details && usage.completion_tokens_details.reasoning_tokens;
+  if (reasoningTokens > 0) stats.reasoning_tokens = reasoningTokens;
   if (cache !== null) stats.image_cache = cache;
   if (stopped) stats.stopped = true;
   return stats;

@@ -6,11 +6,14 @@ import { watchJobs } from './jobs.js';
 import { renderMarkdown } from './markdown.js';
 import { PRESETS, presetPrompt } from './presets.js';
 import { extractJSON, renderCard, toCSV } from './structured.js';
+import { extractBoxes, renderBoxedImage, toPixels } from './boxes.js';
+import { renderReasoning } from './reasoning.js';
+import { fillPicker, listModels, loadModel, modelLabel, modelName } from './models.js';
 
 const $ = (id) => document.getElementById(id);
 
 // ---- Settings (per browser) ----
-const DEFAULT_SETTINGS = { temperature: 0.7, maxTokens: 1024, detail: 'auto', system: '', apiKey: '' };
+const DEFAULT_SETTINGS = { temperature: 0.7, maxTokens: 1024, detail: 'auto', system: '', apiKey: '', thinking: 'on', reasoningBudget: '' };
 function loadSettings() {
   try { return { ...DEFAULT_SETTINGS, ...JSON.parse(localStorage.getItem('postlens.settings') || '{}') }; }
   catch { return { ...DEFAULT_SETTINGS }; }
@@ -47,7 +50,7 @@ function explain(error) {
   if (!(error instanceof APIError)) return t('statusError', { message: String(error && error.message || error) });
   switch (error.kind) {
     case 'unreachable': return t('statusUnreachable');
-    case 'loading': return state.health.status === 'failed' ? t('statusFailed', { reason: state.health.error || error.message }) : t('statusLoading');
+    case 'loading': return state.health.status === 'failed' ? t('statusFailed', { reason: state.health.error || error.message }) : loadingText(state.health);
     case 'busy': return t('statusBusy', { s: error.retryAfter ?? 5 });
     default: return t('statusError', { message: error.message });
   }
@@ -65,20 +68,97 @@ async function pollHealth() {
     const h = await health();
     state.health = h;
     if (h.max_image_pixels > 0) state.maxPixels = h.max_image_pixels;
+    showModel(h);
     document.body.dataset.health = h.status;
+    // A switch whose model failed to load (the previous one is back): said once.
+    const switchFailed = h.switch_error && h.switch_error !== state.shownSwitchError;
+    if (switchFailed) {
+      state.shownSwitchError = h.switch_error;
+      showStatus(t('switchFailed', { reason: h.switch_error }), 'error', true);
+    }
     if (h.status === 'ready') {
       const el = $('status');
-      if (el.dataset.kind === 'warn' || el.textContent === t('statusUnreachable')) clearStatus();
+      if (!switchFailed && (el.dataset.kind === 'warn' || el.textContent === t('statusUnreachable'))) clearStatus();
       return;
     }
     if (h.status === 'failed') { showStatus(t('statusFailed', { reason: h.error || '' }), 'error', true); return; }
-    showStatus(t('statusLoading'), 'warn', true);
+    showStatus(loadingText(h), 'warn', true);
   } catch {
     state.health = { status: 'unreachable' };
     document.body.dataset.health = 'unreachable';
     showStatus(t('statusUnreachable'), 'error', true);
   }
   healthTimer = setTimeout(pollHealth, 2000);
+}
+
+/** What a loading server is doing (`/health`'s `loading`): downloading the model (how far), or reading it. */
+function loadingText(h) {
+  const l = h && h.loading;
+  if (l && l.phase === 'downloading' && l.total_bytes > 0) {
+    return t('statusDownloading', {
+      percent: Math.floor((l.fraction ?? l.completed_bytes / l.total_bytes) * 100),
+      done: formatBytes(l.completed_bytes), total: formatBytes(l.total_bytes),
+    });
+  }
+  return t('statusLoading');
+}
+
+function formatBytes(n) {
+  if (n >= 1e9) return (n / 1e9).toFixed(2) + ' GB';
+  if (n >= 1e6) return (n / 1e6).toFixed(1) + ' MB';
+  return Math.round(n / 1e3) + ' kB';
+}
+
+/**
+ * The served model in the top bar (from /health: its id and, when known, family member and thinking mode): a plain
+ * badge, or a picker when the server offers several models and this page may list them (/v1/models, with its key).
+ */
+function showModel(h) {
+  const badge = $('model-badge'), picker = $('model-picker');
+  const info = h.model_info || null;
+  state.modelInfo = info;
+  badge.textContent = modelLabel(h.model, info);
+  badge.title = t('servedModel', { name: h.model || '' });
+  picker.title = badge.title;
+  document.body.dataset.thinking = info && info.thinking ? 'true' : 'false';
+  document.body.dataset.model = h.model || '';
+  // The list is asked for again whenever the served model or its state changes (a switch, the end of loading).
+  const key = `${h.model}|${h.status}`;
+  if (key !== state.modelKey) {
+    state.modelKey = key;
+    refreshPicker(h);
+  }
+  picker.disabled = h.status !== 'ready';
+  picker.hidden = !state.offered;
+  badge.hidden = state.offered || !badge.textContent;
+}
+
+async function refreshPicker(h) {
+  let models = null;
+  try { models = (await listModels()).data; } catch { /* no key for /v1/models, or not reachable: the badge stays */ }
+  state.offered = fillPicker($('model-picker'), models, h.model);
+  $('model-picker').hidden = !state.offered;
+  $('model-badge').hidden = state.offered || !$('model-badge').textContent;
+}
+
+/** The operator picked another model: confirm, ask the server to switch, follow /health while it loads. */
+async function pickModel() {
+  const picker = $('model-picker');
+  const id = picker.value, served = state.health.model;
+  if (id === served) return;
+  const entry = [...picker.options].find((o) => o.value === id);
+  if (!confirm(t('switchConfirm', { name: entry ? entry.textContent : id, current: modelName(served, state.modelInfo) }))) {
+    picker.value = served;
+    return;
+  }
+  try {
+    await loadModel(id);
+    showStatus(t('switching', { name: entry ? entry.textContent : id }), 'warn', true);
+  } catch (error) {
+    picker.value = served;
+    showError(error);
+  }
+  pollHealth();
 }
 
 // ---- Sidebar ----
@@ -198,9 +278,12 @@ function renderMessage(message, index, all) {
   }
   const content = document.createElement('div');
   content.className = 'content';
-  if (message.role === 'assistant') fillAnswer(content, message.content);
-  else content.textContent = message.content;
+  if (message.role === 'assistant') {
+    if (message.stats && message.stats.reasoning) article.append(renderReasoning(message.stats.reasoning, { tokens: message.stats.reasoning_tokens }));
+    fillAnswer(content, message.content);
+  } else content.textContent = message.content;
   article.append(content);
+  if (message.role === 'assistant') attachBoxes(article, content, message, index, all);
 
   const isLast = index === all.length - 1;
   const lastUser = lastIndexOf(all, 'user');
@@ -228,6 +311,45 @@ function fillAnswer(content, text) {
   content.replaceChildren(renderMarkdown(text));
   const value = extractJSON(text);
   if (value) content.append(renderCard(value, { onCsv: (v) => saveBlob(new Blob([toCSV([v])], { type: 'text/csv' }), 'postlens-answer.csv') }));
+}
+
+/** The image an answer is about: the last image of the nearest earlier question that has images. */
+function imageFor(index, all) {
+  for (let i = index - 1; i >= 0; i--) {
+    const m = all[i];
+    if (m.role === 'user' && m.images && m.images.length) return m.images[m.images.length - 1];
+  }
+  return null;
+}
+
+/** Boxes in the answer (Qwen grounding JSON, detect's objects, moderation's evidence) drawn over its image. */
+function attachBoxes(article, content, message, index, all) {
+  const boxes = extractBoxes(message.content);
+  const ref = imageFor(index, all);
+  if (!boxes.length || !ref) return;
+  const src = state.imageCache.get(ref.sha256) || api.imageURL(ref.sha256);
+  article.insertBefore(renderBoxedImage(src, boxes, { textRoot: content, imageName: ref.sha256.slice(0, 8) }), content.nextSibling);
+}
+
+/** Boxes kept with an answer (and so exported with the conversation): both frames, and the image they belong to. */
+async function boxesForStats(text, messages) {
+  const boxes = extractBoxes(text);
+  const ref = imageFor(messages.length, messages);
+  if (!boxes.length || !ref) return null;
+  const size = await imageSize(await imageDataURL(ref.sha256));
+  return boxes.map((b) => ({
+    label: b.label, category: b.category, text: b.text, image: ref.sha256, image_size: size,
+    bbox_2d: b.bbox, bbox_px: size ? toPixels(b.bbox, size[0], size[1]) : null,
+  }));
+}
+
+function imageSize(url) {
+  return new Promise((resolve) => {
+    const img = new Image();
+    img.onload = () => resolve([img.naturalWidth, img.naturalHeight]);
+    img.onerror = () => resolve(null);
+    img.src = url;
+  });
 }
 
 function describeStats(stats) {
@@ -400,9 +522,21 @@ async function generate(controller = new AbortController()) {
       max_tokens: Number(state.settings.maxTokens),
     };
     if (state.health.model) body.model = state.health.model;
+    if (state.modelInfo && state.modelInfo.thinking) {
+      if (state.settings.thinking === 'off') body.chat_template_kwargs = { enable_thinking: false };
+      else if (state.settings.reasoningBudget !== '') body.max_reasoning_tokens = Number(state.settings.reasoningBudget);
+    }
+    let reasoningBox = null;
     if (controller.signal.aborted) throw Object.assign(new APIError('stopped', { kind: 'aborted' }), { partial: { text: '', chunks: 0, elapsedMs: 0, ttftMs: null, headers: {} } });
     result = await streamChat(body, {
       signal: controller.signal,
+      onReasoning: (_, text) => {
+        if (!reasoningBox) {
+          reasoningBox = renderReasoning('', { live: true });
+          article.insertBefore(reasoningBox, content);
+        }
+        reasoningBox.querySelector('.reasoning-text').textContent = text;
+      },
       onDelta: (_, text) => {
         const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
         content.replaceChildren(renderMarkdown(text));
@@ -425,6 +559,9 @@ async function generate(controller = new AbortController()) {
   }
   if (failed) showError(failed);
   const stats = answerStats(result, { stopped: stopped || !!failed });
+  if (result.reasoning) stats.reasoning = result.reasoning;
+  const boxes = await boxesForStats(result.text, conversation.messages);
+  if (boxes) stats.boxes = boxes;
   try {
     const saved = await api.append(conversation.id, { role: 'assistant', content: result.text, stats });
     conversation.messages.push(saved);
@@ -529,9 +666,26 @@ async function exportAll() {
   } catch (error) { showError(error); }
 }
 
+/** One row per answer with a JSON object or boxes; boxes in both frames (0–1000 and pixels of the image). */
 function structuredAnswers() {
   if (!state.current) return [];
-  return state.current.messages.filter((m) => m.role === 'assistant').map((m) => extractJSON(m.content)).filter(Boolean);
+  const rows = [];
+  state.current.messages.forEach((m, index, all) => {
+    if (m.role !== 'assistant') return;
+    const value = extractJSON(m.content);
+    const stored = m.stats && Array.isArray(m.stats.boxes) ? m.stats.boxes : null;
+    const boxes = stored || extractBoxes(m.content).map((b) => ({ ...b, bbox_2d: b.bbox, bbox_px: null, image: imageFor(index, all)?.sha256 }));
+    if (!value && !boxes.length) return;
+    const row = { ...(value || {}) };
+    if (boxes.length) {
+      const cell = (key) => boxes.map((b) => `${b.label || b.category || ''} [${b[key] ? b[key].join(',') : ''}]`).join('; ');
+      row.boxes_2d = cell('bbox_2d');
+      row.boxes_px = cell('bbox_px');
+      row.boxes_image = boxes[0].image || '';
+    }
+    rows.push(row);
+  });
+  return rows;
 }
 
 function exportCSV() {
@@ -577,13 +731,19 @@ function openSettings() {
   $('set-detail').value = s.detail;
   $('set-system').value = s.system;
   $('set-api-key').value = s.apiKey;
+  $('set-thinking').value = s.thinking;
+  $('set-reasoning-budget').value = s.reasoningBudget;
   $('settings').showModal();
 }
 
 function readSettings() {
   const temperature = Math.min(2, Math.max(0, parseFloat($('set-temperature').value) || 0));
   const maxTokens = Math.min(32768, Math.max(1, parseInt($('set-max-tokens').value, 10) || DEFAULT_SETTINGS.maxTokens));
-  state.settings = { temperature, maxTokens, detail: $('set-detail').value, system: $('set-system').value, apiKey: $('set-api-key').value.trim() };
+  const budget = parseInt($('set-reasoning-budget').value, 10);
+  state.settings = {
+    temperature, maxTokens, detail: $('set-detail').value, system: $('set-system').value, apiKey: $('set-api-key').value.trim(),
+    thinking: $('set-thinking').value === 'off' ? 'off' : 'on', reasoningBudget: Number.isFinite(budget) && budget >= 0 ? String(budget) : '',
+  };
   setAPIKey(state.settings.apiKey);
   saveSettings();
 }
@@ -656,6 +816,7 @@ function wire() {
     state.searchTimer = setTimeout(refreshList, 200);
   });
   $('rename-button').addEventListener('click', renameCurrent);
+  $('model-picker').addEventListener('change', pickModel);
   $('delete-button').addEventListener('click', deleteCurrent);
   $('export-button').addEventListener('click', exportCurrent);
   $('csv-button').addEventListener('click', exportCSV);

@@ -61,6 +61,18 @@ export const PRESETS = [
     },
     structured: true,
   },
+  {
+    id: 'detect',
+    label: { en: 'Locate', zh: '定位' },
+    // Qwen3-VL's own grounding format; the page draws the boxes over the image (boxes.js).
+    prompt: {
+      en: 'Locate the QR codes, contact details, logos, products, prices and slogans in the image. Answer with a JSON array only: ' +
+        '[{"bbox_2d": [x1, y1, x2, y2], "label": "what it is"}] with coordinates from 0 to 1000 relative to the image.',
+      zh: '在图片中定位二维码、联系方式、品牌标志、商品、价格和宣传语。只用一个 JSON 数组回答：' +
+        '[{"bbox_2d": [x1, y1, x2, y2], "label": "是什么"}]，坐标按图片宽高归一化到 0 到 1000。',
+    },
+    structured: false,
+  },
 ];
 
 /** The prompt for `preset` in `lang`, with the composer text appended where the preset takes it. */
