@@ -84,6 +84,13 @@ enum CLI {
     #expect(r.status == 0)
     let ids = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [Int]
     #expect(ids.first == 4001)  // <|im_start|> in the trimmed fixture vocabulary
+    // --json: an object (README: ids, tokens, count, load_ms), the same ids inside.
+    let json = try CLI.run(["tokenize", "--model", model, "--json", "<|im_start|>user"])
+    #expect(json.status == 0, "\(json.stderr)")
+    let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+    #expect(Set(object.keys) == ["ids", "tokens", "count", "load_ms"])
+    #expect(object["ids"] as? [Int] == ids && object["count"] as? Int == ids.count)
+    #expect((object["tokens"] as? [String])?.first == "<|im_start|>")
 }
 
 @Test func inspectSummarizesAModelFolder() throws {

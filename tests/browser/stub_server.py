@@ -226,7 +226,6 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
-        self.send_header("X-PostLens-Image-Cache", "hit" if cache_hit else "miss")
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True

@@ -214,6 +214,8 @@ def test_send_streams_markdown_token_by_token_and_reload_keeps_history(browser, 
         assert content.find_element(By.CSS_SELECTOR, "pre code").text == "print('hi')"
         link = content.find_element(By.CSS_SELECTOR, "a")
         assert link.get_attribute("href") == "https://example.com/docs" and "noopener" in link.get_attribute("rel")
+    # The question, its image and the start of the answer in view (the README shows this screenshot).
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", user)
     browser.save_screenshot(str(output_dir / "answer.png"))
     if os.environ.get("POSTLENS_UPDATE_README_SCREENSHOT") == "1":
         target = REPO / "docs" / "images" / "web-ui.png"
@@ -236,6 +238,9 @@ def test_send_streams_markdown_token_by_token_and_reload_keeps_history(browser, 
     assert status == 200 and [m["role"] for m in body["messages"]] == ["user", "assistant", "user", "assistant"]
     assert body["messages"][1]["stats"]["completion_tokens"] > 0
     assert len(body["messages"][0]["images"]) == 1
+    # The follow-up carries the image again: the server's prefix cache held its tokens, and the page says so (from
+    # usage: cached prompt tokens covering the image tokens).
+    assert body["messages"][3]["stats"].get("image_cache") is True, body["messages"][3]["stats"]
 
 
 def test_model_output_never_becomes_live_html(browser, server):

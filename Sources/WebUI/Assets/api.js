@@ -91,7 +91,7 @@ export async function health() {
 /**
  * Streams a chat completion. Calls `onDelta(piece, text)` for every piece of content as it arrives (and
  * `onReasoning(piece, reasoning)` for a thinking model's `delta.reasoning_content`) and resolves with
- * `{text, reasoning, usage, finishReason, headers, ttftMs, elapsedMs, chunks}`. Aborting `signal` closes the connection
+ * `{text, reasoning, usage, finishReason, ttftMs, elapsedMs, chunks}`. Aborting `signal` closes the connection
  * (the server cancels generation) and rejects with kind 'aborted', carrying the partial result in `partial`.
  */
 export async function streamChat(body, { signal, onDelta, onReasoning }) {
@@ -111,7 +111,6 @@ export async function streamChat(body, { signal, onDelta, onReasoning }) {
   if (!response.ok) throw await failure(response);
 
   const result = emptyResult(started);
-  result.headers = Object.fromEntries([...response.headers.entries()].filter(([k]) => k.startsWith('x-')));
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -132,7 +131,6 @@ export async function streamChat(body, { signal, onDelta, onReasoning }) {
         try { chunk = JSON.parse(data); } catch { continue; }
         if (chunk.error) throw new APIError(chunk.error.message || 'generation failed', { kind: 'error' });
         if (chunk.usage) result.usage = chunk.usage;
-        if (chunk.postlens) result.extension = chunk.postlens;
         const choice = chunk.choices && chunk.choices[0];
         if (!choice) continue;
         if (choice.finish_reason) result.finishReason = choice.finish_reason;
@@ -162,28 +160,22 @@ export async function streamChat(body, { signal, onDelta, onReasoning }) {
 }
 
 function emptyResult(started) {
-  return { text: '', reasoning: '', usage: null, extension: null, finishReason: null, headers: {}, ttftMs: null, elapsedMs: performance.now() - started, chunks: 0 };
+  return { text: '', reasoning: '', usage: null, finishReason: null, ttftMs: null, elapsedMs: performance.now() - started, chunks: 0 };
 }
 
-/** The per-answer numbers the page shows and stores, from the usage extension and headers when present. */
+/** The per-answer numbers the page shows and stores: from the server's `usage` (and its `postlens` extension), else measured here. */
 export function answerStats(result, { stopped = false } = {}) {
   const usage = result.usage || {};
-  const ext = usage.postlens || result.extension || {};
-  const h = result.headers || {};
+  const ext = usage.postlens || {};
   const completion = usage.completion_tokens ?? result.chunks;
-  const serverTTFT = ext.ttft_ms ?? numberHeader(h['x-postlens-ttft-ms']);
-  const ttft = serverTTFT ?? result.ttftMs;
-  let tps = ext.decode_tokens_per_s ?? numberHeader(h['x-postlens-tokens-per-second']);
+  const ttft = ext.ttft_ms ?? result.ttftMs;
+  let tps = ext.decode_tokens_per_s;
   if (tps == null && completion > 1 && result.ttftMs != null && result.elapsedMs > result.ttftMs) {
     tps = (completion - 1) / ((result.elapsedMs - result.ttftMs) / 1000);
   }
+  // The image's tokens came from the server's prefix cache when the cached prompt tokens cover them.
   let cache = null;
-  for (const value of [ext.image_cache, ext.image_cache_hit, h['x-postlens-image-cache'], h['x-postlens-cache']]) {
-    if (value === undefined || value === null) continue;
-    cache = value === true || /^(hit|true|1|yes)$/i.test(String(value));
-    break;
-  }
-  if (cache === null && usage.prompt_tokens_details && ext.image_tokens > 0) {
+  if (usage.prompt_tokens_details && ext.image_tokens > 0) {
     cache = (usage.prompt_tokens_details.cached_tokens || 0) >= ext.image_tokens;
   }
   const stats = {
@@ -199,9 +191,4 @@ export function answerStats(result, { stopped = false } = {}) {
   if (cache !== null) stats.image_cache = cache;
   if (stopped) stats.stopped = true;
   return stats;
-}
-
-function numberHeader(value) {
-  const n = parseFloat(value);
-  return Number.isFinite(n) ? n : null;
 }

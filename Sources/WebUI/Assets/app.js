@@ -527,7 +527,7 @@ async function generate(controller = new AbortController()) {
       else if (state.settings.reasoningBudget !== '') body.max_reasoning_tokens = Number(state.settings.reasoningBudget);
     }
     let reasoningBox = null;
-    if (controller.signal.aborted) throw Object.assign(new APIError('stopped', { kind: 'aborted' }), { partial: { text: '', chunks: 0, elapsedMs: 0, ttftMs: null, headers: {} } });
+    if (controller.signal.aborted) throw Object.assign(new APIError('stopped', { kind: 'aborted' }), { partial: { text: '', chunks: 0, elapsedMs: 0, ttftMs: null } });
     result = await streamChat(body, {
       signal: controller.signal,
       onReasoning: (_, text) => {
