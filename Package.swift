@@ -1,12 +1,26 @@
 // swift-tools-version:6.2
 // PostLens: a CPU-first Qwen3-VL engine, server and analysis tools in Swift.
 //
-// Module graph (arrows point to what a module may import):
-//   postlens ─► Engine ─► Qwen3VL ─► Kernels ─► Tensors
-//                              ├──► SafeTensors ─► Tensors
-//                              ├──► Tokenizer
-//                              └──► Imaging ─► CImageCodecs (libjpeg, libpng, libwebp, libgif)
-//   Kernels ─► CBLAS (OpenBLAS), KernelsSIMD (SIMD words), KernelsAVX512 (built for AVX-512), CKernels (cpuid, AMX tiles)
+// Module graph: each of our modules and the modules of ours it imports (tests/build/test_module_graph.py checks these
+// lines against the targets below; docs/architecture.md draws the paths through them):
+//   postlens ─► JSON, Engine, Qwen3VL, SafeTensors, Tokenizer, Imaging, Kernels, Hub, Server, Analysis, Store, PostgresStore
+//   Server ─► JSON, Engine, Qwen3VL, Imaging, Kernels, Store, WebUI, Analysis, RemoteImages
+//   Analysis ─► JSON, Engine, Qwen3VL, Imaging, RemoteImages, Store
+//   WebUI ─► Store
+//   PostgresStore ─► JSON, Store
+//   Store ─► JSON
+//   Engine ─► JSON, Qwen3VL, Kernels, Tensors
+//   Qwen3VL ─► JSON, Tensors, Kernels, SafeTensors, Tokenizer, Imaging
+//   Kernels ─► Tensors, CBLAS, CKernels, KernelsSIMD, KernelsAVX512
+//   KernelsAVX512 ─► KernelsSIMD512
+//   SafeTensors ─► JSON, Tensors
+//   Tokenizer ─► JSON
+//   Imaging ─► CImageCodecs
+//   Hub ─►
+//   RemoteImages ─►
+//   TestSupport ─► Analysis, Engine, JSON, Qwen3VL
+// CBLAS is OpenBLAS, CImageCodecs libjpeg/libpng/libwebp/libgif, CKernels the C of cpuid and the AMX tiles, KernelsSIMD
+// and KernelsSIMD512 the SIMD words (built for Haswell and Ice Lake server); TestSupport serves the test targets only.
 import Foundation
 import PackageDescription
 

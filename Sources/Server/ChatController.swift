@@ -117,10 +117,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
         let body = ResponseBody { writer in
             _ = ticket  // held until the body is written or abandoned
             let encoder = makeJSONEncoder()
-            func send(_ chunk: ChatCompletionChunk) async throws {
-                var buffer = ByteBuffer(string: "data: ")
-                buffer.writeBytes(try encoder.encode(chunk))
-                buffer.writeString("\n\n")
+            /// One event, its write held to the client timeout.
+            func send(_ value: some Encodable) async throws {
+                let buffer = try ServerSentEvents.event(value, encoder: encoder)
                 try await writeWithin(timeout, on: channel) { try await writer.write(buffer) }
             }
             func chunk(_ delta: ChatCompletionChunk.Delta, logprobs: [TokenLogprob]? = nil, finish: String? = nil) -> ChatCompletionChunk {
@@ -160,10 +159,7 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                     } else {
                         logger.error("generation failed mid-stream", metadata: ["error": "\(failure)"])
                     }
-                    var buffer = ByteBuffer(string: "data: ")
-                    buffer.writeBytes(try encoder.encode(APIError(failure, retryAfter: configuration.retryAfterSeconds).body))
-                    buffer.writeString("\n\n")
-                    try await writer.write(buffer)
+                    try await send(APIError(failure, retryAfter: configuration.retryAfterSeconds).body)
                 }
             } catch {
                 // A write failed: the client went away. Dropping the engine stream cancels the generation.
@@ -171,10 +167,10 @@ struct ChatController<Context: ConnectionContext>: Sendable {
                 logger.info("client went away; generation cancelled")
                 throw error
             }
-            try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+            try await writeWithin(timeout, on: channel) { try await writer.write(ServerSentEvents.done) }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        return Response(status: .ok, headers: ServerSentEvents.headers, body: body)
     }
 
     private func log(_ result: GenerationResult, logger: Logger) {
