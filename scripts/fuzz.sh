@@ -25,10 +25,16 @@ build() {
     "$@" > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 }
 build "the JSON fuzzer" swiftc "${flags[@]}" -module-name JSONFuzz Sources/JSON/*.swift tools/fuzz/JSONFuzz.swift -o "$out/json-fuzzer"
-build "the C codec glue" clang -c -O1 -g -fsanitize=fuzzer-no-link,address Sources/CImageCodecs/codecs.c \
-    -I Sources/CImageCodecs/include -o "$out/codecs.o"
+# Every C file of the codec glue (decoders and encoders: Imaging links them all).
+glue=()
+for c in Sources/CImageCodecs/*.c; do
+    o="$out/$(basename "$c" .c).o"
+    build "the C codec glue ($(basename "$c"))" clang -c -O1 -g -fsanitize=fuzzer-no-link,address "$c" \
+        -I Sources/CImageCodecs/include -o "$o"
+    glue+=("$o")
+done
 build "the image fuzzer" swiftc "${flags[@]}" -module-name ImageFuzz -Xcc -fmodule-map-file=tools/fuzz/module.modulemap \
-    -I Sources/CImageCodecs/include Sources/Imaging/*.swift tools/fuzz/ImageFuzz.swift "$out/codecs.o" \
+    -I Sources/CImageCodecs/include Sources/Imaging/*.swift tools/fuzz/ImageFuzz.swift "${glue[@]}" \
     -ljpeg -lpng16 -lwebp -lwebpdemux -lgif -o "$out/image-fuzzer"
 
 run() {
