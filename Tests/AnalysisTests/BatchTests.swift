@@ -138,11 +138,13 @@ let booleanTask = ["--task", "custom", "--instruction", "Is this post about food
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    // Poll the job state until some, not all, items are done.
+    // Poll the job state until some, not all, items are done. The poll sleeps on its own thread (usleep, no await):
+    // with `Task.sleep` it waited for a cooperative thread, and while other tests ran models on both threads of a
+    // 2-core machine the child finished all records before the poll came back.
     var doneBeforeKill = 0
     let deadline = Date().addingTimeInterval(120)
     while Date() < deadline {
-        try await Task.sleep(for: .milliseconds(20))
+        usleep(20_000)
         if FileManager.default.fileExists(atPath: state.path), let n = try? JobStore(path: state.path).finishedCount(), n >= 20 {
             doneBeforeKill = n
             break
