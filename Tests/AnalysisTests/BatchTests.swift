@@ -175,13 +175,11 @@ let booleanTask = ["--task", "custom", "--instruction", "Is this post about food
 @Test(.timeLimit(.minutes(5))) func analyzeRunsTheRealTinyEngine() throws {
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let input = dir.appendingPathComponent("posts.jsonl")
-    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
-    try """
+    let input = try writePosts(to: dir, """
     {"id": "a", "image": "small.png", "text": "到手价¥999"}
     {"id": "b", "image": "nope.png"}
     {"id": "c", "text": "只有文字"}
-    """.write(to: input, atomically: true, encoding: .utf8)
+    """)
     let r = try runBinary(["analyze", "--task", "promo", "--model", Paths.tinyModel.path, "--input", input.path,
                            "--max-image-tokens", "4", "--threads", "1"])
     #expect(r.status == 0, "\(r.stderr)")
@@ -206,12 +204,10 @@ let booleanTask = ["--task", "custom", "--instruction", "Is this post about food
 @Test(.timeLimit(.minutes(5))) func analyzeSucceedsWithTheRealTinyEngineInQ8() throws {
     let dir = try Paths.temporaryDirectory()
     defer { try? FileManager.default.removeItem(at: dir) }
-    let input = dir.appendingPathComponent("posts.jsonl")
-    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
-    try """
+    let input = try writePosts(to: dir, """
     {"id": "a", "image": "small.png", "text": "红烧肉"}
     {"id": "b", "text": "只有文字"}
-    """.write(to: input, atomically: true, encoding: .utf8)
+    """)
     let cache = dir.appendingPathComponent("cache")
     let r = try runBinary(["analyze"] + booleanTask + ["--model", Paths.tinyModel.path, "--input", input.path,
                                                        "--max-image-tokens", "4", "--threads", "1"],

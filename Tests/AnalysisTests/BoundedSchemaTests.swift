@@ -10,23 +10,10 @@ import Testing
 @Suite struct BoundedSchemaTests {
     static let tasks: [AnalysisTask] = TaskKind.allCases.filter { $0 != .custom }.map { try! AnalysisTask.builtIn($0) }
 
-    /// The paths of strings without `maxLength` (and without `enum`) and arrays without `maxItems`.
-    static func unbounded(_ schema: JSONValue, path: String = "#") -> [String] {
-        var found: [String] = []
-        let types = schema["type"]?.stringValue.map { [$0] } ?? (schema["type"]?.arrayValue ?? []).compactMap(\.stringValue)
-        if types.contains("string"), schema["maxLength"] == nil, schema["enum"] == nil { found.append(path) }
-        if types.contains("array") {
-            if schema["maxItems"] == nil { found.append(path) }
-            if let items = schema["items"] { found += unbounded(items, path: path + "/items") }
-        }
-        for (key, value) in schema["properties"]?.objectValue ?? [:] { found += unbounded(value, path: path + "/" + key) }
-        return found
-    }
-
     @Test(arguments: tasks.map(\.kind))
     func everyStringAndArrayIsBoundedAndTheWorstCaseIsModest(_ kind: TaskKind) throws {
         let task = try AnalysisTask.builtIn(kind)
-        #expect(Self.unbounded(task.schema).isEmpty, "\(task.versionTag): \(Self.unbounded(task.schema))")
+        #expect(unbounded(task.schema).isEmpty, "\(task.versionTag): \(unbounded(task.schema))")  // DetectTaskTests' walk
         let worst = try #require(task.worstCaseTokens, "\(task.versionTag) has no worst case")
         print("[budget] \(task.versionTag): worst case \(worst) tokens")
         // Bounded for a post, not for a book: a few thousand tokens at most (moderation@3 allowed ≈ 20,000).

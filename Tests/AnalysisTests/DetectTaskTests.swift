@@ -59,7 +59,8 @@ let photo = ImageFrame(width: 333, height: 217)
     #expect(textOnly["evidence"] == [])
 }
 
-/// Every string has a maxLength and every array a maxItems: constrained output always closes.
+/// The paths of strings without a maxLength (or enum) and arrays without a maxItems: none in a task's schema, so that
+/// constrained output always closes (`BoundedSchemaTests` checks every task).
 func unbounded(_ schema: JSONValue, path: String = "$") -> [String] {
     var out: [String] = []
     let types = schema["type"]?.stringValue.map { [$0] } ?? (schema["type"]?.arrayValue ?? []).compactMap(\.stringValue)
