@@ -205,7 +205,7 @@ let package = Package(
         .testTarget(name: "HubTests", dependencies: ["Hub"], exclude: ["fake_hub.py"]),
         .testTarget(
             name: "ServerTests",
-            dependencies: ["Server", "JSON", "Engine", "Qwen3VL", "Kernels", "Imaging", "Store", "RemoteImages", "TestSupport",
+            dependencies: ["Server", "Analysis", "JSON", "Engine", "Qwen3VL", "Kernels", "Imaging", "Store", "RemoteImages", "TestSupport",
                            .product(name: "HummingbirdTesting", package: "hummingbird")],
             exclude: ["image_host.py"]
         ),

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import JSON
 import Qwen3VL
@@ -50,8 +51,12 @@ public struct AnalysisTask: Sendable {
     /// `custom`: the user's instruction; `detect`: what to look for (optional).
     public let instruction: String?
 
+    /// The most tokens the answer can take under the schema (`AnswerBudget`): a `max_tokens` of at least this many
+    /// always lets it close. nil for a custom schema with an unbounded string or array.
+    public let worstCaseTokens: Int?
+
     public var name: String { kind.rawValue }
-    /// `moderation@1`.
+    /// `moderation@3`.
     public var versionTag: String { "\(name)@\(version)" }
 
     init(kind: TaskKind, version: Int, schema: JSONValue, instruction: String? = nil) {
@@ -59,17 +64,37 @@ public struct AnalysisTask: Sendable {
         self.version = version
         self.schema = schema
         self.instruction = instruction
+        worstCaseTokens = (try? JSONSchema.parse(schema.orderedSchemaValue)).flatMap(AnswerBudget.worstCaseTokens)
+    }
+
+    /// `max_tokens` when a request names none: the worst case, so that the answer always closes (1,024 for a custom
+    /// schema without bounds).
+    public var defaultMaxTokens: Int { worstCaseTokens ?? 1024 }
+
+    /// The `max_tokens` a request asked for, or the default; a budget below the worst case is refused, since the
+    /// answer could then be cut before it closes (and recorded as "not valid JSON").
+    public func maxTokens(requested: Int?) throws -> Int {
+        guard let requested else { return defaultMaxTokens }
+        if let worst = worstCaseTokens, requested < worst {
+            throw TaskError(Self.budgetRule(worst: worst, task: versionTag))
+        }
+        return requested
+    }
+
+    /// Why a budget is too small, as the option errors say it.
+    static func budgetRule(worst: Int, task: String) -> String {
+        "must be at least \(worst): a \(task) answer can take up to \(worst) tokens, and a smaller budget could cut it before it closes"
     }
 
     /// A built-in task (`custom` needs ``custom(instruction:schema:)``).
     public static func builtIn(_ kind: TaskKind) throws -> AnalysisTask {
         switch kind {
-        case .ocr: return AnalysisTask(kind: .ocr, version: 1, schema: TaskSchemas.ocr)
-        case .describe: return AnalysisTask(kind: .describe, version: 1, schema: TaskSchemas.describe)
-        case .moderation: return AnalysisTask(kind: .moderation, version: 2, schema: TaskSchemas.moderation)
-        case .sentiment: return AnalysisTask(kind: .sentiment, version: 1, schema: TaskSchemas.sentiment)
-        case .promo: return AnalysisTask(kind: .promo, version: 1, schema: TaskSchemas.promo)
-        case .detect: return AnalysisTask(kind: .detect, version: 1, schema: TaskSchemas.detect)
+        case .ocr: return AnalysisTask(kind: .ocr, version: 2, schema: TaskSchemas.ocr)
+        case .describe: return AnalysisTask(kind: .describe, version: 2, schema: TaskSchemas.describe)
+        case .moderation: return AnalysisTask(kind: .moderation, version: 3, schema: TaskSchemas.moderation)
+        case .sentiment: return AnalysisTask(kind: .sentiment, version: 2, schema: TaskSchemas.sentiment)
+        case .promo: return AnalysisTask(kind: .promo, version: 2, schema: TaskSchemas.promo)
+        case .detect: return AnalysisTask(kind: .detect, version: 2, schema: TaskSchemas.detect)
         case .custom: throw TaskError("the custom task needs an instruction and a JSON schema")
         }
     }
@@ -85,7 +110,7 @@ public struct AnalysisTask: Sendable {
     /// the task's prompt lists.
     public static func detect(instruction: String?) -> AnalysisTask {
         let targets = instruction?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return AnalysisTask(kind: .detect, version: 1, schema: TaskSchemas.detect, instruction: targets?.isEmpty == false ? targets : nil)
+        return AnalysisTask(kind: .detect, version: 2, schema: TaskSchemas.detect, instruction: targets?.isEmpty == false ? targets : nil)
     }
 
     // MARK: Prompts

@@ -65,7 +65,7 @@ public struct JobSpec: Sendable, Equatable {
             spec.language = language
         default: throw fail("language", "must be \"zh\" or \"en\"")
         }
-        spec.maxTokens = try positiveInteger(options["max_tokens"], key: "max_tokens", fromQuery: fromQuery) ?? spec.maxTokens
+        let requestedMaxTokens = try positiveInteger(options["max_tokens"], key: "max_tokens", fromQuery: fromQuery)
         if allowed.contains("max_pixels") {
             spec.maxPixels = try positiveInteger(options["max_pixels"], key: "max_pixels", fromQuery: fromQuery) ?? spec.maxPixels
         }
@@ -108,6 +108,16 @@ public struct JobSpec: Sendable, Equatable {
             if spec.instruction != nil { throw fail("instruction", "is only used by the custom and detect tasks") }
             if spec.schema != nil { throw fail("schema", "is only used by the custom task") }
             spec.version = try AnalysisTask.builtIn(kind).version
+        }
+        // The answer's worst case decides the default budget, and a smaller one is refused (it could cut the answer).
+        let task = try spec.makeTask()
+        if let requestedMaxTokens {
+            if let worst = task.worstCaseTokens, requestedMaxTokens < worst {
+                throw fail("max_tokens", AnalysisTask.budgetRule(worst: worst, task: task.versionTag))
+            }
+            spec.maxTokens = requestedMaxTokens
+        } else {
+            spec.maxTokens = task.worstCaseTokens ?? defaults.maxTokens
         }
         return spec
     }

@@ -160,6 +160,9 @@ public struct TaskRunner: Sendable {
         self.baseParameters = baseParameters
     }
 
+    /// Tokens kept for the `\n</think>\n\n` the engine writes when a thinking model's reasoning budget runs out.
+    static let thinkBlockClosing = 16
+
     /// Generation parameters for this task. Extraction wants the most likely reading: greedy decoding,
     /// with the model's repetition penalty kept.
     public func generationParameters() -> GenerationParameters {
@@ -167,8 +170,15 @@ public struct TaskRunner: Sendable {
         p.maxTokens = options.maxTokens
         p.sampling.temperature = 0
         p.sampling.repetitionPenalty = baseParameters.sampling.repetitionPenalty
-        // A thinking model reasons first; the schema constrains the answer after its think block.
-        p.thinking.maxReasoningTokens = options.maxReasoningTokens ?? options.maxTokens / 2
+        // A thinking model reasons first; the schema constrains the answer after its think block. The reasoning gets
+        // what `max_tokens` leaves beyond the answer's worst case (an explicit budget is held to that too, and the
+        // closing `</think>` is allowed for), so the answer still closes; without a worst case, half of `max_tokens`.
+        if let worst = task.worstCaseTokens {
+            let room = max(0, options.maxTokens - worst - Self.thinkBlockClosing)
+            p.thinking.maxReasoningTokens = min(options.maxReasoningTokens ?? room, room)
+        } else {
+            p.thinking.maxReasoningTokens = options.maxReasoningTokens ?? options.maxTokens / 2
+        }
         // The answer is constrained to the task's schema (keys in look → extract → reason order), so a
         // `.stop` answer always parses; lenient parsing + SchemaValidator in
         // `AnalysisTask.result(fromModelOutput:context:)` stay as a double check (and catch `.length`).

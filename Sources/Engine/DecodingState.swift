@@ -41,6 +41,8 @@ final class DecodingState {
     private var forced: [Int] = []
     /// After a think block the answer's leading newlines (the template's separator) are not part of it.
     private var answerStarted: Bool
+    /// Where the answer's tokens begin in `produced` (after any think block), for the repetition guard.
+    private var answerStart: Int?
     var timings: Timings
     var usage: Usage
     var decodeStart: DispatchTime?
@@ -140,6 +142,9 @@ final class DecodingState {
             let (text, stopped) = stops.append(piece)
             emit(.delta(text: text, tokenIDs: [token], logprobs: entry))
             if stopped { stoppedByString = true; return end(.stop) }
+            if answerStart == nil { answerStart = produced.count - 1 }
+            if grammar == nil, let repetition = parameters.repetitionGuard, let answerStart,
+               repetition.loops(produced[answerStart...]) { return end(.repetition) }
             // The JSON is complete and nothing may follow: this is where EOS would be forced.
             if let grammar, !wasForced, grammar.isComplete, !grammar.canContinue { return end(.stop) }
         }

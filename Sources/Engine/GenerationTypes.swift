@@ -18,6 +18,8 @@ public struct GenerationParameters: Sendable, Equatable {
     public var responseFormat: ResponseFormat?
     /// Thinking models: whether to reason first, and how long (`ThinkingParameters`).
     public var thinking = ThinkingParameters()
+    /// End a free-text answer that loops (`RepetitionGuard`); nil: no guard (the reference path, the golden tests).
+    public var repetitionGuard: RepetitionGuard?
 
     public init() {}
 
@@ -41,6 +43,8 @@ public enum FinishReason: String, Sendable, Codable {
     case stop
     /// `maxTokens` or the context limit was reached.
     case length
+    /// A free-text answer fell into a loop and was ended (`RepetitionGuard`).
+    case repetition
     /// The caller went away.
     case cancelled
 }

@@ -178,7 +178,8 @@ struct UsageBody: Encodable {
 func openAIFinishReason(_ reason: FinishReason) -> String {
     switch reason {
     case .stop, .cancelled: return "stop"
-    case .length: return "length"
+    // A loop cut by the repetition guard is an answer cut short, as at max_tokens.
+    case .length, .repetition: return "length"
     }
 }
 

@@ -208,6 +208,9 @@ struct ChatController<Context: ConnectionContext>: Sendable {
             if !ok { throw ServerError.invalidRequest("'\(param)' must be \(rule)", param: param) }
         }
         var p = defaults
+        // Free text that loops (OCR reading one line over and over) ends instead of running to max_tokens; a JSON answer
+        // is closed by its schema's bounds instead.
+        p.repetitionGuard = RepetitionGuard()
         if let maxTokens = chat.maxCompletionTokens ?? chat.maxTokens {
             try check(maxTokens >= 1, chat.maxCompletionTokens != nil ? "max_completion_tokens" : "max_tokens", "at least 1")
             p.maxTokens = maxTokens

@@ -54,8 +54,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "ocr task: dense-text tiling for long screenshots and posters: auto, on, off.")
     var dense = "auto"
 
-    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
-    var maxTokens = 1024
+    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer (default: the task's worst case, so the answer always closes; less is refused).")
+    var maxTokens: Int?
 
     @Option(name: .customLong("max-reasoning-tokens"), help: "Thinking models: reasoning tokens before the answer must begin (default: half of --max-tokens).")
     var maxReasoningTokens: Int?
@@ -115,7 +115,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
 
         var options = RunOptions()
         options.language = PromptLanguage(rawValue: lang)!
-        options.maxTokens = maxTokens
+        do { options.maxTokens = try analysisTask.maxTokens(requested: maxTokens) } catch { throw CLIError("--max-tokens \(error)") }
         options.maxReasoningTokens = maxReasoningTokens
         options.maxPixels = modelOptions.runtime.maxPixels
         options.dense = RunOptions.DenseMode(rawValue: dense)!

@@ -75,6 +75,7 @@ struct AskCommand: AsyncParsableCommand {
         if let topP { parameters.sampling.topP = topP }
         if let topK { parameters.sampling.topK = topK }
         parameters.sampling.seed = seed
+        parameters.repetitionGuard = RepetitionGuard()  // an answer that loops ends (finish_reason "repetition")
         parameters.thinking = ThinkingParameters(enabled: !noThink, maxReasoningTokens: maxReasoningTokens)
 
         let request = InferenceEngine.Request(messages: messages, images: decoded, parameters: parameters,

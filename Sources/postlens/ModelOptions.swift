@@ -47,9 +47,6 @@ struct ModelOptions: ParsableArguments {
 
     @OptionGroup var runtime: RuntimeOptions
 
-    /// Whether `--model` names a folder (rather than a repo id).
-    var isFolder: Bool { FileManager.default.fileExists(atPath: (model as NSString).expandingTildeInPath) }
-
     /// Applies the thread count and returns the model folder, downloading a repo id on first use with a progress bar.
     func prepare() async throws -> URL {
         runtime.applyThreads()

@@ -1,14 +1,14 @@
 import Foundation
 import Synchronization
 
-/// The one progress display of the command line, on standard error: a line redrawn in place on a terminal (`\r`, at
-/// most ten times a second), plain lines at most every `plainInterval` when standard error is not a terminal (logs and
-/// CI, where carriage returns turn into noise). Downloads (`TerminalDownloadProgress`), `analyze`
+/// The one progress display of the command line, on standard error: a line redrawn in place on a terminal (`\r` and
+/// erase-line, at most ten times a second), plain lines at most every `plainInterval` when standard error is not a
+/// terminal (logs and CI, where carriage returns turn into noise). Downloads (`TerminalDownloadProgress`), `analyze`
 /// (`TerminalBatchProgress`) and `jobs status --wait` all draw through it, so they look and behave alike.
 final class ProgressLine: Sendable {
     private struct State {
         var lastDraw: ContinuousClock.Instant?
-        /// Length of the line drawn in place, to be overwritten or ended.
+        /// Length of the line drawn in place (0: none), to be ended before a note.
         var drawn = 0
     }
 
@@ -41,9 +41,9 @@ final class ProgressLine: Sendable {
             if !force, let last = s.lastDraw, now - last < interval { return nil }
             s.lastDraw = now
             guard isTerminal else { return line + "\n" }
-            let padding = max(0, s.drawn - line.count)
             s.drawn = line.count
-            return "\r" + line + String(repeating: " ", count: padding)
+            return "\r\u{1B}[2K" + line  // back to the line's start, erase it, draw
+
         }
         if let text { write(text) }
         return text != nil

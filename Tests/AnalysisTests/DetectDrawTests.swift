@@ -50,7 +50,7 @@ func checkBoxes(_ result: JSONValue, size: [Int], sourceLocation: SourceLocation
     let drawings = dir.appendingPathComponent("drawn")
     let output = dir.appendingPathComponent("results.csv")
     let r = try runBinary(["analyze", "--task", "detect", "--model", Paths.tinyModel.path, "--input", input.path, "--draw", drawings.path,
-                           "--output", output.path, "--max-tokens", "1500", "--max-image-tokens", "8", "--threads", "1"])
+                           "--output", output.path, "--max-image-tokens", "8", "--threads", "1"])
     #expect(r.status == 0, "\(r.stderr)")
     #expect(r.stderr.contains("drew 4 image(s)"))
     // JSON lines from the job state (the CSV carries the same rows with both frames as columns).

@@ -47,7 +47,7 @@ let photo = ImageFrame(width: 333, height: 217)
 
 @Test func moderationEvidenceIsGroundedOnlyWithAnImage() throws {
     let task = try AnalysisTask.builtIn(.moderation)
-    #expect(task.versionTag == "moderation@2")
+    #expect(task.versionTag == "moderation@3")
     let answer = TaskExamples.modelOutput(for: task).sortedText
     let withImage = try task.result(fromModelOutput: answer, context: PostContext(record: PostRecord(id: "1"), referenceYear: 2026, image: photo))
     let evidence = try #require(withImage["evidence"]?.arrayValue)
@@ -59,7 +59,8 @@ let photo = ImageFrame(width: 333, height: 217)
     #expect(textOnly["evidence"] == [])
 }
 
-/// Every string has a maxLength and every array a maxItems: constrained output always closes.
+/// The paths of strings without a maxLength (or enum) and arrays without a maxItems: none in a task's schema, so that
+/// constrained output always closes (`BoundedSchemaTests` checks every task).
 func unbounded(_ schema: JSONValue, path: String = "$") -> [String] {
     var out: [String] = []
     let types = schema["type"]?.stringValue.map { [$0] } ?? (schema["type"]?.arrayValue ?? []).compactMap(\.stringValue)
@@ -183,7 +184,7 @@ func reorder(_ value: JSONValue, like schema: JSONValue) -> JSONValue {
 /// worker runs the same prompt; other built-in tasks still refuse an instruction.
 @Test func detectJobSpecsKeepTheirInstruction() throws {
     let spec = try JobSpec.parse(task: "detect", options: ["instruction": "competitor logos"])
-    #expect(spec.tag == "detect@1")
+    #expect(spec.tag == "detect@2")
     let stored = try JobSpec(json: spec.json)
     #expect(try stored.makeTask().instruction == "competitor logos")
     #expect(try JobSpec.parse(task: "detect", options: [:]).makeTask().instruction == nil)
@@ -193,5 +194,5 @@ func reorder(_ value: JSONValue, like schema: JSONValue) -> JSONValue {
     #expect(throws: JobSpec.OptionError(key: "schema", rule: "is only used by the custom task")) {
         try JobSpec.parse(task: "detect", options: ["schema": ["type": "object"]])
     }
-    #expect(JobSpec.runnableTags.contains("detect@1") && JobSpec.runnableTags.contains("moderation@2"))
+    #expect(JobSpec.runnableTags.contains("detect@2") && JobSpec.runnableTags.contains("moderation@3"))
 }

@@ -76,3 +76,11 @@ func writeBatchInput(to dir: URL, count: Int = 200) throws -> (url: URL, badIDs:
     try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
     return (url, bad)
 }
+
+/// `dir/posts.jsonl` with these lines, beside a copy of the small fixture image as `small.png`.
+func writePosts(to dir: URL, _ lines: String) throws -> URL {
+    try FileManager.default.copyItem(at: Paths.smallImage, to: dir.appendingPathComponent("small.png"))
+    let input = dir.appendingPathComponent("posts.jsonl")
+    try lines.write(to: input, atomically: true, encoding: .utf8)
+    return input
+}

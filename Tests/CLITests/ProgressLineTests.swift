@@ -44,7 +44,7 @@ import Testing
         #expect(sink.value == "resuming: 2 of 12 items already done\n12/12 items, 1.00 items/s\n")
     }
 
-    /// A terminal: the line is redrawn in place, padded over a longer one, and ended before a note.
+    /// A terminal: the line is redrawn in place (erased first), and ended before a note.
     @Test func terminalLinesAreRedrawnInPlace() {
         let sink = Sink()
         let line = ProgressLine(isTerminal: true, write: sink.append)
@@ -52,6 +52,6 @@ import Testing
         line.show("short", force: true)
         line.note("a note")
         line.finish()
-        #expect(sink.value == "\rlong line\rshort    \na note\n")
+        #expect(sink.value == "\r\u{1B}[2Klong line\r\u{1B}[2Kshort\na note\n")
     }
 }

@@ -139,7 +139,7 @@ private func run(_ schemaText: String, seed: UInt64, maxTokens: Int, prompt: Pre
             switch r.finishReason {
             case .stop: cases.append((schemaText, r.text))
             case .length: truncated += 1
-            case .cancelled: Issue.record("cancelled")
+            case .cancelled, .repetition: Issue.record("\(r.finishReason): constrained answers are neither cancelled nor guarded")
             }
         }
     }

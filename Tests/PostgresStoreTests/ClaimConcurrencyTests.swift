@@ -19,7 +19,7 @@ struct ClaimConcurrencyTests {
                     group.addTask {
                         let worker = "w\(w)"
                         while true {
-                            let got = try await queue.claim(worker: worker, tasks: ["sentiment@1"], limit: 1 + w % 7, lease: .seconds(600))
+                            let got = try await queue.claim(worker: worker, tasks: ["sentiment@2"], limit: 1 + w % 7, lease: .seconds(600))
                             if got.isEmpty { return }
                             claims.withLock { for item in got { $0[item.key, default: []].append(worker) } }
                         }
@@ -52,7 +52,7 @@ struct ClaimConcurrencyTests {
                     group.addTask {
                         while clock.now < end {
                             let before = clock.now
-                            let got = try await queue.claim(worker: "w\(w)", tasks: ["sentiment@1"], limit: 5, lease: lease)
+                            let got = try await queue.claim(worker: "w\(w)", tasks: ["sentiment@2"], limit: 5, lease: lease)
                             let after = clock.now
                             claims.withLock { for item in got { $0[item.key, default: []].append(("w\(w)", before, after)) } }
                             try await Task.sleep(for: .milliseconds(got.isEmpty ? 50 : 5))
@@ -81,7 +81,7 @@ struct ClaimConcurrencyTests {
     @Test func claimsStayFastOnALargeJob() async throws {
         try await TestDatabase.withFresh { database in
             try await database.execute("""
-                INSERT INTO job (id, task, spec, state, source, total, max_attempts) VALUES ('job_big', 'sentiment@1', '{}', 'queued', 'test', 300000, 3)
+                INSERT INTO job (id, task, spec, state, source, total, max_attempts) VALUES ('job_big', 'sentiment@2', '{}', 'queued', 'test', 300000, 3)
                 """)
             try await database.execute("""
                 INSERT INTO job_item (job_id, seq, item_id, record, state)
@@ -94,7 +94,7 @@ struct ClaimConcurrencyTests {
             var seqs: [Int] = []
             for _ in 0..<15 {
                 let start = clock.now
-                let got = try await queue.claim(worker: "w", tasks: ["sentiment@1"], limit: 4, lease: .seconds(600))
+                let got = try await queue.claim(worker: "w", tasks: ["sentiment@2"], limit: 4, lease: .seconds(600))
                 times.append(clock.now - start)
                 seqs += got.map(\.key.seq)
             }

@@ -5,7 +5,7 @@ import Testing
 
 /// Stores a job of `count` items (those in `bad` as recorded errors at once) and opens it.
 @discardableResult
-func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: String = "sentiment@1", maxAttempts: Int = 3,
+func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: String = "sentiment@2", maxAttempts: Int = 3,
                id: String = NewJob.makeID()) async throws -> JobInfo {
     try await queue.createJob(NewJob(id: id, task: task, spec: #"{"task": "sentiment"}"#, total: count, source: "test", maxAttempts: maxAttempts))
     let items = (0..<count).map { seq in
@@ -19,7 +19,7 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
 }
 
 @Suite struct JobQueueConformanceTests {
-    static let tasks = ["sentiment@1"]
+    static let tasks = ["sentiment@2"]
 
     @Test(arguments: backends) func submitClaimCompleteCountsEachItemOnce(_ backend: Backend) async throws {
         try await backend.withJobs { queue in
@@ -125,7 +125,7 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
             #expect(try await queue.cancelJob(id: job.id).state == .cancelled, "cancelling again is harmless")
             #expect(try await queue.pendingItems(tasks: Self.tasks) == 0)
             // A task version this worker does not run is left alone.
-            #expect(try await queue.claim(worker: "w", tasks: ["promo@1"], limit: 10, lease: .seconds(30)).isEmpty)
+            #expect(try await queue.claim(worker: "w", tasks: ["promo@2"], limit: 10, lease: .seconds(30)).isEmpty)
             #expect(try await queue.claim(worker: "w", tasks: ["promo@9"], limit: 10, lease: .seconds(30)).count == 2)
             try await queue.failJob(id: other.id, error: "spec unusable")
             let failed = try await queue.job(id: other.id)
@@ -140,10 +140,10 @@ func submitJob(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], task: Stri
         try await backend.withJobs { queue in
             let allBad = try await submitJob(queue, count: 3, bad: [0, 1, 2])
             #expect(allBad.state == .completed && allBad.failed == 3)
-            try await queue.createJob(NewJob(id: "job_short", task: "ocr@1", spec: "{}", total: 5, source: "test"))
+            try await queue.createJob(NewJob(id: "job_short", task: "ocr@2", spec: "{}", total: 5, source: "test"))
             try await queue.addItems([NewJobItem(seq: 0, itemID: "a", record: "{}")], to: "job_short")
             #expect(try await queue.job(id: "job_short").state == .submitting)
-            #expect(try await queue.claim(worker: "w", tasks: ["ocr@1"], limit: 5, lease: .seconds(30)).isEmpty, "not claimable while submitting")
+            #expect(try await queue.claim(worker: "w", tasks: ["ocr@2"], limit: 5, lease: .seconds(30)).isEmpty, "not claimable while submitting")
             await #expect(throws: StoreError.self) { _ = try await queue.openJob(id: "job_short") }
             await #expect(throws: StoreError.self) { try await queue.addItems([NewJobItem(seq: 0, itemID: "b", record: "{}")], to: allBad.id) }
         }

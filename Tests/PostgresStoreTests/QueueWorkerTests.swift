@@ -57,7 +57,7 @@ func submitPosts(_ queue: any JobQueue, count: Int, bad: Set<Int> = [], maxAttem
             items.append(InputItem(seq: seq, id: "post-\(seq)", record: PostRecord(id: "post-\(seq)", text: "第\(seq)条：物流很快"), error: nil))
         }
     }
-    var submission = JobSubmission(spec: try JobSpec.parse(task: "sentiment", options: ["max_tokens": 64]), source: "test")
+    var submission = JobSubmission(spec: try JobSpec.parse(task: "sentiment", options: [:]), source: "test")
     submission.maxAttempts = maxAttempts
     submission.chunkSize = 37
     return try await submission.submit(items, to: queue, resolve: { .reference($0) })

@@ -18,7 +18,7 @@ extension AnalyzeAPITests {
                 "task": "detect", "images": [image], "options": ["instruction": "QR codes"],
             ])
             #expect(response.status == .ok, "\(response.raw)")
-            #expect(response.json["task"] as? String == "detect@1")
+            #expect(response.json["task"] as? String == "detect@2")
             let result = try #require(response.json["result"] as? [String: Any])
             #expect(result["image_size"] as? [Int] == [217, 333])
             let objects = try #require(result["objects"] as? [[String: Any]])

@@ -119,6 +119,7 @@ func greedy(_ maxTokens: Int, engine: InferenceEngine) -> GenerationParameters {
     var parameters = GenerationParameters.defaults(for: engine.model)
     parameters.sampling.temperature = 0
     parameters.maxTokens = maxTokens
+    parameters.repetitionGuard = RepetitionGuard()
     return parameters
 }
 

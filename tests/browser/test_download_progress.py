@@ -3,32 +3,23 @@ once the model is ready. A real server on a repo id it has to fetch from a slow 
 needs the real server (the stub has nothing to download).
 """
 import re
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
 
-from conftest import BINARY, REPO, free_port, server_kind
+from conftest import BINARY, REPO, server_kind
 from test_web_ui import wait
 
 sys.path.insert(0, str(REPO / "tests" / "live"))
-from downloading import REPO_ID, fake_hub, serve_environment  # noqa: E402
+from downloading import downloading_server  # noqa: E402
 
 
 def test_the_page_shows_the_model_download_then_clears_it(browser, output_dir):
     if server_kind() != "real":
         pytest.skip("a download needs the real server (POSTLENS_BROWSER_SERVER=real)")
-    scratch = Path(tempfile.mkdtemp(prefix="postlens-browser-download-"))
     # ≈ 4.3 MB at 500 kB/s: about nine seconds of download to watch.
-    with fake_hub(500_000) as (endpoint, _):
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        log = open(scratch / "serve.log", "w")
-        process = subprocess.Popen([str(BINARY), "serve", "--model", REPO_ID, "--port", str(port), "--no-history", "--threads", "1"],
-                                   stdout=log, stderr=subprocess.STDOUT, env=serve_environment(endpoint, scratch))
+    with downloading_server(BINARY, 500_000) as (base, process, _, log):
         try:
             # The server listens at once, so the page loads while the model is still arriving.
             wait(browser, lambda d: process.poll() is None and _loads(d, base), timeout=30, message="the page did not load")
@@ -37,19 +28,13 @@ def test_the_page_shows_the_model_download_then_clears_it(browser, output_dir):
                  message=f"no download progress shown: {status.text!r}")
             browser.save_screenshot(str(output_dir / "downloading.png"))
             wait(browser, lambda d: not status.is_displayed(), timeout=120,
-                 message=f"the status line stayed after the model was ready: {status.text!r}\n{(scratch / 'serve.log').read_text()[-2000:]}")
+                 message=f"the status line stayed after the model was ready: {status.text!r}\n{log.read_text()[-2000:]}")
             assert browser.execute_script("return document.body.dataset.health") == "ready"
         finally:
             # Leave the page and drop its console log: the 503s of /health while the model loads are expected here,
             # and the browser is shared with tests that require a clean log.
             browser.get("about:blank")
             browser.get_log("browser")
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-            log.close()
 
 
 def _loads(driver, base):

@@ -542,7 +542,7 @@ def test_batch_jobs_are_listed_with_progress(browser, server, output_dir):
     if server_kind() == "stub":
         pytest.skip("the stub keeps no batch jobs")
     body = "\n".join(json.dumps({"id": f"j{i}", "text": f"第{i}条评论"}, ensure_ascii=False) for i in range(3)).encode()
-    status, job, _ = http(server["base"], "/v1/batches?task=sentiment&max_tokens=4", "POST", body)
+    status, job, _ = http(server["base"], "/v1/batches?task=sentiment", "POST", body)
     assert status == 200, job
     open_page(browser, server)
     row = f'#job-list li[data-job-id="{job["id"]}"]'
@@ -551,7 +551,7 @@ def test_batch_jobs_are_listed_with_progress(browser, server, output_dir):
     wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, row).get_attribute("data-state") == "completed", timeout=STREAM_TIMEOUT,
          message="the job's row never showed it completed")
     item = browser.find_element(By.CSS_SELECTOR, row)
-    assert item.find_element(By.CSS_SELECTOR, ".job-task").text == "sentiment@1"
+    assert item.find_element(By.CSS_SELECTOR, ".job-task").text == "sentiment@2"
     assert item.find_element(By.CSS_SELECTOR, "progress").get_attribute("value") == "3"
     assert item.find_element(By.CSS_SELECTOR, "progress").get_attribute("max") == "3"
     assert "3/3" in item.find_element(By.CSS_SELECTOR, ".job-count").text

@@ -4,6 +4,7 @@ an empty Hugging Face cache. Shared by the live test of `/health` and the browse
 """
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,29 @@ def fake_hub(bytes_per_second: int):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def serve_environment(endpoint: str, scratch: Path) -> dict:
-    """The environment of a server that must download: the fake hub, empty Hugging Face and runtime caches."""
-    return {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(scratch / "hub"), "HF_HUB_OFFLINE": "0",
-            "POSTLENS_CACHE": str(scratch / "postlens"), "HF_TOKEN": ""}
+@contextmanager
+def downloading_server(binary: Path, bytes_per_second: int):
+    """`postlens serve --model REPO_ID` with empty Hugging Face and runtime caches, the fake hub serving the model at
+    about `bytes_per_second`. Yields (base URL, the process, the model's size, the log file's path); the server is
+    stopped (SIGTERM, then SIGKILL) at the end."""
+    scratch = Path(tempfile.mkdtemp(prefix="postlens-serve-download-"))
+    with fake_hub(bytes_per_second) as (endpoint, size):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(scratch / "hub"), "HF_HUB_OFFLINE": "0",
+               "POSTLENS_CACHE": str(scratch / "postlens"), "HF_TOKEN": ""}
+        log_path = scratch / "serve.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen([str(binary), "serve", "--model", REPO_ID, "--port", str(port), "--no-history", "--threads", "1"],
+                                       stdout=log, stderr=subprocess.STDOUT, env=env)
+            try:
+                yield f"http://127.0.0.1:{port}", process, size, log_path
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+    shutil.rmtree(scratch, ignore_errors=True)

@@ -384,12 +384,12 @@ def test_batches_are_bounded_and_leave_no_temporary_files(tmp_path):
         # A record whose image header announces 30000×30000 is that item's error; the job is stored all the same.
         bomb = "data:image/png;base64," + base64.b64encode(png_header(30000, 30000)).decode()
         mixed = "\n".join(json.dumps(r) for r in ({"id": "bomb", "image": bomb}, {"id": "fine", "text": "好评"})).encode()
-        status, _, bombed = post(s.base, mixed, path="/v1/batches?task=sentiment&max_tokens=8",
+        status, _, bombed = post(s.base, mixed, path="/v1/batches?task=sentiment",
                                  headers={"Content-Type": "application/x-ndjson"})
         assert status == 200 and bombed["total"] == 2 and bombed["failed"] == 1, bombed
         image = "data:image/png;base64," + base64.b64encode((REPO / "Tests" / "Fixtures" / "images" / "tiny_20x30.png").read_bytes()).decode()
         small = "\n".join(json.dumps({"id": f"p{i}", "text": "好评", **({"image": image} if i == 0 else {})}) for i in range(3)).encode()
-        status, _, job = post(s.base, small, path="/v1/batches?task=sentiment&max_tokens=8",
+        status, _, job = post(s.base, small, path="/v1/batches?task=sentiment",
                               headers={"Content-Type": "application/x-ndjson"})
         assert status == 200, job
         deadline = time.monotonic() + 120

@@ -11,26 +11,15 @@ extension TaskSchemas {
         "qr_code", "contact", "url", "logo", "product", "price", "claim", "text", "person", "other",
     ]
 
-    /// `detect`: located objects, Qwen's own grounding fields first (`bbox_2d`, `label`), then a category and the
-    /// text the object carries. Bounded throughout so that constrained output always closes.
-    public static let detect: JSONValue = [
-        "type": "object",
-        "properties": [
-            "objects": [
-                "type": "array",
-                "maxItems": 32,
-                "items": [
-                    "type": "object",
-                    "properties": [
-                        "bbox_2d": box,
-                        "label": ["type": "string", "minLength": 1, "maxLength": 60],
-                        "category": ["type": ["string", "null"], "enum": .array(detectCategories.map { .string($0) } + [.null])],
-                        "text": ["type": ["string", "null"], "maxLength": 200],
-                    ],
-                    "required": ["bbox_2d", "label", "category", "text"],
-                ],
-            ],
-        ],
-        "required": ["objects"],
-    ]
+    /// `detect` (version 2): located objects, Qwen's own grounding fields first (`bbox_2d`, `label`), then a category
+    /// and the text the object carries. Bounded so that constrained output always closes (16 objects; version 1
+    /// allowed 32 with 200-character texts, some 10,000 tokens).
+    public static let detect: JSONValue = object([
+        "objects": objects(16, [
+            "bbox_2d": box,
+            "label": ["type": "string", "minLength": 1, "maxLength": 30],
+            "category": ["type": ["string", "null"], "enum": .array(detectCategories.map { .string($0) } + [.null])],
+            "text": optionalText(60),
+        ]),
+    ])
 }

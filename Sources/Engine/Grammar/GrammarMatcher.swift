@@ -41,7 +41,7 @@ public final class GrammarMatcher {
         if eosTokenIDs.contains(token) { return isComplete }
         guard token >= 0, token < vocabulary.size else { return false }
         let bytes = vocabulary.bytes(of: token)
-        guard !bytes.isEmpty, let next = advance(stacks, bytes) else { return false }
+        guard !bytes.isEmpty, let next = advance(grammar.tokenStarts(stacks), bytes) else { return false }
         stacks = next
         return true
     }
@@ -59,9 +59,13 @@ public final class GrammarMatcher {
         mask.removeAll()
         if isComplete { for id in eosTokenIDs { mask[id] = true } }
         guard canContinue else { return }
+        let started = grammar.tokenStarts(stacks)
+        // Free string content with tokens left (the common case): the precomputed sets. A string at its last token
+        // (only a closing token may come) is walked like any other state.
         if stacks.count == 1, let top = stacks[0].last, top.phase == 1,
-           case .string(_, let maximum, let dfa) = grammar.rules[Int(top.rule)], dfa < 0 {
-            stringContentMask(top, maximum: maximum, &mask)
+           case .string(let minimum, let maximum, let dfa) = grammar.rules[Int(top.rule)], dfa < 0,
+           maximum == .max || top.y < Int64(maximum) || top.a < minimum {
+            stringContentMask(top, maximum: maximum, from: started, &mask)
             return
         }
         if let cached = cache[stacks] {
@@ -69,7 +73,7 @@ public final class GrammarMatcher {
             return
         }
         var walked = TokenMask(count: mask.count)
-        walk(vocabulary.all, from: stacks, into: &walked)
+        walk(vocabulary.all, from: started, into: &walked)
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
         cache[stacks] = walked.words
         mask.formUnion(walked.words)
@@ -95,7 +99,7 @@ public final class GrammarMatcher {
     }
 
     /// Inside free string content: plain tokens from the precomputed sets, the rest walked.
-    private func stringContentMask(_ top: Frame, maximum: Int32, _ mask: inout TokenMask) {
+    private func stringContentMask(_ top: Frame, maximum: Int32, from started: [Stack], _ mask: inout TokenMask) {
         let pending = Int(top.small)
         if maximum == .max {
             mask.formUnion(vocabulary.plainValid[pending])
@@ -108,7 +112,7 @@ public final class GrammarMatcher {
                 }
             }
         }
-        walk(vocabulary.stringExits, from: stacks, into: &mask)
+        walk(vocabulary.stringExits, from: started, into: &mask)
     }
 
     /// Preorder walk of a token trie: each node's state is its parent's advanced by one byte.

@@ -425,8 +425,24 @@ final class JSONGrammar: Sendable {
         }
     }
 
+    /// A token begins in these states: a string whose content is being written (without a pattern, with a
+    /// `maxLength`) counts it. Once a string has begun `maxLength` tokens, the next one may only close it, so
+    /// `maxLength` bounds the string's tokens as well as its characters — a model that writes one byte per token
+    /// still closes it in time — and the tokens an answer can take follow from its schema (`AnswerBudget`).
+    func tokenStarts(_ stacks: [Stack]) -> [Stack] {
+        stacks.map { stack in
+            guard var top = stack.last, top.phase >= 1, top.phase <= 3,
+                  case .string(_, let maximum, let dfa) = rules[Int(top.rule)], dfa < 0, maximum != .max else { return stack }
+            var counted = stack
+            top.y += 1
+            counted[counted.count - 1] = top
+            return counted
+        }
+    }
+
     /// String phases: 0 before the opening quote, 1 content, 2 after `\`, 3 inside `\uXXXX` (x = digits seen);
-    /// 255 closed. a = characters so far, b = DFA state, small = pending UTF-8 continuation bytes.
+    /// 255 closed. a = characters so far, b = DFA state, small = pending UTF-8 continuation bytes, y = tokens that
+    /// began inside the string (`tokenStarts`).
     @inline(__always)
     func stringStep(_ f: inout Frame, _ byte: UInt8, minimum: Int32, maximum: Int32, dfa: Int32) -> Bool {
         switch f.phase {
@@ -448,6 +464,9 @@ final class JSONGrammar: Sendable {
                 if byte & 0xC0 != 0x80 { f.a += 1 }
                 return true
             }
+            // A new character (not the rest of one) may start only while the string has tokens left: `maxLength`
+            // bounds its tokens as well as its characters (see `tokenStarts`), unless `minLength` is not reached yet.
+            if f.small == 0 && maximum != .max && f.y > Int64(maximum) && f.a >= minimum { return false }
             if byte == UInt8(ascii: "\\") {
                 guard f.small == 0 && f.a < maximum else { return false }
                 f.phase = 2
