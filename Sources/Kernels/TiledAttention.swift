@@ -131,7 +131,11 @@ func tiledAttention(
                 let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
                 for j in limit..<visible { row[j] = -Float.infinity }
                 // Unnormalized: the output row is divided by the sum instead (hd values, not `visible`).
+                #if arch(x86_64)
+                inverseSums[r] = 1 / (wide ? softmaxNumerators16(row, count: visible) : softmaxNumerators(row, count: visible))
+                #else
                 inverseSums[r] = 1 / softmaxNumerators(row, count: visible)
+                #endif
             }
             for r in rows..<paddedRows { (scores + r * paddedKeys).update(repeating: 0, count: visible) }
             r0 = 0

@@ -1,6 +1,7 @@
 import Foundation
 #if arch(x86_64)
 import CKernels
+import KernelsAVX512
 
 // Many-query attention with BF16 products (`vdpbf16ps`: twice the multiply-adds of an F32 FMA per
 // instruction) for the quantized formats on CPUs with AVX512_BF16: the vision encoder's attention grows with
@@ -109,12 +110,12 @@ func tiledAttentionBF16(
                 if r < rows {
                     let limit = causalOffset.map { min(visible, $0 + start + r + 1) } ?? visible
                     for j in limit..<visible { row[j] = -Float.infinity }
-                    inverseSums[r] = 1 / softmaxNumerators(row, count: visible)
-                    for j in visible..<visiblePadded { row[j] = 0 }
+                    // Numerators rounded to BF16 pairs in one 16-lane pass (zeros up to the padded width).
+                    inverseSums[r] = 1 / softmaxNumeratorsBF16(row, count: visible, paddedCount: visiblePadded,
+                                                               out: UnsafeMutableRawPointer(pairs).assumingMemoryBound(to: UInt16.self))
                 } else {
-                    row.update(repeating: 0, count: visiblePadded)
+                    UnsafeMutableRawPointer(pairs).assumingMemoryBound(to: UInt16.self).update(repeating: 0, count: visiblePadded)
                 }
-                postlens_bf16_convert(row, UnsafeMutableRawPointer(pairs).assumingMemoryBound(to: UInt16.self), Int64(visiblePadded))
             }
             r0 = 0
             while r0 < paddedRows {

@@ -71,12 +71,14 @@ struct BenchCommand: AsyncParsableCommand {
         report["isa_levels_runnable"] = cpu.runnableLevels.map(\.description)
         report["openblas_core"] = BLASCore.name
         log("CPU \(cpu.brand), kernels at level \(level); measuring bandwidth and instruction peaks")
-        let bandwidth = MachineProbe.readBandwidth()
-        let gflops = MachineProbe.sgemmGFLOPS()
-        // The limits of the instructions the active kernels use (OpenBLAS's sgemm is reported for reference:
-        // only the f32 format uses it).
+        // The limits of the instructions the active kernels use come first: OpenBLAS's threads keep spinning
+        // for a while after a call, and on a 2-core machine that halved the int8 probe when it ran after the
+        // sgemm probe (468 instead of 937 GOPS on Zen 4, below what the prefill itself reached). OpenBLAS's
+        // sgemm is reported for reference only: only the f32 format uses it.
         let integerPeak = InstructionPeaks.integerGOPS(level)
         let fmaPeak = InstructionPeaks.fmaGFLOPS(level)
+        let bandwidth = MachineProbe.readBandwidth()
+        let gflops = MachineProbe.sgemmGFLOPS()
         report["bandwidth_gbps"] = bandwidth
         report["sgemm_gflops"] = gflops
         report["int8_peak_gops"] = integerPeak

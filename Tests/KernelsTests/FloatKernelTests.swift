@@ -225,3 +225,61 @@ func softmaxMatchesDefinition(_ count: Int) {
     for i in 0..<count { #expect(abs(Double(x[i]) - reference[i]) <= 1e-6 * max(1e-3, reference[i]) + 1e-12) }
     if count > 3 { #expect(x[2] == 0) }
 }
+
+/// Rows for the 16-lane softmax: lengths around the 16- and 32-lane steps, masked (−∞) tails, spreads past the
+/// exponential's clamp (differences beyond −87 give 0), a row whose maximum is in the masked-load tail.
+private func softmaxRows() -> [[Float]] {
+    var rows: [[Float]] = []
+    for (n, count) in [1, 7, 15, 16, 17, 31, 32, 33, 47, 100, 1024].enumerated() {
+        var row = randomValues(count, seed: UInt64(40 + n)).map { $0 * 12 }
+        if count > 8 { for j in (count - 3)..<count { row[j] = -.infinity } }
+        rows.append(row)
+    }
+    rows.append((0..<45).map { Float($0) * -4.5 })           // 0 … −198: most numerators underflow to 0
+    rows.append((0..<37).map { $0 == 36 ? 30 : Float($0) })   // the maximum is the last (tail) element
+    return rows
+}
+
+/// `exp(x − max)` in double precision of the F32 difference (the kernels subtract in F32, which alone moves
+/// the result by |x − max|·2⁻²⁴ relative), and their sum.
+private func exactNumerators(_ row: [Float]) -> (values: [Double], sum: Double) {
+    let m = row.max()!
+    let values = row.map { Foundation.exp(Double($0 - m)) }
+    return (values, values.reduce(0, +))
+}
+
+@Test("16-lane softmax numerators (avx512) match exp in double precision, tails and clamp included",
+      .enabled(if: runs(.avx512)))
+func softmaxNumeratorsSixteenLanes() {
+    for row in softmaxRows() {
+        var x = row
+        let sum = x.withUnsafeMutableBufferPointer { softmaxNumerators16Entry($0.baseAddress!, count: row.count) }
+        let exact = exactNumerators(row)
+        // The polynomial's relative error is ≈ 2⁻²³; below e⁻⁸⁷·⁷ (1e-38) results flush to 0.
+        for (j, e) in exact.values.enumerated() {
+            #expect(abs(Double(x[j]) - e) <= 4e-7 * e + 2e-38, "row of \(row.count), element \(j): \(x[j]) vs \(e)")
+        }
+        #expect(abs(Double(sum) - exact.sum) <= 1e-6 * exact.sum, "row of \(row.count): sum \(sum) vs \(exact.sum)")
+    }
+}
+
+@Test("16-lane softmax to BF16 (avx512) rounds each numerator to BF16 and zero-fills the padding",
+      .enabled(if: runs(.avx512)))
+func softmaxNumeratorsToBF16() {
+    for row in softmaxRows() {
+        let padded = (row.count + 15) / 16 * 16 + 16
+        var out = [UInt16](repeating: 0xFFFF, count: padded + 1)
+        let sum = row.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { softmaxNumeratorsBF16Entry(x.baseAddress!, count: row.count, paddedCount: padded, out: $0.baseAddress!) }
+        }
+        let exact = exactNumerators(row)
+        for j in 0..<padded {
+            let value = Double(Float(bitPattern: UInt32(out[j]) << 16))
+            let e = j < row.count ? exact.values[j] : 0
+            // BF16 keeps 8 significant bits: rounding to nearest is within half a unit of the 8th, 2⁻⁸ relative.
+            #expect(abs(value - e) <= e / 256 + 2e-38, "row of \(row.count), element \(j): \(value) vs \(e)")
+        }
+        #expect(out[padded] == 0xFFFF, "wrote past the padded width")
+        #expect(abs(Double(sum) - exact.sum) <= 1e-6 * exact.sum, "row of \(row.count): sum \(sum) vs \(exact.sum)")
+    }
+}
