@@ -21,13 +21,14 @@ public enum InstructionPeaks {
     }
 
     /// Int8 operations per second (2 per multiply-add) of `level`'s integer product instruction on all
-    /// compute threads, in GOPS (best of 5 runs of ≈ 20 ms).
+    /// compute threads, in GOPS (best of 5 runs of ≈ 40 ms: with runs of 7 ms a thread of the process waking at
+    /// the wrong moment halved the figure in some `postlens bench` runs on a 2-core machine).
     public static func integerGOPS(_ level: CPULevel) -> Double {
         let iterations: Int
         switch level {
-        case .amx: iterations = 20_000
-        case .avx512: iterations = 2_000_000
-        default: iterations = 4_000_000
+        case .amx: iterations = 120_000
+        case .avx512: iterations = 12_000_000
+        default: iterations = 24_000_000
         }
         let perIteration: Double
         switch level {
@@ -51,7 +52,7 @@ public enum InstructionPeaks {
     /// FP32 multiply-adds of the attention kernels at `level` (8-lane FMA at avx2, 16-lane at avx512 and
     /// amx), in GFLOPS on all compute threads.
     public static func fmaGFLOPS(_ level: CPULevel) -> Double {
-        let iterations = 2_000_000
+        let iterations = 12_000_000
         #if arch(x86_64)
         if level >= .avx512 {
             return best { chunk in Int(fmaPeakLoop512(iterations, seed: Float(chunk) * 0.5).bitPattern & 1) }
