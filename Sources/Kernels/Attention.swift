@@ -1,4 +1,7 @@
 import Foundation
+#if arch(x86_64)
+import KernelsAVX512
+#endif
 
 /// The precision of attention's two products over many queries.
 public enum AttentionPrecision: Sendable {
@@ -89,6 +92,24 @@ private func attentionDirect(
     out: UnsafeMutablePointer<Float>, ldo: Int
 ) {
     let group = heads / kvHeads
+    #if arch(x86_64)
+    if KernelDispatch.level >= .avx512, headDim % 16 == 0, headDim <= 128 {
+        // One pass over a KV head's cache for each pair of the query heads that share it (AVX-512 kernel).
+        let pairs = (group + 1) / 2
+        Parallel.forRanges(queryCount * kvHeads * pairs, minimumPerThread: 1) { range in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: 2 * max(1, keyCount))
+            defer { scores.deallocate() }
+            for item in range {
+                let t = item / (kvHeads * pairs), g = (item / pairs) % kvHeads, h0 = g * group + (item % pairs) * 2
+                let visible = causalOffset.map { min(keyCount, $0 + t + 1) } ?? keyCount
+                groupAttention16(heads: min(2, g * group + group - h0), q: q + t * ldq + h0 * headDim, k: k + g * headDim,
+                                 v: v + g * headDim, ldkv: ldkv, count: visible, headDim: headDim, scale: scale,
+                                 scores: scores, out: out + t * ldo + h0 * headDim)
+            }
+        }
+        return
+    }
+    #endif
     let work = heads * queryCount
     Parallel.forRanges(work, minimumPerThread: 1) { range in
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: max(1, keyCount))

@@ -35,6 +35,11 @@ let attentionShapes: [AttentionShape] = [
     AttentionShape(queries: 50, keys: 77, heads: 4, kvHeads: 2, headDim: 32, causalOffset: 27),
     AttentionShape(queries: 100, keys: 100, heads: 3, kvHeads: 3, headDim: 48, causalOffset: nil),
     AttentionShape(queries: 97, keys: 130, heads: 2, kvHeads: 1, headDim: 64, causalOffset: 33),
+    // Decode shapes of the AVX-512 group kernel: groups of 3 (a pair and a single head) × 64 dims, groups of 4
+    // (the 4B/8B) × 128 dims over many keys, and 48 dims (no specialized width).
+    AttentionShape(queries: 2, keys: 50, heads: 12, kvHeads: 4, headDim: 64, causalOffset: 48),
+    AttentionShape(queries: 1, keys: 300, heads: 32, kvHeads: 8, headDim: 128, causalOffset: 299),
+    AttentionShape(queries: 4, keys: 33, heads: 4, kvHeads: 1, headDim: 48, causalOffset: 29),
 ]
 
 @Test("Attention matches its naive twin at the portable level", .enabled(if: runs(.portable)), arguments: attentionShapes)
