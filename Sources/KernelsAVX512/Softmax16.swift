@@ -49,22 +49,47 @@ public func softmaxNumerators16(_ x: UnsafeMutablePointer<Float>, count: Int) ->
     return sum16(_mm512_add_ps(s0, s1))
 }
 
+/// `exp(x − max)` for numerators that are rounded to BF16 next (8 significant bits), in 10 instructions instead
+/// of the 18 of `expNonPositive16`: t = x·log₂e − max·log₂e (one FMA), n = round(t) by the 1.5·2²³ trick,
+/// 2^(t−n) by a degree-4 polynomial on [−½, ½] (relative error 1e-5, fitted here for 2ˣ; far below BF16's
+/// 2⁻⁹), and `vscalefps` for the 2ⁿ (0 below 2⁻¹⁴⁹, so −∞ scores give 0 with no compare). NaN stays NaN.
+@inline(__always)
+private func numeratorForBF16(_ x: Floats16, negativeMaxLog2e: Floats16) -> Floats16 {
+    let t = _mm512_max_ps(splat16(Float(-150)), fma16(x, splat16(1.442695040888963), negativeMaxLog2e))
+    let magic = splat16(Float(12_582_912))  // 1.5·2²³: adding it rounds to an integer
+    let n = _mm512_sub_ps(_mm512_add_ps(t, magic), magic)
+    let f = _mm512_sub_ps(t, n)
+    var p = fma16(splat16(9.630151093006134e-3), f, splat16(5.5818647146224976e-2))
+    p = fma16(p, f, splat16(0.2402241975069046))
+    p = fma16(p, f, splat16(0.6931350231170654))
+    p = fma16(p, f, splat16(1.0000004768371582))
+    return _mm512_scalef_ps(p, n)
+}
+
 /// The softmax numerators `exp(x[j] − max)` of `x[0..<count]` rounded to BF16 into `out[0..<count]`, zeros in
 /// `out[count..<paddedCount]` (`paddedCount` a multiple of 16 ≥ `count`); returns the F32 sum of the
 /// numerators before rounding. `x` is only read. One pass instead of exponentials in place and a separate
-/// conversion (a C call per row).
+/// conversion (a C call per row): at 4,096 patches this pass was 12% of the vision time.
 public func softmaxNumeratorsBF16(_ x: UnsafePointer<Float>, count: Int, paddedCount: Int, out: UnsafeMutablePointer<UInt16>) -> Float {
-    let m = splat16(count > 0 ? rowMaximum(x, count) : 0)
-    var s0 = zero16()
+    let shift = splat16(count > 0 ? -rowMaximum(x, count) * 1.442695040888963 : 0)
+    var s0 = zero16(), s1 = zero16()
     var i = 0
+    while i + 32 <= count {
+        let e0 = numeratorForBF16(load16(x + i), negativeMaxLog2e: shift)
+        let e1 = numeratorForBF16(load16(x + i + 16), negativeMaxLog2e: shift)
+        s0 = _mm512_add_ps(s0, e0)
+        s1 = _mm512_add_ps(s1, e1)
+        _mm256_storeu_si256(UnsafeMutableRawPointer(out + i).assumingMemoryBound(to: __m256i.self), bf16Bits16(e0))
+        _mm256_storeu_si256(UnsafeMutableRawPointer(out + i + 16).assumingMemoryBound(to: __m256i.self), bf16Bits16(e1))
+        i += 32
+    }
     while i < paddedCount {
         let part = max(0, min(16, count - i))
-        let scores = part == 16 ? load16(x + i) : loadPartial16(x + i, part, fill: -.infinity)
-        let e = expNonPositive16(_mm512_sub_ps(scores, m))
+        let e = numeratorForBF16(loadPartial16(x + i, part, fill: -.infinity), negativeMaxLog2e: shift)
         s0 = _mm512_add_ps(s0, e)
         _mm256_storeu_si256(UnsafeMutableRawPointer(out + i).assumingMemoryBound(to: __m256i.self), bf16Bits16(e))
         i += 16
     }
-    return sum16(s0)
+    return sum16(_mm512_add_ps(s0, s1))
 }
 #endif

@@ -68,12 +68,11 @@ public typealias Ints16 = __m512i
     return _mm512_mul_ps(er, twoToN)
 }
 
-/// Sixteen non-negative floats rounded to BF16 (to nearest, ties to even, as `vcvtne2ps2bf16`), as 16
-/// 16-bit values (one ymm). Integer arithmetic: the BF16 conversion intrinsics use a type Swift cannot import.
+/// Sixteen non-negative finite floats rounded to BF16 as 16 16-bit values (one ymm): to nearest, ties away
+/// from zero (`vcvtne2ps2bf16` breaks ties to even: the two differ only when the low 16 bits are exactly
+/// 0x8000). Integer arithmetic: the BF16 conversion intrinsics use a type Swift cannot import.
 @inlinable @inline(__always) public func bf16Bits16(_ v: Floats16) -> __m256i {
-    let bits = _mm512_castps_si512(v)
-    let odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1))
-    let rounded = _mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7FFF)))
+    let rounded = _mm512_add_epi32(_mm512_castps_si512(v), _mm512_set1_epi32(0x8000))
     return _mm512_cvtepi32_epi16(_mm512_srli_epi32(rounded, 16))
 }
 #endif

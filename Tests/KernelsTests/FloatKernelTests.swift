@@ -285,6 +285,8 @@ func softmaxNumeratorsToBF16() {
             #expect(abs(value - e) <= e / 256 + 2e-38, "row of \(row.count), element \(j): \(value) vs \(e)")
         }
         #expect(out[padded] == 0xFFFF, "wrote past the padded width")
-        #expect(abs(Double(sum) - exact.sum) <= 1e-6 * exact.sum, "row of \(row.count): sum \(sum) vs \(exact.sum)")
+        // This pass's exponential is a degree-4 polynomial with 1e-5 relative error (plus the F32 rounding of
+        // x·log₂e − max·log₂e): far inside BF16's rounding, but looser than `expNonPositive16`.
+        #expect(abs(Double(sum) - exact.sum) <= 2e-5 * exact.sum, "row of \(row.count): sum \(sum) vs \(exact.sum)")
     }
 }
