@@ -104,8 +104,8 @@ extension QuantizedGEMM {
                            blocks: blocks, c: results)
                 for which in 0..<live {
                     let n0 = panelIndexes[which] * 16
-                    store(results + which * 16, ldc: 16, rows: 0..<1, features: n0, width: min(16, n - n0),
-                          y: y, ldy: n, bias: bias, accumulate: accumulate)
+                    storePanel16(results + which * 16, ldc: 16, rows: 0..<1, features: n0, width: min(16, n - n0),
+                                 y: y, ldy: n, bias: bias, accumulate: accumulate)
                 }
             }
         }
@@ -142,7 +142,8 @@ extension QuantizedGEMM {
                 var g0 = 0
                 while g0 < rows {
                     let groupCount = min(groupRows, rows - g0)
-                    results.update(repeating: 0, count: groupRows * 32)
+                    // The AVX-512 tiles start the first pass at zero; the AMX tiles add to what is there.
+                    if amx { results.update(repeating: 0, count: groupRows * 32) }
                     var b0 = 0
                     while b0 < blocks {
                         let pass = b0..<min(blocks, b0 + passBlocks)
@@ -162,7 +163,7 @@ extension QuantizedGEMM {
                                     vnniTile(rows: part, panels: panels, a: a.quants + (offset + i) * 32, aScales: a.scales + offset + i,
                                              aCompensation: a.compensation + offset + i, stride: stride,
                                              weights: panelPointers, weightScales: scalePointers, blocks: pass,
-                                             c: c + i * 32, ldc: 32)
+                                             c: c + i * 32, ldc: 32, startAtZero: !amx && pass.lowerBound == 0)
                                     i += part
                                 }
                             }
@@ -172,8 +173,8 @@ extension QuantizedGEMM {
                     }
                     for p in 0..<panels {
                         let n0 = (first + p) * 16
-                        store(results + p * 16, ldc: 32, rows: g0..<(g0 + groupCount), features: n0, width: min(16, n - n0),
-                              y: y, ldy: ldy, bias: bias, accumulate: accumulate)
+                        storePanel16(results + p * 16, ldc: 32, rows: g0..<(g0 + groupCount), features: n0, width: min(16, n - n0),
+                                     y: y, ldy: ldy, bias: bias, accumulate: accumulate)
                     }
                     g0 += groupCount
                 }

@@ -19,32 +19,49 @@ import KernelsSIMD512
 
 /// `c[r·ldc + 16p + f] += Σ_b (acc[r][p][f]) · ws[p][b][f] · xs[r][b]` for `rows` (1…6) activation rows ×
 /// `panels` (1 or 2) weight panels over `blocks`. `weights[p]` / `weightScales[p]` point at panel `p`'s
-/// block 0.
+/// block 0. `startAtZero`: `c` is not read (`=` instead of `+=`), so the first pass over the blocks needs
+/// no zeroed buffer.
 public func vnniTile(rows: Int, panels: Int,
                      a: UnsafePointer<Int8>, aScales: UnsafePointer<Float>, aCompensation: UnsafePointer<Int32>,
                      stride: Int,
                      weights: UnsafePointer<UnsafePointer<UInt8>>, weightScales: UnsafePointer<UnsafePointer<Float>>,
-                     blocks: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                     blocks: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int, startAtZero: Bool = false) {
     let w0 = weights[0], w1 = weights[panels > 1 ? 1 : 0]
     let s0 = weightScales[0], s1 = weightScales[panels > 1 ? 1 : 0]
+    let z = startAtZero
     if panels > 1 {
         switch rows {
-        case 1: tile(1, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 2: tile(2, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 3: tile(3, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 4: tile(4, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 5: tile(5, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        default: tile(6, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 1: tile(1, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 2: tile(2, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 3: tile(3, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 4: tile(4, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 5: tile(5, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        default: tile(6, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
         }
     } else {
         switch rows {
-        case 1: tile(1, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 2: tile(2, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 3: tile(3, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 4: tile(4, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        case 5: tile(5, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
-        default: tile(6, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc)
+        case 1: tile(1, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 2: tile(2, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 3: tile(3, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 4: tile(4, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 5: tile(5, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        default: tile(6, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
         }
+    }
+}
+
+/// `y[r·ldy + n0 + j] (+)= results[(r − rows.lowerBound)·ldc + j] + bias[n0 + j]` for `j < width` (1…16):
+/// one panel of finished results into the output matrix (`accumulate`: added to what is there, the
+/// residual stream). 16 lanes with a masked tail.
+public func storePanel16(_ results: UnsafePointer<Float>, ldc: Int, rows: Range<Int>, features n0: Int, width: Int,
+                         y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?, accumulate: Bool) {
+    let mask = UInt16(truncatingIfNeeded: (1 << width) &- 1)
+    let b = bias.map { _mm512_maskz_loadu_ps(mask, $0 + n0) } ?? zero16()
+    for r in rows {
+        let dst = y + (r &* ldy &+ n0)
+        var v = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, results + (r &- rows.lowerBound) &* ldc), b)
+        if accumulate { v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, dst)) }
+        _mm512_mask_storeu_ps(dst, mask, v)
     }
 }
 
@@ -59,8 +76,10 @@ private func tile(_ R: Int, _ P: Int,
                   _ a: UnsafePointer<Int8>, _ aScales: UnsafePointer<Float>, _ aCompensation: UnsafePointer<Int32>,
                   _ stride: Int, _ w0: UnsafePointer<UInt8>, _ w1: UnsafePointer<UInt8>,
                   _ s0: UnsafePointer<Float>, _ s1: UnsafePointer<Float>,
-                  _ blocks: Range<Int>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
-    @inline(__always) func result(_ i: Int, _ p: Int) -> Floats16 { i < R && p < P ? load16(c + i &* ldc + 16 &* p) : zero16() }
+                  _ blocks: Range<Int>, _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ startAtZero: Bool) {
+    @inline(__always) func result(_ i: Int, _ p: Int) -> Floats16 {
+        i < R && p < P && !startAtZero ? load16(c + i &* ldc + 16 &* p) : zero16()
+    }
     var c00 = result(0, 0), c01 = result(0, 1), c10 = result(1, 0), c11 = result(1, 1), c20 = result(2, 0), c21 = result(2, 1)
     var c30 = result(3, 0), c31 = result(3, 1), c40 = result(4, 0), c41 = result(4, 1), c50 = result(5, 0), c51 = result(5, 1)
     for b in blocks {
