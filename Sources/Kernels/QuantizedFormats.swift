@@ -23,7 +23,7 @@ public let quantBlock = 32
 @usableFromInline
 func alignedZeroed<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
     let bytes = max(1, count) * MemoryLayout<T>.stride
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    let raw = LargeAllocation.allocate(byteCount: bytes)
     raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
     return raw.bindMemory(to: T.self, capacity: max(1, count))
 }
@@ -33,7 +33,7 @@ func alignedZeroed<T>(_ type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
 @usableFromInline
 func alignedCopy<T>(_ type: T.Type, count: Int, from source: UnsafeRawPointer) -> UnsafeMutablePointer<T> {
     let bytes = max(1, count) * MemoryLayout<T>.stride
-    let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    let raw = LargeAllocation.allocate(byteCount: bytes)
     let used = count * MemoryLayout<T>.stride
     // Large tensors: copy in parallel chunks (fresh pages fault in on both cores).
     let chunk = 1 << 22

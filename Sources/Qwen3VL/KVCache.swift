@@ -23,8 +23,13 @@ public final class KVCache: @unchecked Sendable {
         layerCount = layers
         rowWidth = kvHeads * headDim
         capacity = max(1, initialCapacity)
-        keys = (0..<layers).map { _ in .allocate(capacity: max(1, initialCapacity) * kvHeads * headDim) }
-        values = (0..<layers).map { _ in .allocate(capacity: max(1, initialCapacity) * kvHeads * headDim) }
+        keys = (0..<layers).map { _ in KVCache.rows(max(1, initialCapacity) * kvHeads * headDim) }
+        values = (0..<layers).map { _ in KVCache.rows(max(1, initialCapacity) * kvHeads * headDim) }
+    }
+
+    /// Room for `count` floats (huge pages from 8 MiB: decode reads every cached row each step).
+    private static func rows(_ count: Int) -> UnsafeMutablePointer<Float> {
+        LargeAllocation.allocate(byteCount: count * 4).bindMemory(to: Float.self, capacity: count)
     }
 
     deinit {
@@ -42,8 +47,7 @@ public final class KVCache: @unchecked Sendable {
         var newCapacity = capacity
         while newCapacity < needed { newCapacity *= 2 }
         for l in 0..<layerCount {
-            let k = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * rowWidth)
-            let v = UnsafeMutablePointer<Float>.allocate(capacity: newCapacity * rowWidth)
+            let k = KVCache.rows(newCapacity * rowWidth), v = KVCache.rows(newCapacity * rowWidth)
             k.update(from: keys[l], count: count * rowWidth)
             v.update(from: values[l], count: count * rowWidth)
             keys[l].deallocate(); values[l].deallocate()

@@ -15,7 +15,7 @@ public final class Tensor: @unchecked Sendable {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         capacity = max(1, shape.reduce(1, *))
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64)
+        let raw = LargeAllocation.allocate(byteCount: capacity * 4)
         data = raw.bindMemory(to: Float.self, capacity: capacity)
         data.initialize(repeating: 0, count: capacity)
     }
