@@ -1,7 +1,4 @@
 import Foundation
-#if arch(x86_64)
-import KernelsAVX512
-#endif
 
 /// The precision of attention's two products over many queries.
 public enum AttentionPrecision: Sendable {
@@ -41,7 +38,7 @@ public func attention(
     #if arch(x86_64)
     if precision == .reduced, tiledAttentionSupports(headDim: headDim), KernelDispatch.level >= .avx512,
        CPUFeatures.host.avx512BF16 {
-        tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, k: k, v: v, ldkv: ldkv, keyCount: keyCount,
+        tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, source: .f32(k: k, v: v), ldkv: ldkv, keyCount: keyCount,
                            heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
                            out: out, ldo: ldo)
         return
@@ -94,19 +91,9 @@ private func attentionDirect(
     let group = heads / kvHeads
     #if arch(x86_64)
     if KernelDispatch.level >= .avx512, headDim % 16 == 0, headDim <= 128 {
-        // One pass over a KV head's cache for each pair of the query heads that share it (AVX-512 kernel).
-        let pairs = (group + 1) / 2
-        Parallel.forRanges(queryCount * kvHeads * pairs, minimumPerThread: 1) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: 2 * max(1, keyCount))
-            defer { scores.deallocate() }
-            for item in range {
-                let t = item / (kvHeads * pairs), g = (item / pairs) % kvHeads, h0 = g * group + (item % pairs) * 2
-                let visible = causalOffset.map { min(keyCount, $0 + t + 1) } ?? keyCount
-                groupAttention16(heads: min(2, g * group + group - h0), q: q + t * ldq + h0 * headDim, k: k + g * headDim,
-                                 v: v + g * headDim, ldkv: ldkv, count: visible, headDim: headDim, scale: scale,
-                                 scores: scores, out: out + t * ldo + h0 * headDim)
-            }
-        }
+        groupedDecodeAttention(q: q, ldq: ldq, queryCount: queryCount, kv: .f32(k: k, v: v), ldkv: ldkv, keyCount: keyCount,
+                               heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
+                               out: out, ldo: ldo)
         return
     }
     #endif

@@ -15,10 +15,11 @@ import KernelsAVX512
 // - values, per KV head and group of 16 dims: `[pair u of keys][16 dims]` = (v[2u][d], v[2u+1][d]);
 // - queries (scaled) and probabilities: rows of pairs along the summed dimension, broadcast by the kernel.
 
-/// Same contract as `attention` for `headDim % 16 == 0`, with BF16 products.
+/// Same contract as `attention` for `headDim % 16 == 0`, with BF16 products. Keys and values may be F32 (rounded
+/// while packed) or BF16 already (a BF16 KV cache: packed as they are).
 func tiledAttentionBF16(
     q: UnsafePointer<Float>, ldq: Int, queryCount: Int,
-    k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, keyCount: Int,
+    source: KVRows, ldkv: Int, keyCount: Int,
     heads: Int, kvHeads: Int, headDim hd: Int, scale: Float, causalOffset: Int?,
     out: UnsafeMutablePointer<Float>, ldo: Int
 ) {
@@ -35,26 +36,31 @@ func tiledAttentionBF16(
     Parallel.forRanges(kvHeads * keyBlocks, minimumPerThread: 4) { range in
         // Each key row and value row is rounded 32 values at a time into scratch, then its BF16 values are
         // moved into the packed order (a 32-bit pair or a 16-bit value each) instead of rounded one by one.
-        let row0 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd), row1 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
-        defer { row0.deallocate(); row1.deallocate() }
-        let pairsOfRow0 = UnsafeRawPointer(row0).assumingMemoryBound(to: UInt32.self)
+        let scratch0 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd), scratch1 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
+        let zeros = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
+        zeros.initialize(repeating: 0, count: hd)
+        defer { scratch0.deallocate(); scratch1.deallocate(); zeros.deallocate() }
+        /// Row `j`'s `hd` BF16 values of KV head `g` (zeros past the last key).
+        func bf16Row(keys: Bool, _ j: Int, _ g: Int, into scratch: UnsafeMutablePointer<UInt16>) -> UnsafePointer<UInt16> {
+            guard j < keyCount else { return UnsafePointer(zeros) }
+            switch source {
+            case .f32(let k, let v):
+                postlens_bf16_convert((keys ? k : v) + j * ldkv + g * hd, scratch, Int64(hd))
+                return UnsafePointer(scratch)
+            case .bf16(let k, let v):
+                return (keys ? k : v) + j * ldkv + g * hd
+            }
+        }
         for item in range {
             let g = item / keyBlocks, jb = item % keyBlocks
             let keys = kp + g * perHead + jb * halfDim * 16
             for jj in 0..<16 {
-                let j = jb * 16 + jj
-                if j < keyCount {
-                    postlens_bf16_convert(k + j * ldkv + g * hd, row0, Int64(hd))
-                    for t in 0..<halfDim { keys[t * 16 + jj] = pairsOfRow0[t] }
-                } else {
-                    for t in 0..<halfDim { keys[t * 16 + jj] = 0 }
-                }
+                let row = UnsafeRawPointer(bf16Row(keys: true, jb * 16 + jj, g, into: scratch0))
+                for t in 0..<halfDim { keys[t * 16 + jj] = row.loadUnaligned(fromByteOffset: 4 * t, as: UInt32.self) }
             }
             // Values: this block's 8 key pairs for every group of 16 dims.
             for u in (jb * 8)..<(jb * 8 + 8) {
-                let j0 = 2 * u, j1 = 2 * u + 1
-                if j0 < keyCount { postlens_bf16_convert(v + j0 * ldkv + g * hd, row0, Int64(hd)) } else { row0.update(repeating: 0, count: hd) }
-                if j1 < keyCount { postlens_bf16_convert(v + j1 * ldkv + g * hd, row1, Int64(hd)) } else { row1.update(repeating: 0, count: hd) }
+                let row0 = bf16Row(keys: false, 2 * u, g, into: scratch0), row1 = bf16Row(keys: false, 2 * u + 1, g, into: scratch1)
                 for dg in 0..<dimGroups {
                     let dst = vp + g * perHead + (dg * (paddedKeys / 2) + u) * 16
                     for dd in 0..<16 { dst[dd] = UInt32(row0[dg * 16 + dd]) | UInt32(row1[dg * 16 + dd]) << 16 }

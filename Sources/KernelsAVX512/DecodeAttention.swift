@@ -8,28 +8,62 @@ import KernelsSIMD512
 // instead of one pass each, and the outputs stay in registers across all keys. The driver (threads, causal
 // limits, GQA grouping) is `attentionDirect` in `Kernels/Attention.swift`.
 
+/// How a kernel reads 16 consecutive elements of a key or value row as floats.
+private protocol RowElements {
+    associatedtype Element
+    static func load(_ p: UnsafePointer<Element>) -> Floats16
+}
+
+/// F32 rows.
+private enum F32Elements: RowElements {
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Floats16 { load16(p) }
+}
+
+/// BF16 rows (a BF16 KV cache), widened exactly in registers: the 16-bit value is the top half of the F32.
+private enum BF16Elements: RowElements {
+    @inline(__always) static func load(_ p: UnsafePointer<UInt16>) -> Floats16 {
+        let halves = _mm256_loadu_si256(UnsafeRawPointer(p).assumingMemoryBound(to: __m256i.self))
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16))
+    }
+}
+
 /// For `heads` (1 or 2) query heads that share one KV head: `out_h = softmax(scale · q_h·Kᵀ) · V` over `count`
 /// keys. `q_h` at `q + h·headDim`, key/value `s` at `k + s·ldkv` / `v + s·ldkv`, `out_h` at `out + h·headDim`;
 /// `headDim` a multiple of 16 up to 128; `scores` scratch for `heads × count` floats.
 public func groupAttention16(heads: Int, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              ldkv: Int, count: Int, headDim: Int, scale: Float,
                              scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    groupAttention(F32Elements.self, heads, q, k, v, ldkv, count, headDim, scale, scores, out)
+}
+
+/// `groupAttention16` over BF16 keys and values (a BF16 KV cache).
+public func groupAttention16BF16(heads: Int, q: UnsafePointer<Float>, k: UnsafePointer<UInt16>, v: UnsafePointer<UInt16>,
+                                 ldkv: Int, count: Int, headDim: Int, scale: Float,
+                                 scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+    groupAttention(BF16Elements.self, heads, q, k, v, ldkv, count, headDim, scale, scores, out)
+}
+
+@inline(__always)
+private func groupAttention<E: RowElements>(_ e: E.Type, _ heads: Int, _ q: UnsafePointer<Float>, _ k: UnsafePointer<E.Element>,
+                                            _ v: UnsafePointer<E.Element>, _ ldkv: Int, _ count: Int, _ headDim: Int,
+                                            _ scale: Float, _ scores: UnsafeMutablePointer<Float>,
+                                            _ out: UnsafeMutablePointer<Float>) {
     switch (heads, headDim / 16) {
-    case (1, 8): group(1, 8, q, k, v, ldkv, count, scale, scores, out)
-    case (2, 8): group(2, 8, q, k, v, ldkv, count, scale, scores, out)
-    case (1, 4): group(1, 4, q, k, v, ldkv, count, scale, scores, out)
-    case (2, 4): group(2, 4, q, k, v, ldkv, count, scale, scores, out)
+    case (1, 8): group(e, 1, 8, q, k, v, ldkv, count, scale, scores, out)
+    case (2, 8): group(e, 2, 8, q, k, v, ldkv, count, scale, scores, out)
+    case (1, 4): group(e, 1, 4, q, k, v, ldkv, count, scale, scores, out)
+    case (2, 4): group(e, 2, 4, q, k, v, ldkv, count, scale, scores, out)
     default:
-        for h in 0..<heads { groupAnyWidth(q + h * headDim, k, v, ldkv, count, headDim / 16, scale, scores, out + h * headDim) }
+        for h in 0..<heads { groupAnyWidth(e, q + h * headDim, k, v, ldkv, count, headDim / 16, scale, scores, out + h * headDim) }
     }
 }
 
 /// `H` heads × `C` chunks of 16 dims (constants at every call site, so unused registers compile away):
 /// the queries in 2·C ≤ 16 registers, then the outputs in 2·C ≤ 16 registers.
 @inline(__always)
-private func group(_ H: Int, _ C: Int, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
-                   _ ldkv: Int, _ count: Int, _ scale: Float, _ scores: UnsafeMutablePointer<Float>,
-                   _ out: UnsafeMutablePointer<Float>) {
+private func group<E: RowElements>(_ e: E.Type, _ H: Int, _ C: Int, _ q: UnsafePointer<Float>, _ k: UnsafePointer<E.Element>,
+                                   _ v: UnsafePointer<E.Element>, _ ldkv: Int, _ count: Int, _ scale: Float,
+                                   _ scores: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>) {
     let hd = 16 &* C
     @inline(__always) func query(_ h: Int, _ c: Int) -> Floats16 {
         h < H && c < C ? mul16(load16(q + (h &* hd &+ 16 &* c)), splat16(scale)) : zero16()
@@ -42,12 +76,12 @@ private func group(_ H: Int, _ C: Int, _ q: UnsafePointer<Float>, _ k: UnsafePoi
     for s in 0..<count {
         let row = k + s &* ldkv
         // Two partial sums per head (even and odd chunks) halve the chain of dependent FMAs.
-        let k0 = load16(row), k1 = load16(row + 16)
+        let k0 = E.load(row), k1 = E.load(row + 16)
         var e0 = mul16(a0, k0), o0 = mul16(a1, k1)
         var e1 = H > 1 ? mul16(b0, k0) : zero16(), o1 = H > 1 ? mul16(b1, k1) : zero16()
         @inline(__always) func chunkPair(_ c: Int, _ x0: Floats16, _ x1: Floats16, _ y0: Floats16, _ y1: Floats16) {
             guard c + 1 < C else { return }
-            let kc = load16(row + 16 &* c), kd = load16(row + 16 &* (c &+ 1))
+            let kc = E.load(row + 16 &* c), kd = E.load(row + 16 &* (c &+ 1))
             e0 = fma16(x0, kc, e0)
             o0 = fma16(x1, kd, o0)
             if H > 1 {
@@ -70,7 +104,7 @@ private func group(_ H: Int, _ C: Int, _ q: UnsafePointer<Float>, _ k: UnsafePoi
         let p = splat16(scores[s]), r = H > 1 ? splat16(second[s]) : zero16()
         @inline(__always) func chunk(_ c: Int, _ x: inout Floats16, _ y: inout Floats16) {
             guard c < C else { return }
-            let value = load16(row + 16 &* c)
+            let value = E.load(row + 16 &* c)
             x = fma16(p, value, x)
             if H > 1 { y = fma16(r, value, y) }
         }
@@ -86,18 +120,19 @@ private func group(_ H: Int, _ C: Int, _ q: UnsafePointer<Float>, _ k: UnsafePoi
 }
 
 /// Any multiple of 16 dims, one head: the output accumulates in memory (head sizes outside the family).
-private func groupAnyWidth(_ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ ldkv: Int,
-                           _ count: Int, _ chunks: Int, _ scale: Float, _ scores: UnsafeMutablePointer<Float>,
-                           _ out: UnsafeMutablePointer<Float>) {
+private func groupAnyWidth<E: RowElements>(_ e: E.Type, _ q: UnsafePointer<Float>, _ k: UnsafePointer<E.Element>,
+                                            _ v: UnsafePointer<E.Element>, _ ldkv: Int, _ count: Int, _ chunks: Int,
+                                            _ scale: Float, _ scores: UnsafeMutablePointer<Float>,
+                                            _ out: UnsafeMutablePointer<Float>) {
     for s in 0..<count {
         var acc = zero16()
-        for c in 0..<chunks { acc = fma16(load16(q + 16 &* c), load16(k + (s &* ldkv &+ 16 &* c)), acc) }
+        for c in 0..<chunks { acc = fma16(load16(q + 16 &* c), E.load(k + (s &* ldkv &+ 16 &* c)), acc) }
         scores[s] = sum16(acc) * scale
     }
     let inverse = splat16(1 / softmaxNumerators16(scores, count: count))
     for c in 0..<chunks {
         var acc = zero16()
-        for s in 0..<count { acc = fma16(splat16(scores[s]), load16(v + (s &* ldkv &+ 16 &* c)), acc) }
+        for s in 0..<count { acc = fma16(splat16(scores[s]), E.load(v + (s &* ldkv &+ 16 &* c)), acc) }
         store16(mul16(acc, inverse), out + 16 &* c)
     }
 }

@@ -1,14 +1,18 @@
+import Kernels
 import Tensors
 
 /// Keys (after k_norm and rotary) and values of every decoder layer for one sequence.
 ///
 /// Layout per layer: `[capacity, kvHeads·headDim]` rows, one row per token, so appending a token writes
 /// one contiguous row and truncating back to a prefix is just moving `count`.
-/// Memory per token: `2 · layers · kvHeads · headDim · 4` bytes — 229,376 B (224 KiB) for the 2B
-/// (28 layers, 8 KV heads × 128) in F32. Capacity grows by doubling.
+/// Elements: F32 for the F32 weight format (the reference); BF16 for the quantized formats on CPUs whose
+/// attention kernels read BF16 (`KVElement.preferred`), which halves both the memory and the bytes decode
+/// attention reads per step: 229,376 B (224 KiB) per token for the 2B (28 layers, 8 KV heads × 128) in F32,
+/// 114,688 B in BF16. Capacity grows by doubling.
 public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     public let rowWidth: Int
+    public let element: KVElement
     public private(set) var capacity: Int
     /// Tokens stored.
     public private(set) var count: Int = 0
@@ -16,20 +20,17 @@ public final class KVCache: @unchecked Sendable {
     public private(set) var tokens: [Int] = []
     /// `ropeDelta` of the prompt whose prefix this cache holds (decode positions continue from it).
     public var ropeDelta: Int = 0
-    private(set) var keys: [UnsafeMutablePointer<Float>]
-    private(set) var values: [UnsafeMutablePointer<Float>]
+    private var keys: [UnsafeMutableRawPointer]
+    private var values: [UnsafeMutableRawPointer]
 
-    public init(layers: Int, kvHeads: Int, headDim: Int, initialCapacity: Int = 256) {
+    public init(layers: Int, kvHeads: Int, headDim: Int, initialCapacity: Int = 256, element: KVElement = .f32) {
         layerCount = layers
         rowWidth = kvHeads * headDim
+        self.element = element
         capacity = max(1, initialCapacity)
-        keys = (0..<layers).map { _ in KVCache.rows(max(1, initialCapacity) * kvHeads * headDim) }
-        values = (0..<layers).map { _ in KVCache.rows(max(1, initialCapacity) * kvHeads * headDim) }
-    }
-
-    /// Room for `count` floats (huge pages from 8 MiB: decode reads every cached row each step).
-    private static func rows(_ count: Int) -> UnsafeMutablePointer<Float> {
-        LargeAllocation.allocate(byteCount: count * 4).bindMemory(to: Float.self, capacity: count)
+        let bytes = max(1, initialCapacity) * kvHeads * headDim * element.byteCount
+        keys = (0..<layers).map { _ in LargeAllocation.allocate(byteCount: bytes) }
+        values = (0..<layers).map { _ in LargeAllocation.allocate(byteCount: bytes) }
     }
 
     deinit {
@@ -37,7 +38,7 @@ public final class KVCache: @unchecked Sendable {
         values.forEach { $0.deallocate() }
     }
 
-    public var bytesPerToken: Int { 2 * layerCount * rowWidth * 4 }
+    public var bytesPerToken: Int { 2 * layerCount * rowWidth * element.byteCount }
     public var byteCount: Int { capacity * bytesPerToken }
 
     /// Makes room for `additional` more tokens.
@@ -46,18 +47,42 @@ public final class KVCache: @unchecked Sendable {
         guard needed > capacity else { return }
         var newCapacity = capacity
         while newCapacity < needed { newCapacity *= 2 }
+        let rowBytes = rowWidth * element.byteCount
         for l in 0..<layerCount {
-            let k = KVCache.rows(newCapacity * rowWidth), v = KVCache.rows(newCapacity * rowWidth)
-            k.update(from: keys[l], count: count * rowWidth)
-            v.update(from: values[l], count: count * rowWidth)
+            // Buffers from 8 MiB get huge pages: decode reads every cached row each step.
+            let k = LargeAllocation.allocate(byteCount: newCapacity * rowBytes), v = LargeAllocation.allocate(byteCount: newCapacity * rowBytes)
+            k.copyMemory(from: keys[l], byteCount: count * rowBytes)
+            v.copyMemory(from: values[l], byteCount: count * rowBytes)
             keys[l].deallocate(); values[l].deallocate()
             keys[l] = k; values[l] = v
         }
         capacity = newCapacity
     }
 
-    func keyRow(layer: Int, position: Int) -> UnsafeMutablePointer<Float> { keys[layer] + position * rowWidth }
-    func valueRow(layer: Int, position: Int) -> UnsafeMutablePointer<Float> { values[layer] + position * rowWidth }
+    /// Writes `rows` rows of keys and values (F32, row stride `rowWidth`) at `position` of `layer`, rounding them
+    /// to BF16 when the cache holds BF16.
+    func store(layer: Int, position: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, rows: Int) {
+        precondition(position + rows <= capacity)
+        let offset = position * rowWidth, n = rows * rowWidth
+        switch element {
+        case .f32:
+            (keys[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth) + offset).update(from: k, count: n)
+            (values[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth) + offset).update(from: v, count: n)
+        case .bf16:
+            roundToBF16(k, count: n, into: keys[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth) + offset)
+            roundToBF16(v, count: n, into: values[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth) + offset)
+        }
+    }
+
+    /// Every stored row of `layer` (and the room after them), as attention reads it.
+    func rows(layer: Int) -> KVRows {
+        switch element {
+        case .f32: return .f32(k: UnsafePointer(keys[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth)),
+                               v: UnsafePointer(values[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth)))
+        case .bf16: return .bf16(k: UnsafePointer(keys[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth)),
+                                 v: UnsafePointer(values[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth)))
+        }
+    }
 
     /// Records that `newTokens` were written at the end (after all layers stored their rows).
     func commit(_ newTokens: [Int]) {

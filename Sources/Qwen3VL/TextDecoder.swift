@@ -25,7 +25,8 @@ public struct TextDecoder: Sendable {
 
     public func makeCache(initialCapacity: Int = 256) -> KVCache {
         KVCache(layers: configuration.layerCount, kvHeads: configuration.kvHeadCount, headDim: configuration.headDim,
-                initialCapacity: initialCapacity)
+                initialCapacity: initialCapacity,
+                element: .preferred(quantized: weights.layers.first.map { $0.qProj.format != .f32 } ?? false))
     }
 
     /// Appends `tokens` to `cache` and returns logits `[rows, V]` for the selected positions.
@@ -128,10 +129,9 @@ public struct TextDecoder: Sendable {
         applyRotary(s.k.data, rows: t, heads: c.kvHeadCount, headDim: hd, rowStride: kvWidth, cos: cos, sin: sin)
         for segment in segments {
             let first = segment.rows.lowerBound, count = segment.rows.count, cache = segment.cache
-            cache.keyRow(layer: l, position: segment.past).update(from: s.k.data + first * kvWidth, count: count * kvWidth)
-            cache.valueRow(layer: l, position: segment.past).update(from: s.v.data + first * kvWidth, count: count * kvWidth)
-            attention(q: s.q.data + first * qWidth, ldq: qWidth, queryCount: count,
-                      k: cache.keyRow(layer: l, position: 0), v: cache.valueRow(layer: l, position: 0), ldkv: kvWidth,
+            cache.store(layer: l, position: segment.past, keys: s.k.data + first * kvWidth, values: s.v.data + first * kvWidth,
+                        rows: count)
+            attention(q: s.q.data + first * qWidth, ldq: qWidth, queryCount: count, kv: cache.rows(layer: l), ldkv: kvWidth,
                       keyCount: segment.past + count, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: hd,
                       scale: 1 / Float(hd).squareRoot(), causalOffset: segment.past,
                       out: s.attention.data + first * qWidth, ldo: qWidth,

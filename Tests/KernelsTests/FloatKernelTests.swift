@@ -290,3 +290,65 @@ func softmaxNumeratorsToBF16() {
         #expect(abs(Double(sum) - exact.sum) <= 2e-5 * exact.sum, "row of \(row.count): sum \(sum) vs \(exact.sum)")
     }
 }
+
+/// A BF16 KV cache gives the same attention as F32 rows holding the same (BF16-exact) values, at every level this
+/// CPU runs: the decode kernel at avx512 widens in registers, the BF16 tiles pack the rows as they are, and
+/// everything else widens the rows first. A wrong row stride, head offset or widening is off by O(|v|).
+@Test("Attention over BF16 keys and values equals attention over the same values in F32, at every level",
+      arguments: attentionShapes)
+func attentionOverBF16Rows(_ s: AttentionShape) {
+    let ldq = s.heads * s.headDim + 5, ldkv = s.kvHeads * s.headDim + 3, ldo = s.heads * s.headDim + 7
+    let q = randomValues(s.queries * ldq, seed: 21)
+    var k16 = [UInt16](repeating: 0, count: s.keys * ldkv), v16 = k16
+    randomValues(s.keys * ldkv, seed: 22).withUnsafeBufferPointer { roundToBF16($0.baseAddress!, count: s.keys * ldkv, into: &k16) }
+    randomValues(s.keys * ldkv, seed: 23).withUnsafeBufferPointer { roundToBF16($0.baseAddress!, count: s.keys * ldkv, into: &v16) }
+    var k32 = [Float](repeating: 0, count: s.keys * ldkv), v32 = k32
+    widenBF16(k16, count: k16.count, into: &k32)
+    widenBF16(v16, count: v16.count, into: &v32)
+    let scale = 1 / Float(s.headDim).squareRoot()
+    for level in CPUFeatures.host.runnableLevels {
+        for precision in [AttentionPrecision.f32, .reduced] {
+            var fromBF16 = [Float](repeating: 0, count: s.queries * ldo), fromF32 = fromBF16
+            KernelDispatch.withLevel(level) {
+                k16.withUnsafeBufferPointer { k in v16.withUnsafeBufferPointer { v in
+                    fromBF16.withUnsafeMutableBufferPointer { out in
+                        attention(q: q, ldq: ldq, queryCount: s.queries, kv: .bf16(k: k.baseAddress!, v: v.baseAddress!), ldkv: ldkv,
+                                  keyCount: s.keys, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, scale: scale,
+                                  causalOffset: s.causalOffset, out: out.baseAddress!, ldo: ldo, precision: precision)
+                    }
+                } }
+                k32.withUnsafeBufferPointer { k in v32.withUnsafeBufferPointer { v in
+                    fromF32.withUnsafeMutableBufferPointer { out in
+                        attention(q: q, ldq: ldq, queryCount: s.queries, kv: .f32(k: k.baseAddress!, v: v.baseAddress!), ldkv: ldkv,
+                                  keyCount: s.keys, heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, scale: scale,
+                                  causalOffset: s.causalOffset, out: out.baseAddress!, ldo: ldo, precision: precision)
+                    }
+                } }
+            }
+            var worst: Float = 0
+            for t in 0..<s.queries { for c in 0..<(s.heads * s.headDim) {
+                let d = abs(fromBF16[t * ldo + c] - fromF32[t * ldo + c])
+                worst = d.isNaN ? .infinity : max(worst, d)
+            } }
+            // The BF16 tiles for many queries at reduced precision see bit-identical operands; the F32 paths see
+            // the same values; only the order of F32 sums may differ between the decode kernel and the loop.
+            #expect(worst <= 1e-6, "level \(level), \(precision): max |Δ| \(worst)")
+        }
+    }
+}
+
+@Test("BF16 rounding is to nearest even, keeps NaN a NaN, and widening is exact")
+func bf16RoundTrip() {
+    let values: [Float] = [0, -0.0, 1, 1.00390625, 1.005859375, 1.0078125, -3.14159, 65504, .infinity, -.infinity, .nan, 1e-30]
+    var rounded = [UInt16](repeating: 0, count: values.count), back = [Float](repeating: 0, count: values.count)
+    roundToBF16(values, count: values.count, into: &rounded)
+    widenBF16(rounded, count: rounded.count, into: &back)
+    // 1 + 2⁻⁸ is a tie between 1 and 1 + 2⁻⁷: even gives 1; 1 + 1.5·2⁻⁸ rounds up.
+    #expect(back[3] == 1)
+    #expect(back[4] == 1.0078125)
+    #expect(back[5] == 1.0078125)
+    #expect(back[8] == .infinity && back[9] == -.infinity && back[10].isNaN)
+    for (x, y) in zip(values, back) where x.isFinite && abs(x) > 1e-20 {
+        #expect(abs(y - x) <= abs(x) / 256, "\(x) → \(y)")
+    }
+}
