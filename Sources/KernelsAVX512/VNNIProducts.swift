@@ -28,26 +28,18 @@ public func vnniTile(rows: Int, panels: Int,
                      blocks: Range<Int>, c: UnsafeMutablePointer<Float>, ldc: Int, startAtZero: Bool = false) {
     let w0 = weights[0], w1 = weights[panels > 1 ? 1 : 0]
     let s0 = weightScales[0], s1 = weightScales[panels > 1 ? 1 : 0]
-    let z = startAtZero
-    if panels > 1 {
+    // Both counts become constants in each `tile` call once `byRows` is inlined (unused rows compile away).
+    @inline(__always) func byRows(_ P: Int) {
         switch rows {
-        case 1: tile(1, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 2: tile(2, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 3: tile(3, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 4: tile(4, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 5: tile(5, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        default: tile(6, 2, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        }
-    } else {
-        switch rows {
-        case 1: tile(1, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 2: tile(2, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 3: tile(3, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 4: tile(4, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        case 5: tile(5, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
-        default: tile(6, 1, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, z)
+        case 1: tile(1, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
+        case 2: tile(2, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
+        case 3: tile(3, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
+        case 4: tile(4, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
+        case 5: tile(5, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
+        default: tile(6, P, a, aScales, aCompensation, stride, w0, w1, s0, s1, blocks, c, ldc, startAtZero)
         }
     }
+    if panels > 1 { byRows(2) } else { byRows(1) }
 }
 
 /// `y[r·ldy + n0 + j] (+)= results[(r − rows.lowerBound)·ldc + j] + bias[n0 + j]` for `j < width` (1…16):
