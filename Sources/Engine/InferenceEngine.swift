@@ -20,6 +20,9 @@ public final class InferenceEngine: Sendable {
     public let schemaLimits: SchemaLimits
     /// The KV-cache budget requests are admitted against; nil = unbounded.
     public let kvBudget: KVBudget?
+    /// What the KV caches hold (F32, or BF16 for quantized formats on CPUs with AVX512_BF16) and its bytes per token.
+    public let kvElement: KVElement
+    public let kvBytesPerToken: Int
     /// Serial: preparations run one at a time, beside (never on) the model thread.
     private let preparation = DispatchQueue(label: "postlens.prepare", qos: .userInitiated)
 
@@ -37,8 +40,10 @@ public final class InferenceEngine: Sendable {
         scheduler = Scheduler(generator: generator, options: options)
         self.schemaLimits = schemaLimits
         // Bytes per cached token as the cache itself stores them (whatever its element format).
-        let bytesPerToken = model.text.makeCache(initialCapacity: 1).bytesPerToken
-        kvBudget = kvCacheBudgetBytes.map { KVBudget(capacityBytes: $0, bytesPerToken: bytesPerToken) }
+        let probe = model.text.makeCache(initialCapacity: 1)
+        kvElement = probe.element
+        kvBytesPerToken = probe.bytesPerToken
+        kvBudget = kvCacheBudgetBytes.map { KVBudget(capacityBytes: $0, bytesPerToken: probe.bytesPerToken) }
     }
 
     deinit { scheduler.stop() }
@@ -97,11 +102,22 @@ public final class InferenceEngine: Sendable {
         public let prefixCache: CacheStatistics
         public let active: Int
         public let waiting: Int
+        public let kvCache: KVCacheStatistics
+    }
+
+    /// The KV caches of requests in flight: their element, bytes per token, and the budget they are admitted against.
+    public struct KVCacheStatistics: Sendable {
+        public let element: KVElement
+        public let bytesPerToken: Int
+        public let budgetBytes: Int?
+        public let reservedBytes: Int
     }
 
     public func statistics() -> Statistics {
         let s = scheduler.statistics()
-        return Statistics(visionCache: s.vision, prefixCache: s.prefix, active: s.active, waiting: s.waiting)
+        return Statistics(visionCache: s.vision, prefixCache: s.prefix, active: s.active, waiting: s.waiting,
+                          kvCache: KVCacheStatistics(element: kvElement, bytesPerToken: kvBytesPerToken,
+                                                     budgetBytes: kvBudget?.capacityBytes, reservedBytes: kvBudget?.usedBytes ?? 0))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Tensors
 #if arch(x86_64)
 import CKernels
 import KernelsAVX512
@@ -79,11 +80,13 @@ public func attention(
             }
         }
         #endif
-        let wide = TileBuffers.take(2 * max(1, keyCount * ldkv))
-        defer { TileBuffers.give(wide) }
-        widenBF16(k, count: keyCount * ldkv, into: wide.pointer)
-        widenBF16(v, count: keyCount * ldkv, into: wide.pointer + keyCount * ldkv)
-        attention(q: q, ldq: ldq, queryCount: queryCount, k: wide.pointer, v: wide.pointer + keyCount * ldkv, ldkv: ldkv,
+        // Not pooled (`TileBuffers` keeps what it lends): a long context's rows would stay allocated.
+        let n = keyCount * ldkv
+        let wide = LargeAllocation.allocate(byteCount: 2 * max(1, n) * 4).bindMemory(to: Float.self, capacity: 2 * max(1, n))
+        defer { wide.deallocate() }
+        widenBF16(k, count: n, into: wide)
+        widenBF16(v, count: n, into: wide + n)
+        attention(q: q, ldq: ldq, queryCount: queryCount, k: wide, v: wide + n, ldkv: ldkv,
                   keyCount: keyCount, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                   causalOffset: causalOffset, out: out, ldo: ldo, precision: precision)
     }

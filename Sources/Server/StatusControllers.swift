@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Kernels
 import Qwen3VL
@@ -30,9 +31,32 @@ struct HealthController<Context: RequestContext>: Sendable {
         let switchError: String?
         /// What is served (for the page, which may not hold the API key /v1/models wants); absent while it downloads.
         let modelInfo: ServedModel?
+        /// The KV caches once the model is ready: element, bytes per cached token, the budget and what is reserved
+        /// of it (sizing `--kv-cache-budget-mb`).
+        let kvCache: KVCache?
         enum CodingKeys: String, CodingKey {
             case status, model, error, cpu, loading, uptimeSeconds = "uptime_s", inFlight = "in_flight", maxQueue = "max_queue",
-                 isaLevel = "isa_level", modelInfo = "model_info", switchError = "switch_error", maxImagePixels = "max_image_pixels"
+                 isaLevel = "isa_level", modelInfo = "model_info", switchError = "switch_error", maxImagePixels = "max_image_pixels",
+                 kvCache = "kv_cache"
+        }
+    }
+
+    /// `{element: f32|bf16, bytes_per_token, budget_bytes (absent: unbounded), reserved_bytes}`.
+    struct KVCache: Encodable {
+        let element: String
+        let bytesPerToken: Int
+        let budgetBytes: Int?
+        let reservedBytes: Int
+        enum CodingKeys: String, CodingKey {
+            case element, bytesPerToken = "bytes_per_token", budgetBytes = "budget_bytes", reservedBytes = "reserved_bytes"
+        }
+
+        init?(_ statistics: InferenceEngine.KVCacheStatistics?) {
+            guard let statistics else { return nil }
+            element = statistics.element == .bf16 ? "bf16" : "f32"
+            bytesPerToken = statistics.bytesPerToken
+            budgetBytes = statistics.budgetBytes
+            reservedBytes = statistics.reservedBytes
         }
     }
 
@@ -63,17 +87,20 @@ struct HealthController<Context: RequestContext>: Sendable {
 
     @Sendable func health(_ request: Request, context: Context) async throws -> Response {
         let status: String, error: String?, loading: Loading?
+        var kvCache: KVCache?
         let (served, state) = host.snapshot
         switch state {
         case .loading(let progress): (status, error, loading) = ("loading", nil, Loading(progress))
-        case .ready: (status, error, loading) = ("ready", nil, nil)
+        case .ready(let engine):
+            (status, error, loading) = ("ready", nil, nil)
+            kvCache = KVCache(engine.engineStatistics?.kvCache)
         case .failed(let reason): (status, error, loading) = ("failed", reason, nil)
         }
         let body = Health(status: status, model: served.id,
                           uptimeSeconds: (Date().timeIntervalSince(host.startedAt) * 10).rounded() / 10,
                           inFlight: gate.inFlight, maxQueue: gate.limit, maxImagePixels: maxImagePixels,
                           isaLevel: KernelDispatch.level.description, cpu: CPUFeatures.host.brand, loading: loading, error: error,
-                          switchError: host.switchError, modelInfo: served.description.map(ServedModel.init))
+                          switchError: host.switchError, modelInfo: served.description.map(ServedModel.init), kvCache: kvCache)
         // 200 only when ready, so `curl -f` and load balancers can wait on it; the body says why otherwise.
         var response = try body.response(from: request, context: context)
         if status != "ready" { response.status = .serviceUnavailable }

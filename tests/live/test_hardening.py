@@ -21,7 +21,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from conftest import BINARY, MODEL, REPO, Server
+from conftest import BINARY, MODEL, REPO, Server, health
 
 TIMEOUT = 30  # generous bound for any refusal (seconds)
 
@@ -171,12 +171,19 @@ def test_images_are_bounded_before_decoding(server):
 
 
 def test_a_full_kv_budget_answers_503_with_retry_after(server):
-    # 1 MiB of KV cache at 2,048 bytes a token: one request of ~460 tokens at a time.
+    # 1 MiB of KV cache: /health says what a cached token costs (2,048 bytes for the tiny model in F32, 1,024 with
+    # the BF16 cache of quantized formats on AVX512_BF16 CPUs), so the budget holds `room` tokens: one request of
+    # ~88% of them at a time, and one of ~117% never.
     base = server.base
+    kv = health(base)["kv_cache"]
+    assert kv["budget_bytes"] == 1 << 20 and kv["element"] in ("f32", "bf16"), kv
+    assert kv["bytes_per_token"] == (2048 if kv["element"] == "f32" else 1024), kv
+    room = (1 << 20) // kv["bytes_per_token"]
     results = []
 
     def one(i: int):
-        results.append(chat(base, max_tokens=450, temperature=1, seed=i, messages=[{"role": "user", "content": f"story {i}"}]))
+        results.append(chat(base, max_tokens=room * 450 // 512, temperature=1, seed=i,
+                            messages=[{"role": "user", "content": f"story {i}"}]))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
     for thread in threads:
@@ -189,7 +196,7 @@ def test_a_full_kv_budget_answers_503_with_retry_after(server):
         if status == 503:
             assert_openai_error(status, body, 503, "kv_cache_full")
             assert headers.get("retry-after") == "2"
-    status, _, body = chat(base, max_tokens=600)
+    status, _, body = chat(base, max_tokens=room * 600 // 512)
     assert_openai_error(status, body, 400, "context_length_exceeded")
     assert_serves(base)
 

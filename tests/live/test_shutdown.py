@@ -72,15 +72,37 @@ def test_sigterm_on_an_idle_server_exits_zero():
         assert "stopped" in Path(server["log"]).read_text()
 
 
-def stream_then_sigterm(server, max_tokens: int):
+STORY = "Write a long story about the sea, the wind and the boats."
+
+
+def seed_that_runs_past(server, tokens: int) -> int:
+    """A sampling seed whose answer to STORY does not end before `tokens` tokens on this server.
+
+    Where a random-weight model stops depends on its numerics (the kernels of the CPU level, the KV cache's element:
+    seed 7 ran 30,000 tokens with an F32 cache and stopped after 486 with a BF16 one), so the seed is found, not
+    fixed: sampling with a seed is deterministic on one server.
+    """
+    for seed in range(1, 40):
+        connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=60)
+        connection.request("POST", "/v1/chat/completions", headers={"Content-Type": "application/json"}, body=json.dumps({
+            "model": "tiny", "max_tokens": tokens, "temperature": 1.0, "seed": seed,
+            "messages": [{"role": "user", "content": STORY}]}))
+        answer = json.loads(connection.getresponse().read())
+        connection.close()
+        if answer["choices"][0]["finish_reason"] == "length":
+            return seed
+    pytest.fail("no seed in 1…39 gives an answer that runs to max_tokens", pytrace=False)
+
+
+def stream_then_sigterm(server, max_tokens: int, seed: int = 7):
     """Starts a stream, sends SIGTERM once its first event is in, and reads it to its end.
 
     Returns (exit code, data payloads). Fails on a hang: the server must exit within 20 s and the stream end with it.
     """
     connection = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
     body = json.dumps({
-        "model": "tiny", "stream": True, "max_tokens": max_tokens, "temperature": 1.0, "seed": 7,
-        "messages": [{"role": "user", "content": "Write a long story about the sea, the wind and the boats."}],
+        "model": "tiny", "stream": True, "max_tokens": max_tokens, "temperature": 1.0, "seed": seed,
+        "messages": [{"role": "user", "content": STORY}],
     })
     connection.request("POST", "/v1/chat/completions", body=body, headers={"Content-Type": "application/json"})
     response = connection.getresponse()
@@ -139,8 +161,10 @@ def test_sigterm_during_a_stream_lets_it_finish_and_exits_zero():
 def test_a_stream_outliving_the_grace_period_ends_with_an_error_event():
     # Half a second of grace, and an answer that takes longer: the stream is drained, not cut.
     with own_server(env={"POSTLENS_SHUTDOWN_GRACE_S": "0.5"}) as server:
+        # 1,500 tokens take well over the half second of grace (≈ 2,000 tokens/s on the tiny model).
+        seed = seed_that_runs_past(server, 1500)
         started = time.monotonic()
-        code, events = stream_then_sigterm(server, max_tokens=30000)
+        code, events = stream_then_sigterm(server, max_tokens=30000, seed=seed)
         assert time.monotonic() - started < 15
         assert events[-1] == "[DONE]", events[-3:]
         error = json.loads(events[-2]).get("error")
