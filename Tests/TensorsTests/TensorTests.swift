@@ -43,7 +43,9 @@ private func mappingFlags(containing address: UnsafeRawPointer) throws -> [Strin
 /// Large buffers (weights, activations, KV caches) are marked for transparent huge pages: `hg` in the mapping's
 /// flags (the kernel's record of `MADV_HUGEPAGE`), whatever huge pages the host can give at the moment; small
 /// ones are not. A Tensor of 20 MB is such a buffer, and its values are zero and writable.
-@Test(.enabled(if: LargeAllocation.hugePagesEnabled))
+@Test(.enabled(if: LargeAllocation.hugePagesEnabled
+                 && FileManager.default.fileExists(atPath: "/sys/kernel/mm/transparent_hugepage/enabled"),
+               "needs a kernel built with transparent huge pages"))
 func largeBuffersAreMarkedForHugePages() throws {
     let big = Tensor(shape: [5 << 20])
     #expect(Int(bitPattern: big.data) % (2 << 20) == 0)
