@@ -36,8 +36,7 @@ public func attention(
         return
     }
     #if arch(x86_64)
-    if precision == .reduced, tiledAttentionSupports(headDim: headDim), KernelDispatch.level >= .avx512,
-       CPUFeatures.host.avx512BF16 {
+    if bf16TilesRun(precision: precision, headDim: headDim) {
         tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, source: .f32(k: k, v: v), ldkv: ldkv, keyCount: keyCount,
                            heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
                            out: out, ldo: ldo)
@@ -90,7 +89,7 @@ private func attentionDirect(
 ) {
     let group = heads / kvHeads
     #if arch(x86_64)
-    if KernelDispatch.level >= .avx512, headDim % 16 == 0, headDim <= 128 {
+    if groupedDecodeRuns(headDim: headDim) {
         groupedDecodeAttention(q: q, ldq: ldq, queryCount: queryCount, kv: .f32(k: k, v: v), ldkv: ldkv, keyCount: keyCount,
                                heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale, causalOffset: causalOffset,
                                out: out, ldo: ldo)

@@ -6,7 +6,7 @@ import KernelsAVX512
 #endif
 
 /// The element type of a KV cache.
-public enum KVElement: Sendable {
+public enum KVElement: String, Sendable {
     /// F32: the F32 weight format (the reference), and every CPU without AVX512_BF16.
     case f32
     /// BF16 (8 significant bits, as PyTorch's bf16 caches): quantized formats on CPUs with AVX512_BF16, where
@@ -65,19 +65,17 @@ public func attention(
                   precision: precision)
     case .bf16(let k, let v):
         #if arch(x86_64)
-        if KernelDispatch.level >= .avx512, headDim % 16 == 0 {
-            if queryCount <= 4, headDim <= 128 {
-                groupedDecodeAttention(q: q, ldq: ldq, queryCount: queryCount, kv: kv, ldkv: ldkv, keyCount: keyCount,
-                                       heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
-                                       causalOffset: causalOffset, out: out, ldo: ldo)
-                return
-            }
-            if queryCount > 4, precision == .reduced, tiledAttentionSupports(headDim: headDim), CPUFeatures.host.avx512BF16 {
-                tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, source: .bf16(k: k, v: v), ldkv: ldkv,
-                                   keyCount: keyCount, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+        if queryCount <= 4, groupedDecodeRuns(headDim: headDim) {
+            groupedDecodeAttention(q: q, ldq: ldq, queryCount: queryCount, kv: kv, ldkv: ldkv, keyCount: keyCount,
+                                   heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
                                    causalOffset: causalOffset, out: out, ldo: ldo)
-                return
-            }
+            return
+        }
+        if queryCount > 4, bf16TilesRun(precision: precision, headDim: headDim) {
+            tiledAttentionBF16(q: q, ldq: ldq, queryCount: queryCount, source: .bf16(k: k, v: v), ldkv: ldkv,
+                               keyCount: keyCount, heads: heads, kvHeads: kvHeads, headDim: headDim, scale: scale,
+                               causalOffset: causalOffset, out: out, ldo: ldo)
+            return
         }
         #endif
         // Not pooled (`TileBuffers` keeps what it lends): a long context's rows would stay allocated.
@@ -93,6 +91,11 @@ public func attention(
 }
 
 #if arch(x86_64)
+/// Whether `groupedDecodeAttention` serves this head size at the active level (avx512 and up; 16…128 in steps of 16).
+func groupedDecodeRuns(headDim: Int) -> Bool {
+    KernelDispatch.level >= .avx512 && headDim % 16 == 0 && headDim <= 128
+}
+
 /// Decode at avx512 (≤ 4 queries, head sizes 16…128 in steps of 16): one pass over a KV head's cache for each
 /// pair of the query heads that share it (`KernelsAVX512/DecodeAttention.swift`), parallel over
 /// (query, KV head, pair).

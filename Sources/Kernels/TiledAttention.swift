@@ -186,3 +186,11 @@ private func tile6x16(_ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Fl
     store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
     store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
 }
+
+#if arch(x86_64)
+/// The 16-lane softmax rows, for tests in the test target.
+func softmaxNumerators16Entry(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float { softmaxNumerators16(x, count: count) }
+func softmaxNumeratorsBF16Entry(_ x: UnsafePointer<Float>, count: Int, paddedCount: Int, out: UnsafeMutablePointer<UInt16>) -> Float {
+    softmaxNumeratorsBF16(x, count: count, paddedCount: paddedCount, out: out)
+}
+#endif

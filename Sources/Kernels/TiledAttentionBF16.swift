@@ -15,6 +15,13 @@ import KernelsAVX512
 // - values, per KV head and group of 16 dims: `[pair u of keys][16 dims]` = (v[2u][d], v[2u+1][d]);
 // - queries (scaled) and probabilities: rows of pairs along the summed dimension, broadcast by the kernel.
 
+/// Whether many-query attention runs on the BF16 tiles: reduced precision asked for, a head size they handle, and
+/// a CPU with AVX512_BF16 at the avx512 level or above.
+func bf16TilesRun(precision: AttentionPrecision, headDim: Int) -> Bool {
+    precision == .reduced && tiledAttentionSupports(headDim: headDim) && KernelDispatch.level >= .avx512
+        && CPUFeatures.host.avx512BF16
+}
+
 /// Same contract as `attention` for `headDim % 16 == 0`, with BF16 products. Keys and values may be F32 (rounded
 /// while packed) or BF16 already (a BF16 KV cache: packed as they are).
 func tiledAttentionBF16(
@@ -34,8 +41,8 @@ func tiledAttentionBF16(
     let kp = UnsafeMutableRawPointer(keyBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
     let vp = UnsafeMutableRawPointer(valueBuffer.pointer).bindMemory(to: UInt32.self, capacity: kvHeads * perHead)
     Parallel.forRanges(kvHeads * keyBlocks, minimumPerThread: 4) { range in
-        // Each key row and value row is rounded 32 values at a time into scratch, then its BF16 values are
-        // moved into the packed order (a 32-bit pair or a 16-bit value each) instead of rounded one by one.
+        // Each F32 key row and value row is rounded 32 values at a time into scratch (BF16 rows are read where
+        // they are), then its BF16 values are moved into the packed order (a 32-bit pair or a 16-bit value each).
         let scratch0 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd), scratch1 = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
         let zeros = UnsafeMutablePointer<UInt16>.allocate(capacity: hd)
         zeros.initialize(repeating: 0, count: hd)

@@ -227,10 +227,4 @@ func vnniTileEntry(rows: Int, panels: Int, a: UnsafePointer<Int8>, aScales: Unsa
     vnniTile(rows: rows, panels: panels, a: a, aScales: aScales, aCompensation: aCompensation, stride: stride,
              weights: weights, weightScales: weightScales, blocks: blocks, c: c, ldc: ldc)
 }
-
-/// The 16-lane softmax rows, for tests in the test target.
-func softmaxNumerators16Entry(_ x: UnsafeMutablePointer<Float>, count: Int) -> Float { softmaxNumerators16(x, count: count) }
-func softmaxNumeratorsBF16Entry(_ x: UnsafePointer<Float>, count: Int, paddedCount: Int, out: UnsafeMutablePointer<UInt16>) -> Float {
-    softmaxNumeratorsBF16(x, count: count, paddedCount: paddedCount, out: out)
-}
 #endif

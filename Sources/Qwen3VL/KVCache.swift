@@ -66,22 +66,25 @@ public final class KVCache: @unchecked Sendable {
         let offset = position * rowWidth, n = rows * rowWidth
         switch element {
         case .f32:
-            (keys[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth) + offset).update(from: k, count: n)
-            (values[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth) + offset).update(from: v, count: n)
+            (typed(keys[layer], Float.self) + offset).update(from: k, count: n)
+            (typed(values[layer], Float.self) + offset).update(from: v, count: n)
         case .bf16:
-            roundToBF16(k, count: n, into: keys[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth) + offset)
-            roundToBF16(v, count: n, into: values[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth) + offset)
+            roundToBF16(k, count: n, into: typed(keys[layer], UInt16.self) + offset)
+            roundToBF16(v, count: n, into: typed(values[layer], UInt16.self) + offset)
         }
     }
 
     /// Every stored row of `layer` (and the room after them), as attention reads it.
     func rows(layer: Int) -> KVRows {
         switch element {
-        case .f32: return .f32(k: UnsafePointer(keys[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth)),
-                               v: UnsafePointer(values[layer].bindMemory(to: Float.self, capacity: capacity * rowWidth)))
-        case .bf16: return .bf16(k: UnsafePointer(keys[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth)),
-                                 v: UnsafePointer(values[layer].bindMemory(to: UInt16.self, capacity: capacity * rowWidth)))
+        case .f32: return .f32(k: UnsafePointer(typed(keys[layer], Float.self)), v: UnsafePointer(typed(values[layer], Float.self)))
+        case .bf16: return .bf16(k: UnsafePointer(typed(keys[layer], UInt16.self)), v: UnsafePointer(typed(values[layer], UInt16.self)))
         }
+    }
+
+    /// A layer's buffer as `capacity` rows of `T`.
+    private func typed<T>(_ buffer: UnsafeMutableRawPointer, _ type: T.Type) -> UnsafeMutablePointer<T> {
+        buffer.bindMemory(to: T.self, capacity: capacity * rowWidth)
     }
 
     /// Records that `newTokens` were written at the end (after all layers stored their rows).

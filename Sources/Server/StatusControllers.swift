@@ -53,7 +53,7 @@ struct HealthController<Context: RequestContext>: Sendable {
 
         init?(_ statistics: InferenceEngine.KVCacheStatistics?) {
             guard let statistics else { return nil }
-            element = statistics.element == .bf16 ? "bf16" : "f32"
+            element = statistics.element.rawValue
             bytesPerToken = statistics.bytesPerToken
             budgetBytes = statistics.budgetBytes
             reservedBytes = statistics.reservedBytes
